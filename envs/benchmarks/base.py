@@ -1,0 +1,109 @@
+"""The benchmark interface and the budget clock.
+
+A benchmark answers a query for an architecture with the reward metric (a validation
+accuracy) and the simulated cost of obtaining it, and keeps the search's clock. Test-set
+metrics are reachable only through `report()`, which searches never call: they are for the
+final report of an answer.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.spaces import SearchSpace
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One answered query: the reward metric, what the clock was charged, and whether the
+    answer came from the repeat cache (then `cost_s` is 0)."""
+
+    val_acc: float
+    cost_s: float
+    cached: bool = False
+
+
+class BudgetClock:
+    """Simulated search time and query count, against a budget.
+
+    Every query is charged its cost, repeats included (the paper's protocol), unless
+    `cache_queries` is on: then a repeat of an architecture already charged is free. A query
+    that would cross the budget is refused and nothing is charged.
+    """
+
+    def __init__(
+        self,
+        budget_s: float | None = None,
+        budget_queries: int | None = None,
+        cache_queries: bool = False,
+    ):
+        if budget_s is None and budget_queries is None:
+            raise ValueError("a budget is needed: give budget_s or budget_queries")
+        if budget_s is not None and not budget_s > 0:
+            raise ValueError(f"budget_s must be > 0 seconds, got {budget_s!r}")
+        if budget_queries is not None and budget_queries < 1:
+            raise ValueError(f"budget_queries must be >= 1, got {budget_queries!r}")
+        self.budget_s = None if budget_s is None else float(budget_s)
+        self.budget_queries = budget_queries
+        self.cache_queries = bool(cache_queries)
+        self.reset()
+
+    def reset(self) -> None:
+        self.sim_time_s = 0.0
+        self.queries = 0
+        self.cache_hits = 0
+        self._seen: set[int] = set()
+
+    def charge(self, key: int, cost_s: float) -> tuple[bool, float, bool]:
+        """Try to charge a query: (answered, charged cost, from cache)."""
+        if self.cache_queries and key in self._seen:
+            self.queries += 1
+            self.cache_hits += 1
+            return True, 0.0, True
+        charged = self.queries - self.cache_hits
+        if self.budget_queries is not None and charged >= self.budget_queries:
+            return False, 0.0, False
+        if self.budget_s is not None and self.sim_time_s + cost_s > self.budget_s:
+            return False, 0.0, False
+        self.sim_time_s += cost_s
+        self.queries += 1
+        if self.cache_queries:
+            self._seen.add(key)
+        return True, cost_s, False
+
+    def state(self) -> dict:
+        return {
+            "sim_time_s": self.sim_time_s,
+            "queries": self.queries,
+            "cache_hits": self.cache_hits,
+            "budget_s": self.budget_s,
+            "budget_queries": self.budget_queries,
+            "cache_queries": self.cache_queries,
+        }
+
+
+class Benchmark(abc.ABC):
+    """Scores architectures of `space` on `dataset` and keeps the budget clock."""
+
+    space: SearchSpace
+    dataset: str
+    clock: BudgetClock
+    source: str
+    """Where the numbers come from, for results files (e.g. 'table:/path/nb201.csv.gz')."""
+    val_metric: str
+    """Name of the reward metric (e.g. 'val_acc_12ep')."""
+    acc_scale: float = 100.0
+    """Accuracies are in [0, acc_scale] (NAS-Bench-201 reports percent)."""
+
+    @abc.abstractmethod
+    def query(self, tokens: np.ndarray, charge: bool = True) -> Query | None:
+        """Answer a query, charging the clock unless `charge` is False; None when it would
+        cross the budget (nothing is charged then)."""
+
+    @abc.abstractmethod
+    def report(self, tokens: np.ndarray) -> dict[str, float]:
+        """Test accuracy per dataset of an answer, for reports only ({} when the data has
+        none). Searches must never call this."""

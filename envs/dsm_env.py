@@ -1,0 +1,178 @@
+"""DSMNAS-v0: one DSM-NAS search posed as one Gymnasium episode.
+
+The environment composes a search space (encoding, edits), a benchmark (scores, budget clock)
+and the subspace graph. It never imports RLlib; all randomness comes from `self.np_random`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.benchmarks import make_benchmark
+from envs.config import EnvConfig
+from envs.graph import SubspaceGraph
+from envs.spaces import get_space
+
+HISTORY_COLUMNS = (
+    "step", "subspace", "arch", "val_acc", "reward", "accepted", "cost_s", "sim_time_s",
+)
+
+
+class DSMNASEnv(gym.Env):
+    """## Description
+    DSM-NAS (Automated Dominative Subspace Mining) keeps K candidate subspaces, each the
+    Hamming ball of radius M around a center architecture, linked in a subspace graph by
+    weak-to-better edges. Each step the agent picks a subspace (global search) and M
+    (position, op) edits (local search); beta = alpha (+) edits is queried on the benchmark.
+
+    ## Action Space
+    `MultiDiscrete([K] + [L, C] * M)`: the subspace index, then M (position, op) pairs,
+    applied in order (repeats and no-op edits allowed, so D(alpha, beta) <= M).
+
+    ## Observation Space
+    `Dict` of fixed-shape arrays (RLlib batches it; it has no `Graph` support):
+    - `tokens` (K, L) int64: the centers' tokens;
+    - `val_acc` (K,) float32: the centers' validation accuracies as fractions in [0, 1];
+    - `adj` (K, K) float32: adj[i, j] = 1 iff edge i -> j (center i weaker than j, ties by
+      index);
+    - `op_mask` (L, C) float32: 1 where an op is allowed at a position (the policy masks).
+
+    ## Rewards
+    `improvement` (default): R(beta|alpha) = val(beta) - val(alpha), in accuracy points;
+    `absolute`: val(beta) (the paper's Fig. 8a ablation).
+
+    ## Starting State
+    K centers drawn uniformly from the space with the reset seed, or `init_centers` (DSM-NAS+).
+    Their queries are not charged unless `charge_init` is set (as the official code).
+
+    ## Episode End
+    Terminated when the next query would cross the budget: that query is not made, the
+    step's reward is 0 and `info["queried"]` is False. Centers never get worse: alpha is
+    replaced by beta only when R > 0 (and `update_subspaces` is on).
+
+    ## Arguments
+    The fields of `envs.config.EnvConfig` as keyword arguments (unknown ones raise).
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, config: dict[str, Any] | None = None, **kwargs):
+        # RLlib passes an EnvContext (a dict) positionally; gymnasium.make passes kwargs.
+        cfg = EnvConfig.from_dict({**dict(config or {}), **kwargs})
+        self.space = get_space(cfg.space)
+        cfg.validate(self.space.L)
+        self.config = cfg
+        self.benchmark = make_benchmark(
+            cfg.space, cfg.dataset, cfg.table, cfg.budget_s, cfg.cache_queries
+        )
+        self._init = (
+            None
+            if cfg.init_centers is None
+            else np.stack([self.space.parse(a) for a in cfg.init_centers])
+        )
+        L, C, K, M = self.space.L, self.space.C, cfg.K, cfg.M
+        self._op_mask = self.space.op_mask()
+        self._acc_scale = self.benchmark.acc_scale
+        self.action_space = spaces.MultiDiscrete([K] + [L, C] * M)
+        self.observation_space = spaces.Dict(
+            {
+                "tokens": spaces.Box(0, C - 1, (K, L), np.int64),
+                "val_acc": spaces.Box(0.0, 1.0, (K,), np.float32),
+                "adj": spaces.Box(0.0, 1.0, (K, K), np.float32),
+                "op_mask": spaces.Box(0.0, 1.0, (L, C), np.float32),
+            }
+        )
+        self._seeded = False
+        self.graph: SubspaceGraph | None = None
+        self.history: list[tuple] = []
+
+    # -- gymnasium API -------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is None and not self._seeded:
+            seed = self.config.seed
+        super().reset(seed=seed)
+        self._seeded = True
+        self.benchmark.clock.reset()
+        centers = (
+            self._init.copy()
+            if self._init is not None
+            else np.stack([self.space.sample(self.np_random) for _ in range(self.config.K)])
+        )
+        vals = []
+        for c in centers:
+            q = self.benchmark.query(c, charge=self.config.charge_init)
+            if q is None:
+                raise ValueError(
+                    f"budget_s={self.benchmark.clock.budget_s} cannot pay for the "
+                    f"{self.config.K} initial centers (charge_init is on)"
+                )
+            vals.append(q.val_acc)
+        self.graph = SubspaceGraph(centers, np.array(vals))
+        self.history = []
+        return self._obs(), self._info()
+
+    def step(self, action):
+        a = np.asarray(action, dtype=np.int64)
+        if a.shape != self.action_space.shape:
+            raise ValueError(
+                f"action must have shape {self.action_space.shape} (subspace then "
+                f"{self.config.M} (position, op) pairs), got {a.tolist()}"
+            )
+        i = int(a[0])
+        alpha = self.graph.centers[i]
+        val_alpha = float(self.graph.val_acc[i])
+        beta = self.space.apply_edits(alpha, a[1:].reshape(-1, 2))
+        q = self.benchmark.query(beta)
+        if q is None:
+            return self._obs(), 0.0, True, False, self._info(i, beta, queried=False)
+        improvement = q.val_acc - val_alpha
+        accepted = improvement > 0 and self.config.update_subspaces
+        if accepted:
+            self.graph.replace(i, beta, q.val_acc)
+        reward = improvement if self.config.reward == "improvement" else q.val_acc
+        clock = self.benchmark.clock
+        self.history.append(
+            (len(self.history), i, self.space.format(beta), q.val_acc, reward, accepted,
+             q.cost_s, clock.sim_time_s)
+        )
+        info = self._info(i, beta, q.val_acc, q.cost_s, accepted)
+        return self._obs(), float(reward), False, False, info
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _obs(self) -> dict[str, np.ndarray]:
+        g = self.graph
+        return {
+            "tokens": g.centers.copy(),
+            "val_acc": (g.val_acc / self._acc_scale).astype(np.float32),
+            "adj": g.adjacency.copy(),
+            "op_mask": self._op_mask.copy(),
+        }
+
+    def _info(self, subspace=None, beta=None, val_acc=None, cost_s=0.0, accepted=False,
+              queried=True) -> dict[str, Any]:
+        g, clock = self.graph, self.benchmark.clock
+        b = g.best()
+        info = {
+            "sim_time_s": clock.sim_time_s,
+            "queries": clock.queries,
+            "best_arch": self.space.format(g.centers[b]),
+            "best_val_acc": float(g.val_acc[b]),
+        }
+        if subspace is not None:
+            info.update(
+                arch=self.space.format(beta), val_acc=val_acc, cost_s=cost_s,
+                subspace=subspace, accepted=accepted, queried=queried,
+            )
+        return info
+
+    def best(self) -> tuple[str, float]:
+        """The answer: the best center of the graph (text form, validation accuracy)."""
+        b = self.graph.best()
+        return self.space.format(self.graph.centers[b]), float(self.graph.val_acc[b])
