@@ -104,6 +104,10 @@ class Benchmark(abc.ABC):
         cross the budget (nothing is charged then)."""
 
     @abc.abstractmethod
+    def cost_s(self, tokens: np.ndarray) -> float:
+        """The simulated cost of evaluating `tokens` (what a charged, uncached query costs)."""
+
+    @abc.abstractmethod
     def report(self, tokens: np.ndarray) -> dict[str, float]:
         """Test accuracy per dataset of an answer, for reports only ({} when the data has
         none). Searches must never call this."""

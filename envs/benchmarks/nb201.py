@@ -210,6 +210,9 @@ class NB201Benchmark(Benchmark):
         answered, cost_s, cached = self.clock.charge(i, float(self._cost[i]))
         return Query(float(self._val[i]), cost_s, cached) if answered else None
 
+    def cost_s(self, tokens: np.ndarray) -> float:
+        return float(self._cost[code(tokens)])
+
     def report(self, tokens: np.ndarray) -> dict[str, float]:
         i = code(tokens)
         return {ds: float(arr[i]) for ds, arr in self.data.test_acc.items()}

@@ -1,0 +1,17 @@
+"""Shared fixtures: the shared NAS-Bench-201 table is read from ../shared, never copied."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+NB201_TABLE = SHARED / "data" / "nb201" / "nb201.csv.gz"
+
+
+@pytest.fixture(scope="session")
+def nb201_table() -> str:
+    if not NB201_TABLE.exists():
+        pytest.skip(f"shared NAS-Bench-201 table not found at {NB201_TABLE}")
+    return str(NB201_TABLE)

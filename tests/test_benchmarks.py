@@ -1,0 +1,101 @@
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from envs.benchmarks import BudgetClock, NB201Benchmark, load_nb201, make_benchmark
+from envs.spaces.nb201 import NB201Space
+
+SPACE = NB201Space()
+# arch_index 1 of the shared table: cifar10 val_acc_12ep 82.834, sim_cost 133.933,
+# test_acc_200ep 93.66; embedded val 90.7693 (mean of seeds), train time 2169.64 s.
+ARCH1 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+
+
+def test_table_back_end_matches_the_shared_table(nb201_table):
+    data = load_nb201(nb201_table)
+    assert data.datasets == ("cifar10", "cifar100", "ImageNet16-120")
+    bench = NB201Benchmark(data, "cifar10")
+    q = bench.query(SPACE.parse(ARCH1))
+    assert (q.val_acc, q.cost_s, q.cached) == (82.834, 133.933, False)
+    assert bench.report(SPACE.parse(ARCH1)) == pytest.approx(
+        {"cifar10": 93.66, "cifar100": 70.2933, "ImageNet16-120": 44.0333}
+    )
+    assert bench.clock.budget_s == 25_000 and bench.val_metric == "val_acc_12ep"
+    # every row of the table, through the dense arrays
+    frame = pd.read_csv(nb201_table)
+    c100 = frame[frame.dataset == "cifar100"].sample(200, random_state=0)
+    b100 = NB201Benchmark(data, "cifar100")
+    for row in c100.itertuples():
+        q = b100.query(SPACE.parse(row.arch_str), charge=False)
+        assert q.val_acc == row.val_acc_12ep
+
+
+def test_embedded_back_end_has_no_test_accuracy():
+    bench = make_benchmark("nb201", "cifar10")
+    q = bench.query(SPACE.parse(ARCH1))
+    assert q.val_acc == pytest.approx(90.76933, abs=1e-4)
+    assert q.cost_s == pytest.approx(2169.64, abs=0.01)
+    assert bench.report(SPACE.parse(ARCH1)) == {}
+    assert bench.source.startswith("embedded") and bench.clock.budget_s == 400_000
+
+
+def test_clock_charges_repeats_and_refuses_to_cross_the_budget():
+    clock = BudgetClock(budget_s=10.0)
+    assert clock.charge(1, 4.0) == (True, 4.0, False)
+    assert clock.charge(1, 4.0) == (True, 4.0, False)  # repeats are charged
+    assert clock.charge(2, 4.0) == (False, 0.0, False)  # 12 > 10: refused, not charged
+    assert (clock.sim_time_s, clock.queries) == (8.0, 2)
+    assert clock.charge(3, 2.0) == (True, 2.0, False)  # exactly at the budget is fine
+    cached = BudgetClock(budget_s=10.0, cache_queries=True)
+    cached.charge(1, 4.0)
+    assert cached.charge(1, 4.0) == (True, 0.0, True)
+    assert (cached.sim_time_s, cached.queries, cached.cache_hits) == (4.0, 2, 1)
+    by_count = BudgetClock(budget_queries=2)
+    assert [by_count.charge(k, 1.0)[0] for k in range(3)] == [True, True, False]
+
+
+@pytest.mark.parametrize("budget", [0, -5.0])
+def test_bad_budget_names_the_value(budget):
+    with pytest.raises(ValueError, match=f"budget_s must be > 0 seconds, got {budget}"):
+        BudgetClock(budget_s=budget)
+
+
+def test_bad_dataset_and_space_name_what_is_allowed():
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'.*cifar10, cifar100, ImageNet16-120"):
+        make_benchmark("nb201", "mnist")
+    with pytest.raises(ValueError, match="no benchmark for search space 'foo'"):
+        make_benchmark("foo", "cifar10")
+
+
+def test_missing_and_malformed_tables(tmp_path, nb201_table):
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        load_nb201(tmp_path / "nope.csv")
+    bad_cols = tmp_path / "cols.csv"
+    pd.DataFrame({"arch_str": [ARCH1], "dataset": ["cifar10"]}).to_csv(bad_cols, index=False)
+    with pytest.raises(ValueError, match=r"lacks the columns \['val_acc_12ep', 'sim_cost_12ep_s'\]"):
+        load_nb201(bad_cols)
+    partial = tmp_path / "partial.csv.gz"
+    pd.read_csv(nb201_table).head(100).to_csv(partial, index=False)
+    with pytest.raises(ValueError, match="100 distinct architectures in 100 rows for cifar10"):
+        load_nb201(partial)
+    garbage = tmp_path / "garbage.csv.gz"
+    garbage.write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match="not a readable CSV"):
+        load_nb201(garbage)
+    bad_arch = tmp_path / "bad_arch.csv"
+    frame = pd.read_csv(nb201_table).query("dataset == 'cifar10'").copy()
+    frame.iloc[5, frame.columns.get_loc("arch_str")] = "|conv~0|"
+    frame.to_csv(bad_arch, index=False)
+    with pytest.raises(ValueError, match=r"invalid arch_str '\|conv~0\|'"):
+        load_nb201(bad_arch)
+
+
+def test_a_table_with_one_dataset_serves_only_it(tmp_path, nb201_table):
+    one = tmp_path / "c10.csv.gz"
+    pd.read_csv(nb201_table).query("dataset == 'cifar10'").to_csv(one, index=False)
+    data = load_nb201(one)
+    assert data.datasets == ("cifar10",)
+    with pytest.raises(ValueError, match="unknown dataset 'cifar100'.*allowed: cifar10"):
+        NB201Benchmark(data, "cifar100")
