@@ -92,6 +92,10 @@ class DSMNASEnv(gym.Env):
         self._seeded = False
         self.graph: SubspaceGraph | None = None
         self.history: list[tuple] = []
+        self.episodes_finished = 0
+        self.last_finished: tuple[SubspaceGraph, list[tuple], dict] | None = None
+        """(final graph, history, clock state) of the last finished episode, kept for the
+        caller: an RLlib env runner resets the env right after an episode ends."""
 
     # -- gymnasium API -------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -131,6 +135,8 @@ class DSMNASEnv(gym.Env):
         beta = self.space.apply_edits(alpha, a[1:].reshape(-1, 2))
         q = self.benchmark.query(beta)
         if q is None:
+            self.episodes_finished += 1
+            self.last_finished = (self.graph, self.history, self.benchmark.clock.state())
             return self._obs(), 0.0, True, False, self._info(i, beta, queried=False)
         improvement = q.val_acc - val_alpha
         accepted = improvement > 0 and self.config.update_subspaces

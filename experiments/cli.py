@@ -1,0 +1,145 @@
+"""The `dsmnas` command.
+
+    dsmnas search [--space nb201] [--dataset cifar10] [--table PATH] [--budget S] [--seed N]
+                  [-K 4] [-M 4] [--lr 0.01] [--entropy 7.5e-4] [--out DIR] ...
+    dsmnas export-nb201 SRC DST
+
+User errors (bad values, missing files) print one line on stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import fields
+
+from envs.config import EnvConfig
+from trainables.search import LearnerSettings
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _help(cls, name: str) -> str:
+    f = next(f for f in fields(cls) if f.name == name)
+    return f"{f.metadata['help']} (default: {f.default})"
+
+
+def _add_search(sub) -> None:
+    p = sub.add_parser("search", help="run one DSM-NAS search", description=__doc__)
+    e = lambda name: _help(EnvConfig, name)  # noqa: E731
+    p.add_argument("--space", default=EnvConfig.space, help=e("space"))
+    p.add_argument("--dataset", default=EnvConfig.dataset, help=e("dataset"))
+    p.add_argument("--table", default=None, help=e("table"))
+    p.add_argument("--budget", dest="budget_s", type=float, default=None, help=e("budget_s"))
+    p.add_argument("--seed", type=int, default=0, help="seed of the search (default: 0)")
+    p.add_argument("-K", type=int, default=EnvConfig.K, help=e("K"))
+    p.add_argument("-M", type=int, default=EnvConfig.M, help=e("M"))
+    p.add_argument("--reward", default=EnvConfig.reward, help=e("reward"))
+    p.add_argument("--no-update", dest="update_subspaces", action="store_false",
+                   help="keep the initial subspaces fixed (ablation)")
+    p.add_argument("--init-from", dest="init_centers", nargs="+", default=None,
+                   help=e("init_centers"))
+    p.add_argument("--cache", dest="cache_queries", action="store_true", help=e("cache_queries"))
+    p.add_argument("--charge-init", action="store_true", help=e("charge_init"))
+    s = lambda name: _help(LearnerSettings, name)  # noqa: E731
+    p.add_argument("--lr", type=float, default=LearnerSettings.lr, help=s("lr"))
+    p.add_argument("--entropy", type=float, default=LearnerSettings.entropy, help=s("entropy"))
+    p.add_argument("--weight-decay", type=float, default=LearnerSettings.weight_decay,
+                   help=s("weight_decay"))
+    p.add_argument("--batch-size", type=int, default=LearnerSettings.batch_size,
+                   help=s("batch_size"))
+    p.add_argument("--no-graph", dest="use_graph", action="store_false", help=s("use_graph"))
+    p.add_argument("--out", default=None,
+                   help="output folder for result.json and history.csv (default: runs/search-<time>)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(run=_search)
+
+
+def _search(args) -> int:
+    env_cfg = EnvConfig(
+        space=args.space, dataset=args.dataset, table=args.table, K=args.K, M=args.M,
+        budget_s=args.budget_s, seed=args.seed, reward=args.reward,
+        update_subspaces=args.update_subspaces,
+        init_centers=tuple(args.init_centers) if args.init_centers else None,
+        cache_queries=args.cache_queries, charge_init=args.charge_init,
+    )
+    learner = LearnerSettings(
+        lr=args.lr, entropy=args.entropy, weight_decay=args.weight_decay,
+        batch_size=args.batch_size, use_graph=args.use_graph,
+    )
+    # Build the env once here so that bad settings fail in a second, before Ray starts.
+    from envs import DSMNASEnv
+
+    env = DSMNASEnv(env_cfg.to_dict())
+    if not args.quiet:
+        print(f"data: {env.benchmark.source} ({env.benchmark.val_metric}); "
+              f"budget {env.benchmark.clock.budget_s:,.0f} s; K={args.K} M={args.M} seed={args.seed}")
+    out = args.out or os.path.join("runs", time.strftime("search-%Y%m%d-%H%M%S"))
+
+    from trainables.ray_utils import ensure_ray
+    from trainables.search import run_search
+
+    ensure_ray()
+    result = run_search(env_cfg, learner, progress=None if args.quiet else print)
+    path = result.save(out)
+    test = result.test_acc
+    test_txt = (
+        "  test " + "  ".join(f"{k} {v:.2f}" for k, v in test.items())
+        if test else "  (no test accuracy in this data)"
+    )
+    print(f"best: {result.arch}  val {result.val_acc:.3f}{test_txt}")
+    print(f"{result.queries} queries, {result.sim_time_s:,.0f} s simulated, "
+          f"{result.wall_time_s:.1f} s wall; wrote {path}/result.json and history.csv")
+    return 0
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export-nb201", help="convert official NAS-Bench-201/NATS files to a table")
+    p.add_argument("src", help="NAS-Bench-201 .pth, NATS-Bench tss .pickle.pbz2 or directory")
+    p.add_argument("dst", help="output table (.csv or .csv.gz)")
+    p.set_defaults(run=_export)
+
+
+def _export(args) -> int:
+    from envs.benchmarks.official import export_table
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r{done}/{total} architectures", end="", file=sys.stderr, flush=True)
+
+    frame = export_table(args.src, args.dst, progress=progress)
+    print(file=sys.stderr)
+    print(f"wrote {len(frame)} rows to {args.dst}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dsmnas", description="DSM-NAS experiments on Ray")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_search(sub)
+    _add_export(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"dsmnas {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"dsmnas {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""One complete DSM-NAS search: one episode of DSMNAS-v0, the controller trained online.
+
+`run_search` builds the REINFORCE algorithm with the GNN+LSTM controller, calls `train()`
+(one env step = one architecture query and one policy update at batch size 1) until the
+episode's budget is spent, and returns the answer: the best center of the final graph by
+validation accuracy. Test accuracy is looked up afterwards, for the report only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from envs import HISTORY_COLUMNS, DSMNASEnv, EnvConfig
+
+
+def _f(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class LearnerSettings:
+    """REINFORCE settings; defaults are the paper's for NAS-Bench-201."""
+
+    lr: float = _f(1e-2, "Adam learning rate")
+    entropy: float = _f(7.5e-4, "entropy weight (lambda)")
+    baseline_decay: float = _f(0.9, "decay of the reward's moving-average baseline")
+    weight_decay: float = _f(0.0, "Adam weight decay")
+    batch_size: int = _f(1, "environment steps (queries) per policy update")
+    use_graph: bool = _f(True, "GNN over the subspace graph (off: per-node FC, Fig. 8b)")
+
+
+@dataclass
+class SearchResult:
+    arch: str
+    val_acc: float
+    queries: int
+    sim_time_s: float
+    wall_time_s: float
+    startup_s: float
+    seed: int | None
+    history: pd.DataFrame
+    test_acc: dict[str, float] | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k != "history"}
+        if d["test_acc"] is None:
+            del d["test_acc"]
+        return d
+
+    def save(self, out_dir: str | Path) -> Path:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "result.json").write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        self.history.to_csv(out / "history.csv", index=False)
+        return out
+
+
+def local_env(algo) -> DSMNASEnv:
+    """The DSMNAS-v0 instance inside an algorithm's local env runner."""
+    return algo.env_runner_group.local_env_runner.env.unwrapped.envs[0].unwrapped
+
+
+def run_search(
+    env_config: EnvConfig,
+    learner: LearnerSettings = LearnerSettings(),
+    progress: Callable[[str], None] | None = print,
+    progress_every_s: float = 2.0,
+) -> SearchResult:
+    """Run one search to the end of its budget; Ray must be initialised by the caller."""
+    from trainables.reinforce import reinforce_config
+
+    seed = env_config.seed
+    t0 = time.perf_counter()
+    algo = reinforce_config(
+        DSMNASEnv,
+        env_config=env_config.to_dict(),
+        model_config={"use_graph": learner.use_graph},
+        lr=learner.lr,
+        entropy_coeff=learner.entropy,
+        seed=seed,
+        baseline_decay=learner.baseline_decay,
+        weight_decay=learner.weight_decay,
+        train_batch_size=learner.batch_size,
+    ).build_algo()
+    try:
+        env = local_env(algo)
+        budget = env.benchmark.clock.budget_s
+        startup_s = time.perf_counter() - t0
+        start = last_print = time.perf_counter()
+        while env.episodes_finished == 0:
+            algo.train()
+            now = time.perf_counter()
+            if progress and now - last_print >= progress_every_s:
+                last_print = now
+                progress(_progress_line(env, budget, now - start))
+        wall_s = time.perf_counter() - start
+        graph, history, clock = env.last_finished
+    finally:
+        algo.stop()
+    best = graph.best()
+    tokens = graph.centers[best]
+    test = env.benchmark.report(tokens)
+    result = SearchResult(
+        arch=env.space.format(tokens),
+        val_acc=float(graph.val_acc[best]),
+        queries=clock["queries"],
+        sim_time_s=clock["sim_time_s"],
+        wall_time_s=wall_s,
+        startup_s=startup_s,
+        seed=seed,
+        history=pd.DataFrame(history, columns=HISTORY_COLUMNS),
+        test_acc=test or None,
+        config={
+            "env": env_config.to_dict(),
+            "learner": asdict(learner),
+            "source": env.benchmark.source,
+            "val_metric": env.benchmark.val_metric,
+            "budget_s": budget,
+            "cache_queries": clock["cache_queries"],
+        },
+    )
+    if progress:
+        progress(_progress_line(env, budget, wall_s, graph=graph, clock=clock) + "  done")
+    return result
+
+
+def _progress_line(env: DSMNASEnv, budget_s, wall_s, graph=None, clock=None) -> str:
+    graph = graph or env.graph
+    clock = clock or env.benchmark.clock.state()
+    used = clock["sim_time_s"]
+    return (
+        f"sim {used:,.0f}/{budget_s:,.0f} s ({100 * used / budget_s:3.0f}%)  "
+        f"queries {clock['queries']:4d}  best val {np.max(graph.val_acc):.3f}  "
+        f"wall {wall_s:.1f} s"
+    )
