@@ -15,3 +15,15 @@ def nb201_table() -> str:
     if not NB201_TABLE.exists():
         pytest.skip(f"shared NAS-Bench-201 table not found at {NB201_TABLE}")
     return str(NB201_TABLE)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance for the whole test session (start-up costs ~4 s)."""
+    import ray
+
+    from trainables.ray_utils import ensure_ray
+
+    ensure_ray(num_cpus=2)
+    yield
+    ray.shutdown()

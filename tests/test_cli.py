@@ -1,0 +1,67 @@
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from experiments.cli import main
+from envs.spaces.nb201 import NB201Space
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["-K", "0"], "K must be an integer >= 1, got 0"),
+        (["-M", "9"], "M must be an integer in 1..6"),
+        (["--budget", "-5"], "budget_s must be > 0 seconds, got -5.0"),
+        (["--dataset", "svhn"], "unknown dataset 'svhn'"),
+        (["--space", "darts"], "unknown search space 'darts'"),
+        (["--table", "/no/such.csv"], "'/no/such.csv' does not exist"),
+        (["-K", "1", "--init-from", "|nope|"], "invalid NAS-Bench-201 architecture string '|nope|'"),
+        (["--budgt", "5"], "unrecognized arguments: --budgt"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+    assert exit_code(["search", *argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def exit_code(argv):
+    """main's return value, or the code of the SystemExit that argparse raises."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+def test_console_script_exits_2_without_traceback():
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "search", "-K", "-3"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "dsmnas search: error: K must be an integer >= 1, got -3"
+
+
+def test_search_end_to_end_on_the_shared_table(nb201_table, tmp_path, ray_session, capsys):
+    out = tmp_path / "run"
+    rc = main(["search", "--table", nb201_table, "--budget", "3000", "--seed", "1",
+               "--out", str(out), "--quiet"])
+    assert rc == 0
+    result = json.loads((out / "result.json").read_text())
+    history = pd.read_csv(out / "history.csv")
+    assert list(history.columns) == [
+        "step", "subspace", "arch", "val_acc", "reward", "accepted", "cost_s", "sim_time_s"]
+    assert result["queries"] == len(history) > 5
+    assert result["sim_time_s"] == pytest.approx(history.cost_s.sum()) and result["sim_time_s"] <= 3000
+    assert history.sim_time_s.is_monotonic_increasing
+    space = NB201Space()
+    space.parse(result["arch"])
+    # the answer is the best center: at least as good as every accepted architecture
+    assert result["val_acc"] >= history.loc[history.accepted, "val_acc"].max()
+    assert set(result["test_acc"]) == {"cifar10", "cifar100", "ImageNet16-120"}
+    assert result["seed"] == 1 and result["config"]["env"]["K"] == 4
+    assert result["config"]["val_metric"] == "val_acc_12ep"
+    assert "best:" in capsys.readouterr().out
