@@ -53,7 +53,7 @@ What each official file provides:
 - NAS-Bench-201 v1_1 (096897) and NATS-tss v1_0 (3ffb9, file or -simple directory): hp='12'
   (one seed, two on cifar10-valid) and hp='200' (1-3 seeds) on all four datasets: every column.
 
-Reading cost: about 10 ms per architecture (a few minutes for 15,625) on top of the official
+Reading cost: about 7 ms per architecture (some 2 minutes for 15,625) on top of the official
 load. We read each ArchResults in place instead of through get_cost_info /
 query_meta_info_by_index, which deep-copy it on every call (15 ms each, several times per
 architecture); the methods called and so the numbers are the same. In fast mode each
