@@ -1,0 +1,13 @@
+"""RLModules of DSM-NAS: the subspace-graph encoder and the GNN + LSTM controller."""
+
+from policies.dsm_module import OBS_KEYS, DSMController, DSMModuleConfig, DSMNASModule
+from policies.gnn import EdgeSAGEConv, SubspaceGraphEncoder
+
+__all__ = [
+    "DSMController",
+    "DSMModuleConfig",
+    "DSMNASModule",
+    "EdgeSAGEConv",
+    "OBS_KEYS",
+    "SubspaceGraphEncoder",
+]

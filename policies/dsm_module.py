@@ -1,0 +1,354 @@
+"""The DSM-NAS controller as an RLlib (new API stack) TorchRLModule.
+
+One env step = 1 + 2M decisions, made by one LSTMCell:
+
+0. **Global search.** The LSTM's first input is the pooled graph feature (see
+   `policies.gnn`); a pointer (additive attention) over the K node features picks the center.
+   Logits: `node_logit_scale * tanh(score)`.
+1. **Local search**, M times: a position, then an op for it. Each decision's input is the
+   embedding of the previous decision, so every decision is conditioned on all earlier ones
+   through the LSTM state:
+   - after the node decision: the chosen node's feature from the encoder (this is how the
+     edits are conditioned on the chosen center);
+   - after a position decision p: a learned position vector plus a projection of the
+     token vector of the op the chosen center has at p (so the op head knows which op would
+     leave the center unchanged);
+   - after an op decision c: a learned op vector.
+   Logits: `edit_logit_scale * tanh(head(h))`. The op decision at position p adds
+   `clamp(log(op_mask[p]), min=FLOAT_MIN)`; a position whose mask row is all zero is masked
+   out the same way.
+
+The action is `[node, pos_1, op_1, ..., pos_M, op_M]` (`MultiDiscrete([K] + [L, C] * M)`) and
+`ACTION_DIST_INPUTS` concatenates the 1 + 2M logit vectors, so the action distribution is
+`TorchMultiCategorical` over `input_lens = [K] + [L, C] * M`. Because the logits of a decision
+depend on earlier decisions, `_forward_train` replays the stored actions through the decoder
+(teacher forcing); `dist.logp(actions)` of the train pass then equals the sampled
+`ACTION_LOGP`, and `dist.entropy()` is the sum of the per-decision entropies (each taken
+given the earlier stored decisions).
+
+Exploration samples every decision; inference takes the argmax of every decision
+(`greedy_inference=True`, the default) or samples as exploration does.
+
+For actor-critic learners: `compute_values` is a small MLP on the pooled graph feature, so
+the encoder is shared and the value loss trains it too (`vf_share_layers`, which PPO and
+APPO put into every model_config, is ignored); the policy network is one submodule
+(`DSMController`), so APPO's target network (`TargetNetworkAPI`) is a deep copy of it that
+replays the stored actions like `_forward_train`. Checked: PPO and APPO train it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+import gymnasium as gym
+import torch
+from torch import Tensor, nn
+
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchMultiCategorical
+from ray.rllib.core.learner.utils import make_target_network
+from ray.rllib.core.rl_module.apis import (
+    TARGET_NETWORK_ACTION_DIST_INPUTS,
+    TargetNetworkAPI,
+    ValueFunctionAPI,
+)
+from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
+from ray.rllib.utils.torch_utils import FLOAT_MIN
+
+from policies.gnn import SubspaceGraphEncoder
+
+__all__ = ["DSMController", "DSMModuleConfig", "DSMNASModule", "OBS_KEYS"]
+
+OBS_KEYS = ("tokens", "val_acc", "adj", "op_mask")
+"""Keys of the Dict observation the module reads."""
+
+# Keys that RLlib's algorithm configs add to every `model_config` on their own
+# (PPOConfig/APPOConfig._model_config_auto_includes); they carry no meaning here.
+_RLLIB_AUTO_KEYS = frozenset({"vf_share_layers"})
+
+
+@dataclass(frozen=True)
+class DSMModuleConfig:
+    """Settings of `DSMNASModule`; pass them as `RLModuleSpec(model_config={...})`.
+
+    K, L, C and M are not settings: the module reads them from its observation and action
+    spaces.
+    """
+
+    hidden_size: int = 64
+    """Width of the node and graph features, the LSTMCell and the decision embeddings."""
+    token_dim: int = 16
+    """Size of the learnable vector of each (position, op) pair; a center concatenates L."""
+    use_graph: bool = True
+    """Encode the graph with the GNN; False: two FC layers per node (the paper's Fig. 8b)."""
+    node_logit_scale: float = 1.5
+    """Node-choice logits are node_logit_scale * tanh(score), as in the official code."""
+    edit_logit_scale: float = 0.6
+    """Position and op logits are edit_logit_scale * tanh(x), as in the official code."""
+    greedy_inference: bool = True
+    """forward_inference takes each decision's argmax (True) or samples as exploration does."""
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "token_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("node_logit_scale", "edit_logit_scale"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                math.isfinite(value) and value > 0
+            ):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        for name in ("use_graph", "greedy_inference"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_dict(
+        cls, model_config: "Optional[Mapping[str, Any] | DSMModuleConfig]"
+    ) -> "DSMModuleConfig":
+        """Build from an RLlib `model_config` dict; unknown keys raise ValueError.
+
+        Keys that RLlib's algorithm configs inject on their own (`vf_share_layers`) are
+        ignored: the value head always shares the graph encoder.
+        """
+        if isinstance(model_config, cls):
+            return model_config
+        model_config = dict(model_config or {})
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        for key in model_config:
+            if key not in allowed and key not in _RLLIB_AUTO_KEYS:
+                raise ValueError(
+                    f"unknown DSMNASModule model_config key {key!r}; allowed keys: {allowed}"
+                )
+        return cls(**{k: v for k, v in model_config.items() if k in allowed})
+
+
+def _read_spaces(
+    observation_space: gym.Space, action_space: gym.Space
+) -> tuple[int, int, int, int]:
+    """Return (K, L, C, M) from the spaces, checking that they agree with each other."""
+    if not isinstance(observation_space, gym.spaces.Dict) or any(
+        key not in observation_space.spaces for key in OBS_KEYS
+    ):
+        raise ValueError(
+            f"observation space must be a gymnasium Dict with keys {OBS_KEYS}, "
+            f"got {observation_space}"
+        )
+    spaces = observation_space.spaces
+    if len(spaces["tokens"].shape) != 2 or len(spaces["op_mask"].shape) != 2:
+        raise ValueError(
+            f"tokens must have shape (K, L) and op_mask (L, C), got "
+            f"{spaces['tokens'].shape} and {spaces['op_mask'].shape}"
+        )
+    num_nodes, num_positions = spaces["tokens"].shape
+    num_ops = spaces["op_mask"].shape[1]
+    expected = {
+        "val_acc": (num_nodes,),
+        "adj": (num_nodes, num_nodes),
+        "op_mask": (num_positions, num_ops),
+    }
+    for key, shape in expected.items():
+        if tuple(spaces[key].shape) != shape:
+            raise ValueError(
+                f"observation {key!r} must have shape {shape} (K={num_nodes}, "
+                f"L={num_positions} from tokens), got {spaces[key].shape}"
+            )
+    if not isinstance(action_space, gym.spaces.MultiDiscrete):
+        raise ValueError(f"action space must be MultiDiscrete, got {action_space}")
+    nvec = [int(n) for n in action_space.nvec]
+    num_edits = (len(nvec) - 1) // 2
+    if num_edits < 1 or nvec != [num_nodes] + [num_positions, num_ops] * num_edits:
+        raise ValueError(
+            f"action space must be MultiDiscrete([K] + [L, C] * M) with K={num_nodes}, "
+            f"L={num_positions}, C={num_ops}, M >= 1; got nvec={nvec}"
+        )
+    return num_nodes, num_positions, num_ops, num_edits
+
+
+class DSMController(nn.Module):
+    """The policy network (graph encoder + LSTM decoder), pure torch; see the module docstring.
+
+    Kept apart from the RLModule so that APPO's target network is one deep copy of it.
+    """
+
+    def __init__(
+        self, num_nodes: int, num_positions: int, num_ops: int, num_edits: int,
+        cfg: DSMModuleConfig,
+    ) -> None:
+        super().__init__()
+        self.num_nodes, self.num_positions = num_nodes, num_positions
+        self.num_ops, self.num_edits = num_ops, num_edits
+        self.node_logit_scale = cfg.node_logit_scale
+        self.edit_logit_scale = cfg.edit_logit_scale
+        hidden = cfg.hidden_size
+        self.encoder = SubspaceGraphEncoder(
+            num_positions, num_ops, hidden, cfg.token_dim, cfg.use_graph
+        )
+        self.lstm = nn.LSTMCell(hidden, hidden)
+        self.pointer_query = nn.Linear(hidden, hidden, bias=False)
+        self.pointer_key = nn.Linear(hidden, hidden)
+        self.pointer_score = nn.Linear(hidden, 1, bias=False)
+        self.position_head = nn.Linear(hidden, num_positions)
+        self.op_head = nn.Linear(hidden, num_ops)
+        self.position_embedding = nn.Embedding(num_positions, hidden)
+        self.current_op_input = nn.Linear(cfg.token_dim, hidden, bias=False)
+        self.op_embedding = nn.Embedding(num_ops, hidden)
+
+    def encode(self, obs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Node features (B, K, hidden) and graph feature (B, hidden) of a Dict obs batch."""
+        return self.encoder(obs["tokens"].long(), obs["val_acc"].float(), obs["adj"].float())
+
+    def forward(
+        self,
+        obs: Mapping[str, Tensor],
+        actions: Optional[Tensor] = None,
+        greedy: bool = False,
+    ) -> tuple[Tensor, Optional[Tensor], Tensor, Tensor]:
+        """Run the 1 + 2M decisions; replay `actions` (B, 1 + 2M) if given, else choose.
+
+        Returns (actions (B, 1 + 2M) int64, summed log-prob (B,) or None when replaying,
+        concatenated logits (B, K + M * (L + C)), graph feature (B, hidden)).
+        """
+        tokens = obs["tokens"].long()
+        nodes, graph = self.encode(obs)
+        op_mask = obs["op_mask"].float()
+        rows = torch.arange(tokens.shape[0], device=tokens.device)
+        op_mask_logits = torch.clamp(torch.log(op_mask), min=FLOAT_MIN)  # (B, L, C)
+        position_mask_logits = torch.clamp(torch.log(op_mask.amax(dim=-1)), min=FLOAT_MIN)
+
+        logits_per_decision: list[Tensor] = []
+        choices: list[Tensor] = []
+        logps: list[Tensor] = []
+
+        def decide(logits: Tensor) -> Tensor:
+            logits_per_decision.append(logits)
+            step = len(choices)
+            if actions is not None:
+                choice = actions[:, step]
+            else:
+                # Normalised exactly as torch's Categorical does, so that the distribution
+                # class rebuilt from ACTION_DIST_INPUTS gives the same log-probabilities.
+                log_probs = logits - logits.logsumexp(dim=-1, keepdim=True)
+                if greedy:
+                    choice = logits.argmax(dim=-1)
+                else:
+                    choice = torch.multinomial(log_probs.exp(), 1).squeeze(-1)
+                logps.append(log_probs.gather(-1, choice.unsqueeze(-1)).squeeze(-1))
+            choices.append(choice)
+            return choice
+
+        # Global search: point at one of the K centers.
+        state = self.lstm(graph)
+        keys = self.pointer_key(nodes)  # (B, K, H)
+        scores = self.pointer_score(
+            torch.tanh(keys + self.pointer_query(state[0]).unsqueeze(1))
+        ).squeeze(-1)
+        node = decide(self.node_logit_scale * torch.tanh(scores))
+        center_tokens = tokens[rows, node]  # (B, L)
+        step_input = nodes[rows, node]
+
+        # Local search: M (position, op) edits of the chosen center.
+        for _ in range(self.num_edits):
+            state = self.lstm(step_input, state)
+            position = decide(
+                self.edit_logit_scale * torch.tanh(self.position_head(state[0]))
+                + position_mask_logits
+            )
+            current_op = center_tokens.gather(1, position.unsqueeze(1)).squeeze(1)
+            current_vec = self.encoder.token_embedding(position * self.num_ops + current_op)
+            step_input = self.position_embedding(position) + self.current_op_input(current_vec)
+            state = self.lstm(step_input, state)
+            op = decide(
+                self.edit_logit_scale * torch.tanh(self.op_head(state[0]))
+                + op_mask_logits[rows, position]
+            )
+            step_input = self.op_embedding(op)
+
+        chosen = torch.stack(choices, dim=-1)
+        logp = torch.stack(logps, dim=-1).sum(dim=-1) if logps else None
+        return chosen, logp, torch.cat(logits_per_decision, dim=-1), graph
+
+
+class DSMNASModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
+    """GNN + LSTM controller of DSM-NAS: picks a subspace center, then M (position, op) edits.
+
+    Observation: Dict with `tokens` (K, L) int, `val_acc` (K,) float, `adj` (K, K) float
+    (adj[i, j] = 1 iff edge i -> j) and `op_mask` (L, C) float. Action:
+    `MultiDiscrete([K] + [L, C] * M)`. Settings: `DSMModuleConfig`. Implements
+    `ValueFunctionAPI` (PPO, APPO, IMPALA) and `TargetNetworkAPI` (APPO).
+    """
+
+    def setup(self) -> None:
+        self.dsm_config = DSMModuleConfig.from_dict(self.model_config)
+        self.num_nodes, self.num_positions, self.num_ops, self.num_edits = _read_spaces(
+            self.observation_space, self.action_space
+        )
+        self.input_lens = [self.num_nodes] + [self.num_positions, self.num_ops] * self.num_edits
+        self.action_dist_cls = TorchMultiCategorical.get_partial_dist_cls(
+            input_lens=self.input_lens
+        )
+        self.pi = DSMController(
+            self.num_nodes, self.num_positions, self.num_ops, self.num_edits, self.dsm_config
+        )
+        hidden = self.dsm_config.hidden_size
+        self.value_head = nn.Sequential(
+            nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1)
+        )
+
+    # ----------------------------------------------------------------- distributions
+    def get_train_action_dist_cls(self):
+        return self.action_dist_cls
+
+    def get_exploration_action_dist_cls(self):
+        return self.action_dist_cls
+
+    def get_inference_action_dist_cls(self):
+        return self.action_dist_cls
+
+    # ----------------------------------------------------------------- forward passes
+    def _forward_exploration(self, batch: dict, **kwargs) -> dict:
+        with torch.no_grad():
+            return self._sample(batch, greedy=False)
+
+    def _forward_inference(self, batch: dict, **kwargs) -> dict:
+        with torch.no_grad():
+            return self._sample(batch, greedy=self.dsm_config.greedy_inference)
+
+    def _forward_train(self, batch: dict, **kwargs) -> dict:
+        _, _, dist_inputs, graph = self.pi(
+            batch[Columns.OBS], actions=batch[Columns.ACTIONS].long()
+        )
+        return {Columns.ACTION_DIST_INPUTS: dist_inputs, Columns.EMBEDDINGS: graph}
+
+    def _sample(self, batch: dict, greedy: bool) -> dict:
+        actions, logp, dist_inputs, _ = self.pi(batch[Columns.OBS], greedy=greedy)
+        return {
+            Columns.ACTIONS: actions,
+            Columns.ACTION_LOGP: logp,
+            Columns.ACTION_DIST_INPUTS: dist_inputs,
+        }
+
+    # ----------------------------------------------------------------- value function
+    def compute_values(self, batch: dict, embeddings: Optional[Tensor] = None) -> Tensor:
+        """Value estimate (B,) from the pooled graph feature (encodes the obs if not given)."""
+        if embeddings is None:
+            _, embeddings = self.pi.encode(batch[Columns.OBS])
+        return self.value_head(embeddings).squeeze(-1)
+
+    # ----------------------------------------------------------------- target network (APPO)
+    def make_target_networks(self) -> None:
+        self._target_pi = make_target_network(self.pi)
+
+    def get_target_network_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.pi, self._target_pi)]
+
+    def forward_target(self, batch: dict, **kwargs) -> dict:
+        """The target policy's logits for the stored actions (teacher forcing, as in training)."""
+        _, _, dist_inputs, _ = self._target_pi(
+            batch[Columns.OBS], actions=batch[Columns.ACTIONS].long()
+        )
+        return {TARGET_NETWORK_ACTION_DIST_INPUTS: dist_inputs}

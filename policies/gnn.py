@@ -1,0 +1,155 @@
+"""Subspace-graph encoder of the DSM-NAS controller (pure torch + torch-geometric, no RLlib).
+
+This module owns how a batch of subspace graphs becomes node and graph features:
+
+* **Node features.** Every (position, op) pair has its own learnable vector of `token_dim`
+  numbers; a center's token embedding is the *concatenation* of its L vectors (the paper,
+  Sec. III-B), shape (L * token_dim,). The node's input feature is a linear projection of
+  [token embedding, validation accuracy] to `hidden_size` (the official code feeds the
+  accuracy too).
+* **Edge features.** Along each edge i -> j (weaker -> better center) the edge feature is
+  h_j - h_i of the *concatenated token embeddings*, so it is exactly zero in the slices of
+  the positions where the two centers agree: the "modification" that leads from the weaker
+  center to the better one.
+* **Message passing** (`use_graph=True`): two `EdgeSAGEConv` layers, a GRAPE-style
+  EdgeGraphSAGE built on torch-geometric's `MessagePassing`, as in the official code. Each
+  layer sends messages computed from [h_src, e_src->dst], mean-aggregates them at the
+  target, updates the node from [h, aggregate] and then updates the edge from
+  [e, h_src', h_dst']. Messages follow the edges, weaker -> better: a center hears from the
+  centers weaker than it (the weakest from none, its aggregate is zero). The official code
+  also feeds e_ji; with one edge per pair there is no e_ji here. Why this and not a stock PyG layer: `GINEConv`, `TransformerConv`
+  and `NNConv` all take edge features but never update them (and the last two are 2.5x and
+  25x slower than GINEConv at this size, per docs/rllib-notes.md); in GRAPE the edge
+  features evolve with their end nodes, which is what the read-out below pools.
+* **Ablation** (`use_graph=False`, the paper's Fig. 8b): two fully connected layers applied
+  to each node independently; no message passing and no edge parameters at all.
+* **Read-out.** The graph feature is a linear layer over [mean of node features, mean of
+  final edge features] (node mean only in the ablation). Pooling the edges gives the last
+  edge update a use; the edge mean of a graph without edges (K = 1) is zero.
+
+Batching: the dense (B, K, K) adjacency goes through `torch_geometric.utils.dense_to_sparse`,
+which numbers the nodes b * K + i, so the B graphs form one disconnected graph; no Python
+loop over the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing
+from torch_geometric.utils import dense_to_sparse, scatter
+
+__all__ = ["EdgeSAGEConv", "SubspaceGraphEncoder"]
+
+
+class EdgeSAGEConv(MessagePassing):
+    """One GRAPE-style EdgeGraphSAGE layer: edge-aware messages, mean aggregation, edge update.
+
+    m_ij  = relu(P [h_i, e_ij])            for each edge i -> j
+    h_j'  = relu(Q [h_j, mean_i m_ij])     (no incoming edge: the aggregate is zero)
+    e_ij' = relu(W [e_ij, h_i', h_j'])
+    """
+
+    def __init__(self, node_dim: int, edge_dim: int, out_dim: int) -> None:
+        super().__init__(aggr="mean", flow="source_to_target")
+        self.message_lin = nn.Linear(node_dim + edge_dim, out_dim)
+        self.node_lin = nn.Linear(node_dim + out_dim, out_dim)
+        self.edge_lin = nn.Linear(edge_dim + 2 * out_dim, out_dim)
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> tuple[Tensor, Tensor]:
+        """Return the updated (node features (N, out_dim), edge features (E, out_dim))."""
+        aggregated = self.propagate(edge_index, x=x, edge_attr=edge_attr)
+        x_new = torch.relu(self.node_lin(torch.cat([x, aggregated], dim=-1)))
+        src, dst = edge_index
+        e_new = torch.relu(self.edge_lin(torch.cat([edge_attr, x_new[src], x_new[dst]], dim=-1)))
+        return x_new, e_new
+
+    def message(self, x_j: Tensor, edge_attr: Tensor) -> Tensor:
+        # PyG's x_j is the *source* node of the edge under flow="source_to_target".
+        return torch.relu(self.message_lin(torch.cat([x_j, edge_attr], dim=-1)))
+
+
+class SubspaceGraphEncoder(nn.Module):
+    """Encode B subspace graphs of K centers into node features and one graph feature each.
+
+    Args:
+        num_positions: L, tokens per architecture.
+        num_ops: C, operations per position.
+        hidden_size: width of the node, edge and graph features.
+        token_dim: size of the learnable vector of each (position, op) pair.
+        use_graph: two EdgeSAGEConv layers over the graph (True) or two per-node fully
+            connected layers (False, the paper's no-graph ablation).
+    """
+
+    def __init__(
+        self,
+        num_positions: int,
+        num_ops: int,
+        hidden_size: int,
+        token_dim: int,
+        use_graph: bool = True,
+    ) -> None:
+        super().__init__()
+        self.num_positions = num_positions
+        self.num_ops = num_ops
+        self.hidden_size = hidden_size
+        self.token_dim = token_dim
+        self.use_graph = use_graph
+        # Row l * C + c is the vector of op c at position l.
+        self.token_embedding = nn.Embedding(num_positions * num_ops, token_dim)
+        self.register_buffer(
+            "position_offsets", torch.arange(num_positions) * num_ops, persistent=False
+        )
+        concat_dim = num_positions * token_dim
+        self.node_input = nn.Linear(concat_dim + 1, hidden_size)
+        if use_graph:
+            self.gnn = nn.ModuleList(
+                [
+                    EdgeSAGEConv(hidden_size, concat_dim, hidden_size),
+                    EdgeSAGEConv(hidden_size, hidden_size, hidden_size),
+                ]
+            )
+            self.readout = nn.Linear(2 * hidden_size, hidden_size)
+        else:
+            self.node_mlp = nn.ModuleList(
+                [nn.Linear(hidden_size, hidden_size), nn.Linear(hidden_size, hidden_size)]
+            )
+            self.readout = nn.Linear(hidden_size, hidden_size)
+
+    def embed_tokens(self, tokens: Tensor) -> Tensor:
+        """Per-token vectors of `tokens` (..., L) -> (..., L, token_dim)."""
+        return self.token_embedding(tokens + self.position_offsets)
+
+    def forward(self, tokens: Tensor, val_acc: Tensor, adj: Tensor) -> tuple[Tensor, Tensor]:
+        """Encode a batch of graphs.
+
+        Args:
+            tokens: (B, K, L) int64, the centers' op indices.
+            val_acc: (B, K) float, the centers' validation accuracies as fractions.
+            adj: (B, K, K) float, adj[b, i, j] = 1 iff edge i -> j.
+
+        Returns:
+            node features (B, K, hidden_size) and graph features (B, hidden_size).
+        """
+        batch_size, num_nodes, _ = tokens.shape
+        concat = self.embed_tokens(tokens).flatten(-2)  # (B, K, L * token_dim)
+        h = torch.relu(self.node_input(torch.cat([concat, val_acc.unsqueeze(-1)], dim=-1)))
+        if not self.use_graph:
+            for layer in self.node_mlp:
+                h = torch.relu(layer(h))
+            return h, torch.relu(self.readout(h.mean(dim=1)))
+
+        edge_index, _ = dense_to_sparse(adj)  # global node ids b * K + i
+        concat_flat = concat.reshape(batch_size * num_nodes, -1)
+        src, dst = edge_index
+        e = concat_flat[dst] - concat_flat[src]  # zero where the two centers agree
+        x = h.reshape(batch_size * num_nodes, -1)
+        for layer in self.gnn:
+            x, e = layer(x, edge_index, e)
+        h = x.view(batch_size, num_nodes, -1)
+        edge_mean = scatter(
+            e, torch.div(src, num_nodes, rounding_mode="floor"), dim=0,
+            dim_size=batch_size, reduce="mean",
+        )
+        graph = torch.relu(self.readout(torch.cat([h.mean(dim=1), edge_mean], dim=-1)))
+        return h, graph
