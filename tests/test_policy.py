@@ -321,16 +321,7 @@ class EditEnv(gym.Env):
         return self._obs(), float(action[2] == 3), self._t >= 4, False, {}
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-def test_ppo_trains_the_module(ray_local):
+def test_ppo_trains_the_module(ray_session):
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
@@ -368,7 +359,7 @@ def test_ppo_trains_the_module(ray_local):
         algo.stop()
 
 
-def test_appo_trains_the_module_with_its_target_network(ray_local):
+def test_appo_trains_the_module_with_its_target_network(ray_session):
     from ray.rllib.algorithms.appo import APPOConfig
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 

@@ -97,14 +97,8 @@ class ToyMLPModule(TorchRLModule):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def ray_local():
-    # Reuse a session-wide instance (tests/conftest.py) if one is up; else start our own.
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+def _ray(ray_session):
     yield
-    if started:
-        ray.shutdown()
 
 
 def _toy_config(env_config=None, **kwargs):
