@@ -1,0 +1,26 @@
+import pytest
+
+from envs import EnvConfig
+from trainables.search import LearnerSettings, run_search
+
+
+def test_same_seed_same_search_and_other_seeds_differ(nb201_table, ray_session):
+    cfg = EnvConfig(table=nb201_table, budget_s=2500, seed=3)
+    a = run_search(cfg, progress=None)
+    b = run_search(cfg, progress=None)
+    assert a.history.equals(b.history) and (a.arch, a.val_acc) == (b.arch, b.val_acc)
+    c = run_search(EnvConfig(table=nb201_table, budget_s=2500, seed=4), progress=None)
+    assert not c.history.equals(a.history)
+
+
+def test_no_graph_variant_and_absolute_reward_run(nb201_table, ray_session):
+    r = run_search(
+        EnvConfig(table=nb201_table, budget_s=2000, seed=0, reward="absolute", K=2, M=2),
+        LearnerSettings(use_graph=False),
+        progress=None,
+    )
+    assert r.config["learner"]["use_graph"] is False
+    # absolute reward: every row's reward is the queried validation accuracy
+    assert (r.history.reward == r.history.val_acc).all()
+    assert r.sim_time_s == pytest.approx(r.history.cost_s.sum())
+    assert r.sim_time_s <= 2000
