@@ -420,3 +420,16 @@ def test_reading_prints_nothing(files, capfd):
         read_official(files[kind])
     out, err = capfd.readouterr()
     assert (out, err) == ("", "")
+
+
+def test_export_command_writes_the_table(files, tmp_path, capsys):
+    from experiments.cli import main
+
+    dst = tmp_path / "exported.csv.gz"
+    assert main(["export-nb201", str(files["nb201"]), str(dst)]) == 0
+    exported = pd.read_csv(dst)
+    pd.testing.assert_frame_equal(exported, read_official(files["nb201"]), check_dtype=False)
+    assert f"wrote {len(exported)} rows" in capsys.readouterr().out
+    assert main(["export-nb201", str(tmp_path / "missing.pth"), str(dst)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.pth" in err[0]
