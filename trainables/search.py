@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -130,6 +130,15 @@ def run_search(
     if progress:
         progress(_progress_line(env, budget, wall_s, graph=graph, clock=clock) + "  done")
     return result
+
+
+def run_dsm(env_config: EnvConfig, settings: dict[str, Any], progress=None) -> SearchResult:
+    """`run_search` with `LearnerSettings` from a dict (the methods registry's signature)."""
+    names = {f.name for f in fields(LearnerSettings)}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise ValueError(f"unknown DSM-NAS setting(s) {unknown}; allowed: {', '.join(sorted(names))}")
+    return run_search(env_config, LearnerSettings(**settings), progress=progress)
 
 
 def _progress_line(env: DSMNASEnv, budget_s, wall_s, graph=None, clock=None) -> str:
