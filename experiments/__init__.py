@@ -1,0 +1,1 @@
+"""What users run: the `dsmnas` CLI and the named experiments."""

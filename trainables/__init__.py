@@ -1,0 +1,1 @@
+"""How things are trained and run: REINFORCE, the search runner, baselines, Tune trainables."""
