@@ -1,0 +1,181 @@
+"""What the baseline searchers share: a query log over the benchmark, settings, seeding.
+
+Every searcher in this package spends the budget of the same benchmark and `BudgetClock` as
+DSM-NAS, built from an `EnvConfig` exactly as `DSMNASEnv` builds it. `QueryLog` wraps that
+benchmark: `query` charges the clock, records one history row per answered query and tracks
+the best architecture by validation accuracy; it returns None when the clock refuses (the
+query would cross the budget, nothing is charged), and the search then ends, as the env's
+episode does. `result` builds the `SearchResult`; test accuracy (`benchmark.report`) is looked
+up only there, for the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from envs import HISTORY_COLUMNS, EnvConfig
+from envs.benchmarks import Benchmark, make_benchmark
+from envs.spaces import get_space
+from trainables.search import SearchResult
+
+Progress = Callable[[str], None] | None
+
+
+def parse_settings(method: str, values: dict[str, Any] | None, *classes: type) -> tuple:
+    """One instance of each settings dataclass in `classes`, each from the keys it has.
+
+    ValueError naming the unknown keys and listing the allowed ones."""
+    values = dict(values or {})
+    names = [{f.name for f in dataclasses.fields(c)} for c in classes]
+    allowed = sorted(set().union(*names))
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"unknown {method} setting(s) {unknown}; allowed: {', '.join(allowed)}"
+        )
+    return tuple(c(**{k: v for k, v in values.items() if k in n}) for c, n in zip(classes, names))
+
+
+def make_rng(seed: int | None, stream: int = 0) -> np.random.Generator:
+    """The numpy Generator of `seed` for one use (`stream`): distinct streams of one seed are
+    independent, and none equals the env's own `np_random` (which is seeded from `seed`
+    alone). `seed=None` gives fresh entropy."""
+    return np.random.default_rng(None if seed is None else [seed, stream])
+
+
+class QueryLog:
+    """The benchmark of one search, its history and its best answer.
+
+    `benchmark` replaces the one `env_config` describes (tests use hand-made ones).
+    `settings` (a dataclass) goes into `result.config["settings"]`.
+    """
+
+    def __init__(
+        self,
+        env_config: EnvConfig,
+        method: str,
+        settings: Any = None,
+        progress: Progress = None,
+        benchmark: Benchmark | None = None,
+        progress_every_s: float = 2.0,
+    ):
+        t0 = time.perf_counter()
+        cfg = env_config
+        self.space = get_space(cfg.space) if benchmark is None else benchmark.space
+        cfg.validate(self.space.L)
+        self.benchmark = benchmark or make_benchmark(
+            cfg.space, cfg.dataset, cfg.table, cfg.budget_s, cfg.cache_queries
+        )
+        self.env_config = cfg
+        self.method = method
+        self.settings = settings
+        self.rows: list[dict[str, Any]] = []
+        self.best_tokens: np.ndarray | None = None
+        self.best_val = -math.inf
+        self._progress = progress
+        self._every_s = progress_every_s
+        self.startup_s = time.perf_counter() - t0
+        self.start = self._last_print = time.perf_counter()
+
+    @property
+    def clock(self):
+        return self.benchmark.clock
+
+    @property
+    def budget_s(self) -> float:
+        return self.clock.budget_s
+
+    def query(self, tokens: np.ndarray, **columns) -> float | None:
+        """Charge and answer a query: its validation accuracy, or None when the clock refuses
+        it. `columns` are extra history columns of this row (e.g. `parent`)."""
+        q = self.benchmark.query(tokens)
+        if q is None:
+            return None
+        self.record(tokens, q.val_acc, q.cost_s, **columns)
+        return q.val_acc
+
+    def record(self, tokens: np.ndarray, val_acc: float, cost_s: float, **columns) -> None:
+        """Add the history row of a query already charged to this log's clock."""
+        row = {
+            "step": len(self.rows),
+            "arch": self.space.format(tokens),
+            "val_acc": val_acc,
+            "cost_s": cost_s,
+            "sim_time_s": self.clock.sim_time_s,
+            **columns,
+        }
+        self.rows.append(row)
+        if val_acc > self.best_val:  # strict: the first of equal answers wins
+            self.best_val, self.best_tokens = val_acc, np.array(tokens)
+        now = time.perf_counter()
+        if self._progress and now - self._last_print >= self._every_s:
+            self._last_print = now
+            self._progress(self._line(now - self.start))
+
+    def history(self) -> pd.DataFrame:
+        """One row per answered query: `envs.HISTORY_COLUMNS` (NaN where a column does not
+        apply to the method), then the method's own columns."""
+        extra = [c for row in self.rows for c in row if c not in HISTORY_COLUMNS]
+        return pd.DataFrame(self.rows, columns=[*HISTORY_COLUMNS, *dict.fromkeys(extra)])
+
+    def result(
+        self,
+        answer: tuple[np.ndarray, float] | None = None,
+        final_centers: list[str] | None = None,
+        startup_s: float | None = None,
+        **config,
+    ) -> SearchResult:
+        """The `SearchResult`: `answer` (tokens, val_acc) defaults to the best query;
+        `config` entries are added to `result.config` (keys as `run_search`'s)."""
+        wall_s = time.perf_counter() - self.start
+        if answer is None:
+            if self.best_tokens is None:
+                raise ValueError(
+                    f"{self.method}: the budget of {self.budget_s} s paid for no query at all"
+                )
+            answer = (self.best_tokens, self.best_val)
+        tokens, val = answer
+        test = self.benchmark.report(tokens)
+        state = self.clock.state()
+        settings = self.settings
+        if dataclasses.is_dataclass(settings):
+            settings = dataclasses.asdict(settings)
+        result = SearchResult(
+            arch=self.space.format(tokens),
+            val_acc=float(val),
+            queries=state["queries"],
+            sim_time_s=state["sim_time_s"],
+            wall_time_s=wall_s,
+            startup_s=self.startup_s if startup_s is None else startup_s,
+            seed=self.env_config.seed,
+            history=self.history(),
+            test_acc=test or None,
+            config={
+                "env": self.env_config.to_dict(),
+                "method": self.method,
+                "settings": settings,
+                **config,
+                "source": self.benchmark.source,
+                "val_metric": self.benchmark.val_metric,
+                "budget_s": self.budget_s,
+                "cache_queries": state["cache_queries"],
+            },
+            final_centers=final_centers,
+        )
+        if self._progress:
+            self._progress(self._line(wall_s, val) + "  done")
+        return result
+
+    def _line(self, wall_s: float, best_val: float | None = None) -> str:
+        used, budget = self.clock.sim_time_s, self.budget_s
+        best = self.best_val if best_val is None else best_val
+        return (
+            f"sim {used:,.0f}/{budget:,.0f} s ({100 * used / budget:3.0f}%)  "
+            f"queries {self.clock.queries:4d}  best val {best:.3f}  wall {wall_s:.1f} s"
+        )

@@ -1,0 +1,84 @@
+"""`evolution`: regularized (aging) evolution, Real et al. 2019, Algorithm 1.
+
+Rules, as NAS-Bench-201's released R-EA baseline (AutoDL-Projects
+`exps/NAS-Bench-201-algos/R_EA.py`; population 10 from `scripts-search/NAS-Bench-201-algos/
+R-EA.sh`, tournament size 3 from the repository's reproduction command `R-EA.sh cifar10 3`
+and NATS-Bench's `run-all.sh`):
+1. Initial population: `population_size` uniform samples of the space, each queried.
+2. Each cycle: draw `sample_size` members of the population uniformly WITH replacement (as
+   the released code and Real et al.'s pseudo-code); the parent is the best of them by
+   validation accuracy (the first drawn on ties). The child is the parent with one
+   position, chosen uniformly, changed to a different op chosen uniformly (among the ops the
+   space allows there). Query the child, append it to the population and remove the OLDEST
+   member (aging), whatever its accuracy.
+3. Stop when the clock refuses a query; the answer is the best queried architecture.
+History column `parent`: the step of the child's parent (NaN for the initial population).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from envs import EnvConfig
+from envs.benchmarks import Benchmark
+from envs.spaces import SearchSpace
+from trainables.search import SearchResult
+from trainables.searchers.base import Progress, QueryLog, make_rng, parse_settings
+
+
+@dataclass(frozen=True)
+class EvolutionSettings:
+    population_size: int = 10
+    """Members kept alive (NAS-Bench-201's R-EA: 10)."""
+    sample_size: int = 3
+    """Tournament size: members drawn (with replacement) to pick a parent (NAS-Bench-201: 3)."""
+
+    def __post_init__(self):
+        for name in ("population_size", "sample_size"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and v >= 1):
+                raise ValueError(f"evolution {name} must be an integer >= 1, got {v!r}")
+
+
+def mutate(space: SearchSpace, tokens: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`tokens` with one uniformly chosen position set to a different allowed op."""
+    mask = space.op_mask() > 0
+    positions = np.flatnonzero(mask.sum(axis=1) >= 2)
+    p = int(rng.choice(positions))
+    others = [o for o in np.flatnonzero(mask[p]) if o != tokens[p]]
+    return space.apply_edits(tokens, [(p, int(rng.choice(others)))])
+
+
+def run_evolution(
+    env_config: EnvConfig,
+    settings: dict[str, Any],
+    progress: Progress = None,
+    *,
+    benchmark: Benchmark | None = None,
+) -> SearchResult:
+    """One regularized-evolution search (settings: `EvolutionSettings`)."""
+    (s,) = parse_settings("evolution", settings, EvolutionSettings)
+    log = QueryLog(env_config, "evolution", s, progress, benchmark)
+    rng = make_rng(env_config.seed)
+    # Members as (step, tokens, val_acc); the deque's left end is the oldest.
+    population: collections.deque = collections.deque()
+    while len(population) < s.population_size:
+        tokens = log.space.sample(rng)
+        val = log.query(tokens, parent=math.nan)
+        if val is None:
+            return log.result()
+        population.append((len(log.rows) - 1, tokens, val))
+    while True:
+        drawn = rng.integers(0, len(population), size=s.sample_size)
+        parent = max((population[i] for i in drawn), key=lambda m: m[2])
+        child = mutate(log.space, parent[1], rng)
+        val = log.query(child, parent=parent[0])
+        if val is None:
+            return log.result()
+        population.append((len(log.rows) - 1, child, val))
+        population.popleft()

@@ -1,0 +1,37 @@
+"""`random`: random search over the whole space (the paper's Table II and Fig. 7 baseline).
+
+Rule: query uniform samples of the space (`SearchSpace.sample`, independent, repeats
+possible and charged unless `cache_queries`) until the clock refuses one; the answer is the
+best queried architecture by validation accuracy. No settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from envs import EnvConfig
+from envs.benchmarks import Benchmark
+from trainables.search import SearchResult
+from trainables.searchers.base import Progress, QueryLog, make_rng, parse_settings
+
+
+@dataclass(frozen=True)
+class RandomSettings:
+    """Random search has no settings."""
+
+
+def run_random(
+    env_config: EnvConfig,
+    settings: dict[str, Any],
+    progress: Progress = None,
+    *,
+    benchmark: Benchmark | None = None,
+) -> SearchResult:
+    """One random search on the benchmark `env_config` describes (or `benchmark`)."""
+    (s,) = parse_settings("random", settings, RandomSettings)
+    log = QueryLog(env_config, "random", s, progress, benchmark)
+    rng = make_rng(env_config.seed)
+    while log.query(log.space.sample(rng)) is not None:
+        pass
+    return log.result()
