@@ -121,11 +121,76 @@ def _export(args) -> int:
     return 0
 
 
+def _add_compare(sub) -> None:
+    from trainables.methods import describe_methods
+
+    p = sub.add_parser(
+        "compare",
+        help="compare search methods over seeds (Ray Tune), with summary tables and plots",
+        description=(
+            "Run every (method, seed) as one Ray Tune trial; write to DIR:\n"
+            "  runs.csv                       one row per run (rewritten as runs finish)\n"
+            "  histories/<method>-<seed>.csv  each run's queries\n"
+            "  summary.md, summary.csv        per method: mean ± std of val and test accuracy,\n"
+            "                                 Welch t-test p-values against dsm, failed runs\n"
+            "  anytime_val.png, test_acc.png  best-so-far val accuracy vs simulated time;\n"
+            "                                 final test accuracy per method and dataset"
+        ),
+        epilog=(
+            "methods (--methods takes NAME, or LABEL=NAME for a variant with its own --set "
+            "settings):\n" + describe_methods() + "\n\nexample:\n"
+            "  dsmnas compare --methods dsm,nograph=dsm --set nograph.use_graph=false \\\n"
+            "                 --seeds 10 --table nb201.csv.gz --out runs/cmp"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    e = lambda name: _help(EnvConfig, name)  # noqa: E731
+    p.add_argument("--methods", required=True,
+                   help="comma-separated method names (see below), e.g. dsm,random")
+    p.add_argument("--seeds", type=int, default=10, help="runs per method (default: 10)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds are FIRST-SEED .. FIRST-SEED+SEEDS-1 (default: 0)")
+    p.add_argument("--space", default=EnvConfig.space, help=e("space"))
+    p.add_argument("--dataset", default=EnvConfig.dataset, help=e("dataset"))
+    p.add_argument("--table", default=None, help=e("table"))
+    p.add_argument("--budget", dest="budget_s", type=float, default=None, help=e("budget_s"))
+    p.add_argument("--out", default=None,
+                   help="output folder (default: runs/compare-<time>)")
+    p.add_argument("--address", default=None,
+                   help="address of a running Ray cluster (e.g. auto or HOST:6379); "
+                        "default: start a local Ray")
+    p.add_argument("--max-concurrent", type=int, default=None,
+                   help="most trials at once (default: one per free CPU)")
+    p.add_argument("--retries", type=int, default=2,
+                   help="times a failed run is retried before it counts as failed (default: 2)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                   help="a setting of one method (e.g. dsm.lr=0.02), or of the env "
+                        "(env.K=8); repeatable")
+    p.set_defaults(run=_compare)
+
+
+def _compare(args) -> int:
+    from experiments.compare import plan_compare, run_compare
+
+    # Everything that can be wrong with the input fails here, in a second, before Ray starts.
+    plan = plan_compare(
+        args.methods, args.seeds, args.first_seed,
+        env={"space": args.space, "dataset": args.dataset, "table": args.table,
+             "budget_s": args.budget_s},
+        sets=args.sets,
+    )
+    out = args.out or os.path.join("runs", time.strftime("compare-%Y%m%d-%H%M%S"))
+    run_compare(plan, out, address=args.address, max_concurrent=args.max_concurrent,
+                retries=args.retries)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dsmnas", description="DSM-NAS experiments on Ray")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_search(sub)
     _add_export(sub)
+    _add_compare(sub)
     return parser
 
 

@@ -1,0 +1,422 @@
+"""`dsmnas compare`: every (method, seed) as one Ray Tune trial, then the report.
+
+The plan (`plan_compare`) is checked before Ray starts: method names, `--set` keys, the env
+settings and the data (one env is built and reset). `run_compare` runs the grid method x seed
+through `tune.Tuner`; a `RunsRecorder` callback rewrites `runs.csv` and the histories as each
+trial finishes or finally fails, so an interrupted comparison keeps every finished run. At the
+end `experiments.report` writes the summaries and plots.
+
+Output folder: `runs.csv`, `histories/<method>-<seed>.csv`, `summary.md`, `summary.csv`,
+`anytime_val.png`, `test_acc.png`, and `tune/` (Tune's own trial folders, with the full
+traceback of every failed attempt in `error.txt`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from envs.config import EnvConfig
+from experiments import report
+from trainables.methods import method_names
+
+_LABEL = re.compile(r"^[A-Za-z0-9_+-]+$")
+REFERENCE = "dsm"
+"""The method that the Welch t-tests compare against."""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One compared method: `label` (its name in the reports) runs `method` with `settings`."""
+
+    label: str
+    method: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ComparePlan:
+    """What a comparison runs, checked: methods x seeds on one env setting."""
+
+    methods: tuple[MethodSpec, ...]
+    seeds: tuple[int, ...]
+    env: EnvConfig
+    """Env settings shared by all runs (the seed is set per run)."""
+    datasets: tuple[str, ...]
+    """Datasets with test accuracy in the data: one `test_acc_<dataset>` column each."""
+    source: str
+    budget_s: float
+
+    @property
+    def runs(self) -> list[tuple[str, int]]:
+        return [(m.label, s) for m in self.methods for s in self.seeds]
+
+    @property
+    def columns(self) -> list[str]:
+        return [
+            "method", "seed", "status", "arch", "val_acc",
+            *[f"{report.TEST_PREFIX}{d}" for d in self.datasets],
+            "queries", "sim_time_s", "wall_time_s", "error",
+        ]
+
+
+def parse_methods(text: str) -> list[MethodSpec]:
+    """Parse `--methods`, e.g. "dsm,random,nograph=dsm": `label=method` runs a method under
+    another name (a variant, given its own settings with `--set label.key=value`)."""
+    specs: list[MethodSpec] = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        label, _, method = item.partition("=") if "=" in item else (item, "", item)
+        if method not in method_names():
+            raise ValueError(
+                f"unknown method {method!r}; allowed: {', '.join(method_names())}"
+            )
+        if not _LABEL.match(label) or label == "env":
+            raise ValueError(
+                f"bad method label {label!r}: use letters, digits, '_', '+', '-' (not 'env')"
+            )
+        if label in {s.label for s in specs}:
+            raise ValueError(f"method {label!r} is listed twice")
+        specs.append(MethodSpec(label, method))
+    if not specs:
+        raise ValueError("--methods names no method")
+    return specs
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value: JSON (numbers, true/false, null, lists), else the text itself."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_sets(
+    specs: Sequence[MethodSpec], sets: Sequence[str]
+) -> tuple[list[MethodSpec], dict[str, Any]]:
+    """Apply `label.key=value` items to the methods' settings; `env.key=value` items are
+    returned as env overrides."""
+    settings = {s.label: dict(s.settings) for s in specs}
+    env: dict[str, Any] = {}
+    for item in sets:
+        target, eq, value = item.partition("=")
+        label, dot, key = target.partition(".")
+        if not (eq and dot and key):
+            raise ValueError(f"--set {item!r}: expected METHOD.KEY=VALUE (or env.KEY=VALUE)")
+        if label == "env":
+            env[key] = parse_value(value)
+        elif label in settings:
+            settings[label][key] = parse_value(value)
+        else:
+            raise ValueError(
+                f"--set {item!r}: {label!r} is not a compared method; "
+                f"compared: {', '.join(settings)} (or env)"
+            )
+    return [MethodSpec(s.label, s.method, settings[s.label]) for s in specs], env
+
+
+def plan_compare(
+    methods: str,
+    seeds: int,
+    first_seed: int = 0,
+    env: dict[str, Any] | None = None,
+    sets: Sequence[str] = (),
+) -> ComparePlan:
+    """Check everything that can be checked without Ray; ValueError/FileNotFoundError else."""
+    specs, env_sets = apply_sets(parse_methods(methods), sets)
+    if not (isinstance(seeds, int) and seeds >= 1):
+        raise ValueError(f"--seeds must be an integer >= 1, got {seeds!r}")
+    env = {**(env or {}), **env_sets}
+    if env.get("table"):
+        # trials run in other processes and folders: the table must not be a relative path
+        env["table"] = str(Path(env["table"]).expanduser().resolve())
+    if "seed" in env:
+        raise ValueError("env.seed is set per run; use --seeds and --first-seed")
+    env_cfg = EnvConfig.from_dict(env)
+    from envs import DSMNASEnv
+
+    probe = DSMNASEnv(env_cfg.to_dict())
+    probe.reset(seed=first_seed)  # also checks that the budget can pay for the start
+    datasets = tuple(probe.benchmark.report(probe.space.sample(np.random.default_rng(0))))
+    return ComparePlan(
+        methods=tuple(specs),
+        seeds=tuple(range(first_seed, first_seed + seeds)),
+        env=env_cfg,
+        datasets=datasets,
+        source=probe.benchmark.source,
+        budget_s=probe.benchmark.clock.budget_s,
+    )
+
+
+class _ByLabel:
+    """`tune.sample_from` callable: the value for the trial's method label (picklable)."""
+
+    def __init__(self, table: dict[str, Any]):
+        self.table = table
+
+    def __call__(self, spec) -> Any:
+        return self.table[spec.config["label"]]
+
+
+def _seed_of(spec) -> int:
+    return spec.config["seed"]
+
+
+def param_space(plan: ComparePlan) -> dict[str, Any]:
+    """The grid method x seed; method, settings and the env's seed follow from the label."""
+    from ray import tune
+
+    return {
+        "label": tune.grid_search([m.label for m in plan.methods]),
+        "seed": tune.grid_search(list(plan.seeds)),
+        "method": tune.sample_from(_ByLabel({m.label: m.method for m in plan.methods})),
+        "settings": tune.sample_from(_ByLabel({m.label: m.settings for m in plan.methods})),
+        "env": {**plan.env.to_dict(), "seed": tune.sample_from(_seed_of)},
+    }
+
+
+def _trial_name(trial) -> str:
+    return f"{trial.config['label']}-{trial.config['seed']}"
+
+
+def _trial_dirname(trial) -> str:
+    return f"{_trial_name(trial)}_{trial.trial_id}"
+
+
+def _error_line(trial) -> str:
+    """The exception line (`Type: message`) of a trial's last error."""
+    text = ""
+    try:
+        # the driver's copy is written at once; the storage copy only after the next sync
+        local = trial.error_file
+        text = Path(local).read_text() if local and Path(local).exists() else trial.get_error()
+    except Exception:  # noqa: BLE001 - a missing error file must not stop the comparison
+        pass
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if re.match(r"^[\w.]+(Error|Exception|Interrupt|Exit)\b.*", ln):
+            return ln
+    return lines[-1] if lines else "unknown error (no error file)"
+
+
+def _make_recorder(plan: ComparePlan, out_dir: Path, printer: Callable[[str], None]):
+    from ray import tune
+
+    from trainables.tune_trainable import HISTORY_FILE, HISTORY_KEY
+
+    class RunsRecorder(tune.Callback):
+        """Rewrites runs.csv (and writes the run's history) whenever a trial reports or
+        finally fails; prints one progress line per finished run and a heartbeat."""
+
+        def __init__(self, heartbeat_s: float = 30.0):
+            self.rows: dict[tuple[str, int], dict[str, Any]] = {}
+            self.heartbeat_s = heartbeat_s
+            self.start = self.last_beat = time.monotonic()
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            key = (trial.config["label"], int(trial.config["seed"]))
+            row = self.record_ok(key, result, trial.path)
+            tests = "  ".join(
+                f"{d} {row[f'{report.TEST_PREFIX}{d}']:.2f}" for d in plan.datasets
+            )
+            printer(
+                f"[{len(self.rows)}/{len(plan.runs)}] {key[0]} seed {key[1]}: {row['arch']}  "
+                f"val {row['val_acc']:.2f}" + (f"  test {tests}" if tests else "")
+                + f"  ({row['queries']} queries, {row['wall_time_s']:.1f} s wall)"
+            )
+
+        def record_ok(self, key, result: dict, trial_path: str | None) -> dict[str, Any]:
+            row = {c: result.get(c, math.nan) for c in plan.columns}
+            row.update(method=key[0], seed=key[1], status=report.OK, error="")
+            self.rows[key] = row
+            history = result.get(HISTORY_KEY)
+            path = out_dir / "histories" / report.history_name(*key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if history is not None:
+                path.write_text(history)
+            elif trial_path and Path(trial_path, HISTORY_FILE).exists():
+                path.write_bytes(Path(trial_path, HISTORY_FILE).read_bytes())
+            self.write()
+            return row
+
+        def record_failed(self, key, error: str) -> None:
+            row = {c: math.nan for c in plan.columns}
+            row.update(method=key[0], seed=key[1], status=report.FAILED, arch="", error=error)
+            self.rows[key] = row
+            self.write()
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            printer(
+                f"    {trial.config['label']} seed {trial.config['seed']} failed "
+                f"(attempt {trial.num_failures}), retrying: {_error_line(trial)}"
+            )
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            key = (trial.config["label"], int(trial.config["seed"]))
+            error = _error_line(trial)
+            attempts = trial.num_failures
+            self.record_failed(key, f"{error} ({attempts} attempt{'s' if attempts != 1 else ''})")
+            printer(f"[{len(self.rows)}/{len(plan.runs)}] {key[0]} seed {key[1]}: FAILED "
+                    f"after {attempts} attempt(s): {error}")
+
+        def on_step_end(self, iteration, trials, **info):
+            now = time.monotonic()
+            if now - self.last_beat < self.heartbeat_s:
+                return
+            self.last_beat = now
+            running = sum(t.status == "RUNNING" for t in trials)
+            pending = sum(t.status == "PENDING" for t in trials)
+            printer(f"    {len(self.rows)}/{len(plan.runs)} done, {running} running, "
+                    f"{pending} pending, {now - self.start:.0f} s elapsed")
+
+        def frame(self) -> pd.DataFrame:
+            order = {k: i for i, k in enumerate(plan.runs)}
+            rows = sorted(self.rows.items(), key=lambda kv: order.get(kv[0], len(order)))
+            frame = pd.DataFrame([r for _, r in rows], columns=plan.columns)
+            return frame.astype({"seed": int, "queries": "Int64"})
+
+        def write(self) -> None:
+            # write-then-rename: an interrupt never leaves a half-written runs.csv
+            tmp = out_dir / "runs.csv.tmp"
+            self.frame().to_csv(tmp, index=False)
+            os.replace(tmp, out_dir / "runs.csv")
+
+    return RunsRecorder()
+
+
+def run_compare(
+    plan: ComparePlan,
+    out_dir: str | Path,
+    address: str | None = None,
+    max_concurrent: int | None = None,
+    retries: int = 2,
+    printer: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Run the plan through Ray Tune and write every output; returns the runs table."""
+    from ray import tune
+
+    from trainables.ray_utils import ensure_ray
+    from trainables.tune_trainable import search_trial
+
+    if not (isinstance(retries, int) and retries >= 0):
+        raise ValueError(f"--retries must be an integer >= 0, got {retries!r}")
+    if max_concurrent is not None and max_concurrent < 1:
+        raise ValueError(f"--max-concurrent must be >= 1, got {max_concurrent!r}")
+    out = Path(out_dir).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        ensure_ray(address=address)
+    except ConnectionError as e:
+        raise ValueError(
+            f"cannot connect to the Ray cluster at {address!r} ({e}); is it running, and is "
+            "RAY_AUTH_MODE=token set when the cluster uses token authentication?"
+        ) from None
+    name = time.strftime("compare-%Y%m%d-%H%M%S")
+    recorder = _make_recorder(plan, out, printer)
+    printer(
+        f"compare: {len(plan.methods)} method(s) x {len(plan.seeds)} seed(s) = "
+        f"{len(plan.runs)} runs on {plan.env.space}/{plan.env.dataset} ({plan.source}, "
+        f"budget {plan.budget_s:,.0f} s simulated); retries {retries}; writing {out}"
+    )
+    tuner = tune.Tuner(
+        search_trial,
+        param_space=param_space(plan),
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=max_concurrent,
+            # a fresh process per trial spends ~5 s importing torch and RLlib; a failed
+            # trial's process is replaced anyway
+            reuse_actors=True,
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            storage_path=str(out / "tune"),
+            name=name,
+            failure_config=tune.FailureConfig(max_failures=retries),
+            verbose=0,
+            callbacks=[recorder],
+        ),
+    )
+    with _quiet_tune():
+        grid = tuner.fit()
+    _fill_from_grid(recorder, grid, plan)
+    runs = recorder.frame()
+    recorder.write()
+    missing = [k for k in plan.runs if k not in recorder.rows]
+    notes = [f"Data: {plan.source}; reward {plan.env.dataset} validation accuracy; budget "
+             f"{plan.budget_s:,.0f} s simulated per run; seeds {plan.seeds[0]}–{plan.seeds[-1]}; "
+             f"each failed run retried up to {retries} time(s)."]
+    if missing:
+        notes.append(
+            f"**Incomplete: {len(missing)} of {len(plan.runs)} planned runs did not finish** "
+            f"(interrupted): " + ", ".join(f"{m} seed {s}" for m, s in missing) + "."
+        )
+    if (runs["status"] == report.FAILED).any():
+        notes.append(f"Full tracebacks of failed runs: `{out / 'tune' / name}/*/error.txt`.")
+    paths = report.write_report(
+        runs,
+        report.load_histories(runs, out / "histories"),
+        out,
+        reference=REFERENCE,
+        title=f"{plan.env.space} / {plan.env.dataset}: "
+              + ", ".join(m.label for m in plan.methods),
+        notes=notes,
+    )
+    n_failed = int((runs["status"] == report.FAILED).sum())
+    printer(
+        f"{len(runs) - n_failed} finished, {n_failed} failed"
+        + (f", {len(missing)} not run (interrupted)" if missing else "")
+        + f"; wrote {out}/runs.csv, histories/, " + ", ".join(p.name for p in paths)
+    )
+    return runs
+
+
+@contextlib.contextmanager
+def _quiet_tune():
+    """The progress display is RunsRecorder's lines. Tune's own reporter prints every failed
+    attempt in full whatever `verbose` says, and Tune logs "Trials did not complete: [...]";
+    both are off while the comparison runs (the tracebacks stay in each trial's error.txt)."""
+    env = {"TUNE_PRINT_ALL_TRIAL_ERRORS": "0", "RAY_AIR_NEW_OUTPUT": "0"}
+    saved = {k: os.environ.get(k) for k in env}
+    tune_log = logging.getLogger("ray.tune.tune")
+    level = tune_log.level
+    for k, v in env.items():
+        os.environ.setdefault(k, v)
+    tune_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        tune_log.setLevel(level)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _fill_from_grid(recorder, grid, plan: ComparePlan) -> None:
+    """Runs the callback did not see (should not happen) are taken from Tune's results."""
+    for res in grid:
+        cfg = res.config or {}
+        key = (cfg.get("label"), int(cfg.get("seed", -1)))
+        if key in recorder.rows or key not in plan.runs:
+            continue
+        if res.error is not None:
+            lines = [ln.strip() for ln in str(res.error).splitlines() if ln.strip()]
+            recorder.record_failed(key, lines[-1] if lines else "unknown error")
+        elif res.metrics and "arch" in res.metrics:
+            recorder.record_ok(key, res.metrics, res.path)

@@ -1,0 +1,142 @@
+"""`dsmnas compare`: input checks before Ray, the incremental runs.csv, and two comparisons
+end to end through Ray Tune on the shared table (one with a run that always fails)."""
+
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from envs import EnvConfig
+from experiments import compare, report
+from experiments.cli import main
+from trainables.methods import METHODS, method_names, run_method
+
+
+def exit_code(argv):
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+def test_help_lists_every_method_with_its_description(capsys):
+    assert exit_code(["compare", "--help"]) == 0
+    out = capsys.readouterr().out
+    for name, (_, description) in METHODS.items():
+        assert any(line.split()[:1] == [name] and description in line
+                   for line in out.splitlines()), name
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--methods", "dsm,nope"], "unknown method 'nope'; allowed: " + ", ".join(method_names())),
+        (["--methods", "dsm,dsm"], "method 'dsm' is listed twice"),
+        (["--methods", "dsm", "--set", "dsmx.lr=1"], "'dsmx' is not a compared method"),
+        (["--methods", "dsm", "--set", "dsm.lr"], "expected METHOD.KEY=VALUE"),
+        (["--methods", "dsm", "--set", "env.seed=3"], "env.seed is set per run"),
+        (["--methods", "dsm", "--set", "env.KK=3"], "unknown environment setting(s) ['KK']"),
+        (["--methods", "dsm", "--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
+        (["--methods", "dsm", "--table", "/no/such.csv"], "'/no/such.csv' does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2_before_ray_starts(argv, message, capsys, monkeypatch):
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray must not start for bad input")
+
+    monkeypatch.setattr("trainables.ray_utils.ensure_ray", no_ray)
+    assert exit_code(["compare", *argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_method_variants_and_set_values():
+    specs, env = compare.apply_sets(
+        compare.parse_methods("dsm, nograph=dsm"),
+        ["nograph.use_graph=false", "nograph.lr=2e-2", "dsm.entropy=0", "env.K=8",
+         "env.init_centers=[\"a\", \"b\"]", "dsm.name=text"],
+    )
+    assert [(s.label, s.method) for s in specs] == [("dsm", "dsm"), ("nograph", "dsm")]
+    assert specs[0].settings == {"entropy": 0, "name": "text"}
+    assert specs[1].settings == {"use_graph": False, "lr": 0.02}
+    assert env == {"K": 8, "init_centers": ["a", "b"]}
+
+
+def test_runs_csv_is_rewritten_as_each_run_finishes(tmp_path):
+    plan = compare.ComparePlan(
+        methods=(compare.MethodSpec("dsm", "dsm"),), seeds=(0, 1), env=EnvConfig(),
+        datasets=("cifar10",), source="test", budget_s=100.0,
+    )
+    lines = []
+    recorder = compare._make_recorder(plan, tmp_path, lines.append)
+    trial = SimpleNamespace(config={"label": "dsm", "seed": 1}, path=None)
+    result = {"method": "dsm", "seed": 1, "arch": "x", "val_acc": 80.0, "test_acc_cifar10": 90.0,
+              "queries": 2, "sim_time_s": 50.0, "wall_time_s": 0.1, "training_iteration": 1,
+              "history_csv": "step,val_acc,sim_time_s\n0,70.0,20.0\n1,80.0,50.0\n"}
+    recorder.on_trial_result(0, [trial], trial, result)
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert list(runs.columns) == plan.columns and len(runs) == 1
+    assert runs.loc[0, ["method", "seed", "status", "val_acc", "queries"]].tolist() == [
+        "dsm", 1, "ok", 80.0, 2]
+    assert pd.read_csv(tmp_path / "histories" / "dsm-1.csv")["val_acc"].tolist() == [70.0, 80.0]
+    assert lines and lines[0].startswith("[1/2] dsm seed 1: x  val 80.00  test cifar10 90.00")
+
+
+def test_compare_end_to_end_through_tune(nb201_table, tmp_path, ray_session, capsys):
+    out = tmp_path / "cmp"
+    rc = main(["compare", "--methods", "dsm,random", "--seeds", "2", "--first-seed", "3",
+               "--table", nb201_table, "--budget", "1500", "--out", str(out)])
+    assert rc == 0
+    runs = pd.read_csv(out / "runs.csv")
+    tests = ["test_acc_cifar10", "test_acc_cifar100", "test_acc_ImageNet16-120"]
+    assert list(runs.columns) == ["method", "seed", "status", "arch", "val_acc", *tests,
+                                  "queries", "sim_time_s", "wall_time_s", "error"]
+    assert list(zip(runs.method, runs.seed)) == [("dsm", 3), ("dsm", 4), ("random", 3),
+                                                 ("random", 4)]
+    assert (runs.status == "ok").all() and runs.error.isna().all()
+    for r in runs.itertuples():
+        history = pd.read_csv(out / "histories" / f"{r.method}-{r.seed}.csv")
+        assert r.queries == len(history) > 5
+        assert r.sim_time_s == pytest.approx(history.cost_s.sum()) and r.sim_time_s <= 1500
+        if r.method == "random":  # the best query is the answer
+            assert r.val_acc == history.val_acc.max()
+        else:  # the best center: at least as good as every accepted architecture
+            assert r.val_acc >= history.loc[history.accepted.astype(bool), "val_acc"].max()
+    # each trial ran its own method and seed: the same search in this process agrees
+    for method in ("dsm", "random"):
+        again = run_method(method, EnvConfig(table=nb201_table, budget_s=1500.0, seed=4))
+        row = runs[(runs.method == method) & (runs.seed == 4)].iloc[0]
+        assert (row.arch, row.val_acc, row.queries) == (again.arch, again.val_acc, again.queries)
+        assert row.test_acc_cifar100 == pytest.approx(again.test_acc["cifar100"])
+    summary = pd.read_csv(out / "summary.csv").set_index("method")
+    assert summary.loc["random", "n_runs"] == 2 and summary.loc["random", "n_failed"] == 0
+    dsm_c10 = runs.loc[runs.method == "dsm", "test_acc_cifar10"]
+    assert summary.loc["dsm", "test_acc_cifar10_mean"] == pytest.approx(dsm_c10.mean())
+    assert 0 <= summary.loc["random", "test_acc_cifar10_p"] <= 1
+    md = (out / "summary.md").read_text()
+    assert "| method | runs | failed | val | cifar10 | cifar100 | ImageNet16-120 |" in md
+    for png in (report.ANYTIME_PNG, report.TEST_PNG):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert printed.count(" seed ") >= 4 and "4 finished, 0 failed" in printed
+
+
+def test_a_failing_run_is_retried_then_reported(nb201_table, tmp_path, ray_session, capsys):
+    out = tmp_path / "cmp"
+    rc = main(["compare", "--methods", "dsm,bad=dsm", "--set", "bad.bogus=1", "--seeds", "1",
+               "--retries", "1", "--table", nb201_table, "--budget", "1500", "--out", str(out)])
+    assert rc == 0
+    runs = pd.read_csv(out / "runs.csv").set_index("method")
+    assert runs.loc["dsm", "status"] == "ok"
+    assert runs.loc["bad", "status"] == "failed" and pd.isna(runs.loc["bad", "val_acc"])
+    error = runs.loc["bad", "error"]
+    assert error.startswith("ValueError: unknown DSM-NAS setting(s) ['bogus']")
+    assert error.endswith("(2 attempts)")  # the first try and one retry
+    summary = pd.read_csv(out / "summary.csv").set_index("method")
+    assert summary.loc["bad", ["n_runs", "n_ok", "n_failed"]].tolist() == [1, 0, 1]
+    md = (out / "summary.md").read_text()
+    assert f"- bad seed 0: {error}" in md and "## Failed runs (1)" in md
+    assert not (out / "histories" / "bad-0.csv").exists()
+    printed = capsys.readouterr().out
+    assert "bad seed 0 failed (attempt 1), retrying: ValueError" in printed
+    assert "1 finished, 1 failed" in printed

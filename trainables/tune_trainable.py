@@ -1,0 +1,63 @@
+"""One search as a Ray Tune trial: the function trainable that `dsmnas compare` runs.
+
+A trial's config is `{"label", "method", "seed", "env", "settings"}`: `method` is a name in
+`trainables.methods.METHODS`, `label` what the reports call it (the method name, or a variant
+such as `dsm-nograph` that runs `dsm` with other settings), `env` an `EnvConfig` dict (with the
+seed). The trial writes `history.csv` into its trial directory and reports one result: the
+fields of a row of `runs.csv` (test accuracy flattened to `test_acc_<dataset>`) plus the
+history as CSV text, so that the driver gets it even when the trial ran on a node whose disk
+it cannot read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from envs.config import EnvConfig
+from trainables.search import SearchResult
+
+HISTORY_FILE = "history.csv"
+HISTORY_KEY = "history_csv"
+"""Result key of the history as CSV text."""
+RESULT_FIELDS = ("method", "seed", "arch", "val_acc", "queries", "sim_time_s", "wall_time_s")
+"""Fields of a run's row, besides one `test_acc_<dataset>` per dataset the data has."""
+
+
+def result_row(result: SearchResult, label: str) -> dict[str, Any]:
+    """A run's row of runs.csv: `RESULT_FIELDS` and the flattened test accuracy."""
+    row = {
+        "method": label,
+        "seed": result.seed,
+        "arch": result.arch,
+        "val_acc": float(result.val_acc),
+        "queries": int(result.queries),
+        "sim_time_s": float(result.sim_time_s),
+        "wall_time_s": float(result.wall_time_s),
+    }
+    row.update({f"test_acc_{ds}": float(v) for ds, v in (result.test_acc or {}).items()})
+    return row
+
+
+def search_trainable(config: dict[str, Any]) -> None:
+    """Run one search (`run_method`) and report its row; see the module docstring."""
+    import torch
+
+    from trainables.methods import run_method
+
+    # One CPU per trial: torch's default of one thread per core would make concurrent
+    # trials fight over the same cores.
+    torch.set_num_threads(1)
+    result = run_method(config["method"], EnvConfig.from_dict(config["env"]), config.get("settings"))
+    trial_dir = Path(tune.get_context().get_trial_dir())
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    result.history.to_csv(trial_dir / HISTORY_FILE, index=False)
+    row = result_row(result, config.get("label", config["method"]))
+    row["seed"] = config.get("seed", row["seed"])
+    tune.report({**row, HISTORY_KEY: result.history.to_csv(index=False)})
+
+
+search_trial = tune.with_resources(search_trainable, {"cpu": 1})
+"""`search_trainable` with one CPU per trial: what `tune.Tuner` is given."""
