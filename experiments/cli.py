@@ -144,9 +144,15 @@ def _add_compare(sub) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    e = lambda name: _help(EnvConfig, name)  # noqa: E731
     p.add_argument("--methods", required=True,
                    help="comma-separated method names (see below), e.g. dsm,random")
+    _add_run_options(p)
+    p.set_defaults(run=_compare)
+
+
+def _add_run_options(p) -> None:
+    """Options shared by `compare` and `ablate`: seeds, data, budget, output, cluster, retries."""
+    e = lambda name: _help(EnvConfig, name)  # noqa: E731
     p.add_argument("--seeds", type=int, default=10, help="runs per method (default: 10)")
     p.add_argument("--first-seed", type=int, default=0,
                    help="seeds are FIRST-SEED .. FIRST-SEED+SEEDS-1 (default: 0)")
@@ -155,7 +161,7 @@ def _add_compare(sub) -> None:
     p.add_argument("--table", default=None, help=e("table"))
     p.add_argument("--budget", dest="budget_s", type=float, default=None, help=e("budget_s"))
     p.add_argument("--out", default=None,
-                   help="output folder (default: runs/compare-<time>)")
+                   help="output folder (default: runs/<command>-<time>)")
     p.add_argument("--address", default=None,
                    help="address of a running Ray cluster (e.g. auto or HOST:6379); "
                         "default: start a local Ray")
@@ -164,9 +170,8 @@ def _add_compare(sub) -> None:
     p.add_argument("--retries", type=int, default=2,
                    help="times a failed run is retried before it counts as failed (default: 2)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.KEY=VALUE",
-                   help="a setting of one method (e.g. dsm.lr=0.02), or of the env "
-                        "(env.K=8); repeatable")
-    p.set_defaults(run=_compare)
+                   help="a setting of one method (e.g. dsm.lr=0.02), of one method's env "
+                        "(dsm.env.K=8), or of every run's env (env.K=8); repeatable")
 
 
 def _compare(args) -> int:
@@ -185,12 +190,47 @@ def _compare(args) -> int:
     return 0
 
 
+def _add_ablate(sub) -> None:
+    from experiments.ablate import describe_ablations
+
+    p = sub.add_parser(
+        "ablate",
+        help="the paper's ablations as named comparisons over seeds (Ray Tune)",
+        description="Run a named ablation: every output of `dsmnas compare`, plus "
+                    "ablation.md, ablation.csv and ablation.png.",
+        epilog="ablations:\n" + describe_ablations(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("name", help="which ablation (see below)")
+    _add_run_options(p)
+    p.set_defaults(run=_ablate)
+
+
+def _ablate(args) -> int:
+    from experiments.ablate import REFERENCES, variants, write_ablation
+    from experiments.compare import REFERENCE, plan_compare, run_compare
+
+    plan = plan_compare(
+        list(variants(args.name)), args.seeds, args.first_seed,
+        env={"space": args.space, "dataset": args.dataset, "table": args.table,
+             "budget_s": args.budget_s},
+        sets=args.sets,
+    )
+    out = args.out or os.path.join("runs", time.strftime(f"ablate-{args.name}-%Y%m%d-%H%M%S"))
+    runs = run_compare(plan, out, address=args.address, max_concurrent=args.max_concurrent,
+                       retries=args.retries, reference=REFERENCES.get(args.name, REFERENCE))
+    paths = write_ablation(args.name, runs, out, K=plan.env.K)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dsmnas", description="DSM-NAS experiments on Ray")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_search(sub)
     _add_export(sub)
     _add_compare(sub)
+    _add_ablate(sub)
     return parser
 
 

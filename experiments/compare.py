@@ -43,6 +43,8 @@ class MethodSpec:
     label: str
     method: str
     settings: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+    """Env settings of this method only, over the plan's shared ones (e.g. an ablation's K)."""
 
 
 @dataclass(frozen=True)
@@ -108,9 +110,10 @@ def parse_value(text: str) -> Any:
 def apply_sets(
     specs: Sequence[MethodSpec], sets: Sequence[str]
 ) -> tuple[list[MethodSpec], dict[str, Any]]:
-    """Apply `label.key=value` items to the methods' settings; `env.key=value` items are
-    returned as env overrides."""
+    """Apply `label.key=value` items to the methods' settings, `label.env.key=value` items to
+    one method's env settings; `env.key=value` items are returned as shared env overrides."""
     settings = {s.label: dict(s.settings) for s in specs}
+    own_env = {s.label: dict(s.env) for s in specs}
     env: dict[str, Any] = {}
     for item in sets:
         target, eq, value = item.partition("=")
@@ -119,6 +122,8 @@ def apply_sets(
             raise ValueError(f"--set {item!r}: expected METHOD.KEY=VALUE (or env.KEY=VALUE)")
         if label == "env":
             env[key] = parse_value(value)
+        elif label in settings and key.startswith("env."):
+            own_env[label][key[len("env."):]] = parse_value(value)
         elif label in settings:
             settings[label][key] = parse_value(value)
         else:
@@ -126,18 +131,21 @@ def apply_sets(
                 f"--set {item!r}: {label!r} is not a compared method; "
                 f"compared: {', '.join(settings)} (or env)"
             )
-    return [MethodSpec(s.label, s.method, settings[s.label]) for s in specs], env
+    return [MethodSpec(s.label, s.method, settings[s.label], own_env[s.label]) for s in specs], env
 
 
 def plan_compare(
-    methods: str,
+    methods: str | Sequence[MethodSpec],
     seeds: int,
     first_seed: int = 0,
     env: dict[str, Any] | None = None,
     sets: Sequence[str] = (),
 ) -> ComparePlan:
-    """Check everything that can be checked without Ray; ValueError/FileNotFoundError else."""
-    specs, env_sets = apply_sets(parse_methods(methods), sets)
+    """Check everything that can be checked without Ray; ValueError/FileNotFoundError else.
+
+    `methods` is the `--methods` text, or ready `MethodSpec`s (the named ablations)."""
+    parsed = parse_methods(methods) if isinstance(methods, str) else list(methods)
+    specs, env_sets = apply_sets(parsed, sets)
     if not (isinstance(seeds, int) and seeds >= 1):
         raise ValueError(f"--seeds must be an integer >= 1, got {seeds!r}")
     env = {**(env or {}), **env_sets}
@@ -151,6 +159,11 @@ def plan_compare(
 
     probe = DSMNASEnv(env_cfg.to_dict())
     probe.reset(seed=first_seed)  # also checks that the budget can pay for the start
+    for spec in specs:
+        if spec.env:
+            if "seed" in spec.env:
+                raise ValueError(f"{spec.label}.env.seed is set per run; use --seeds")
+            DSMNASEnv({**env_cfg.to_dict(), **spec.env}).reset(seed=first_seed)
     datasets = tuple(probe.benchmark.report(probe.space.sample(np.random.default_rng(0))))
     return ComparePlan(
         methods=tuple(specs),
@@ -185,6 +198,7 @@ def param_space(plan: ComparePlan) -> dict[str, Any]:
         "seed": tune.grid_search(list(plan.seeds)),
         "method": tune.sample_from(_ByLabel({m.label: m.method for m in plan.methods})),
         "settings": tune.sample_from(_ByLabel({m.label: m.settings for m in plan.methods})),
+        "env_overrides": tune.sample_from(_ByLabel({m.label: m.env for m in plan.methods})),
         "env": {**plan.env.to_dict(), "seed": tune.sample_from(_seed_of)},
     }
 
@@ -305,8 +319,10 @@ def run_compare(
     max_concurrent: int | None = None,
     retries: int = 2,
     printer: Callable[[str], None] = print,
+    reference: str = REFERENCE,
 ) -> pd.DataFrame:
-    """Run the plan through Ray Tune and write every output; returns the runs table."""
+    """Run the plan through Ray Tune and write every output; returns the runs table.
+    Welch t-tests compare every method with `reference`."""
     from ray import tune
 
     from trainables.ray_utils import ensure_ray
@@ -371,7 +387,7 @@ def run_compare(
         runs,
         report.load_histories(runs, out / "histories"),
         out,
-        reference=REFERENCE,
+        reference=reference,
         title=f"{plan.env.space} / {plan.env.dataset}: "
               + ", ".join(m.label for m in plan.methods),
         notes=notes,

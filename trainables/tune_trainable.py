@@ -1,11 +1,12 @@
 """One search as a Ray Tune trial: the function trainable that `dsmnas compare` runs.
 
-A trial's config is `{"label", "method", "seed", "env", "settings"}`: `method` is a name in
-`trainables.methods.METHODS`, `label` what the reports call it (the method name, or a variant
-such as `dsm-nograph` that runs `dsm` with other settings), `env` an `EnvConfig` dict (with the
-seed). The trial writes `history.csv` into its trial directory and reports one result: the
-fields of a row of `runs.csv` (test accuracy flattened to `test_acc_<dataset>`) plus the
-history as CSV text, so that the driver gets it even when the trial ran on a node whose disk
+A trial's config is `{"label", "method", "seed", "env", "settings", "env_overrides"}`:
+`method` is a name in `trainables.methods.METHODS`, `label` what the reports call it (the
+method name, or a variant such as `dsm-nograph` that runs `dsm` with other settings), `env` an
+`EnvConfig` dict (with the seed), `env_overrides` this label's own env settings over it.
+The trial writes `history.csv` into its trial directory and reports one result: the fields
+of a row of `runs.csv` (test accuracy flattened to `test_acc_<dataset>`) plus the history as
+CSV text, so that the driver gets it even when the trial ran on a node whose disk
 it cannot read.
 """
 
@@ -50,7 +51,8 @@ def search_trainable(config: dict[str, Any]) -> None:
     # One CPU per trial: torch's default of one thread per core would make concurrent
     # trials fight over the same cores.
     torch.set_num_threads(1)
-    result = run_method(config["method"], EnvConfig.from_dict(config["env"]), config.get("settings"))
+    env = EnvConfig.from_dict({**config["env"], **(config.get("env_overrides") or {})})
+    result = run_method(config["method"], env, config.get("settings"))
     trial_dir = Path(tune.get_context().get_trial_dir())
     trial_dir.mkdir(parents=True, exist_ok=True)
     result.history.to_csv(trial_dir / HISTORY_FILE, index=False)

@@ -1,0 +1,160 @@
+"""`dsmnas ablate NAME`: the paper's ablations as named comparisons over seeds.
+
+Each ablation is a list of variants (label, method, method settings, env settings) run by
+`experiments.compare` (so every output of `dsmnas compare` is written too), plus its own
+table `ablation.md` and plot `ablation.png`:
+
+- `update`  (Fig. 7): DSM-NAS with / without subspace update, random search in the whole
+  space, in DSM-NAS's final mined subspaces, and with subspace update;
+- `reward`  (Fig. 8a): reward = improvement R(b|a) vs absolute val(b), with the number of
+  distinct subspace centers each search explored (K initial + distinct accepted);
+- `graph`   (Fig. 8b): GNN over the subspace graph vs two FC layers per node;
+- `K`       (Fig. 9a): K in {1, 2, 4, 8, 16};
+- `M`       (Fig. 9b): M in {1, 2, 3, 4, 6} (L = 6 on NAS-Bench-201).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from experiments import report  # noqa: E402
+from experiments.compare import MethodSpec  # noqa: E402
+
+K_VALUES = (1, 2, 4, 8, 16)
+M_VALUES = (1, 2, 3, 4, 6)
+
+ABLATIONS: dict[str, tuple[str, tuple[MethodSpec, ...]]] = {
+    "update": ("subspace update on/off with the Fig. 7 random baselines", (
+        MethodSpec("dsm", "dsm"),
+        MethodSpec("dsm-noupdate", "dsm", env={"update_subspaces": False}),
+        MethodSpec("random", "random"),
+        MethodSpec("random-mined", "random-mined"),
+        MethodSpec("random-update", "random-update"),
+    )),
+    "reward": ("reward = improvement vs absolute, with subspaces explored (Fig. 8a)", (
+        MethodSpec("dsm", "dsm"),
+        MethodSpec("dsm-absolute", "dsm", env={"reward": "absolute"}),
+    )),
+    "graph": ("GNN over the subspace graph vs per-node FC layers (Fig. 8b)", (
+        MethodSpec("dsm", "dsm"),
+        MethodSpec("dsm-nograph", "dsm", settings={"use_graph": False}),
+    )),
+    "K": ("number of candidate subspaces K (Fig. 9a)", tuple(
+        MethodSpec(f"dsm-K{k}", "dsm", env={"K": k}) for k in K_VALUES)),
+    "M": ("local search distance M (Fig. 9b)", tuple(
+        MethodSpec(f"dsm-M{m}", "dsm", env={"M": m}) for m in M_VALUES)),
+}
+
+
+REFERENCES = {"K": "dsm-K4", "M": "dsm-M4"}
+"""The variant the Welch t-tests compare with: the paper's NAS-Bench-201 setting (K = M = 4)."""
+
+
+def describe_ablations() -> str:
+    return "\n".join(f"  {name:7s} {desc}" for name, (desc, _) in ABLATIONS.items())
+
+
+def variants(name: str) -> tuple[MethodSpec, ...]:
+    """The variants of ablation `name`; ValueError listing the known names."""
+    try:
+        return ABLATIONS[name][1]
+    except KeyError:
+        raise ValueError(
+            f"unknown ablation {name!r}; allowed: {', '.join(ABLATIONS)}"
+        ) from None
+
+
+def centers_explored(history: pd.DataFrame, K: int) -> int:
+    """Distinct subspace centers a search had: the K initial ones plus every distinct
+    architecture that replaced a center."""
+    accepted = history.loc[history["accepted"].astype(bool), "arch"]
+    return K + accepted.nunique()
+
+
+def ablation_table(
+    name: str, runs: pd.DataFrame, histories: dict[tuple[str, int], pd.DataFrame], K: int
+) -> pd.DataFrame:
+    """Per variant: n, mean ± std of val and test accuracy (and, for `reward`, the mean
+    number of centers explored), in the ablation's order."""
+    done = report.finished(runs)
+    rows = []
+    for spec in variants(name):
+        sub = done[done["method"] == spec.label]
+        row = {"variant": spec.label, "n": len(sub)}
+        for col in report.accuracy_columns(done):
+            row[col] = sub[col].mean()
+            row[f"{col}_std"] = sub[col].std(ddof=1)
+        if name == "reward":
+            k = spec.env.get("K", K)
+            explored = [centers_explored(histories[(spec.label, int(s))], k)
+                        for s in sub["seed"] if (spec.label, int(s)) in histories]
+            row["centers_explored"] = float(np.mean(explored)) if explored else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ablation_markdown(name: str, table: pd.DataFrame) -> str:
+    cols = [c for c in table.columns if c.endswith("acc") or c.startswith("test_acc_")]
+    cols = [c for c in cols if not c.endswith("_std")]
+    header = ["variant", "n", *cols] + (["centers explored"] if "centers_explored" in table else [])
+    lines = [f"# Ablation `{name}`: {ABLATIONS[name][0]}", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, r in table.iterrows():
+        cells = [r["variant"], str(int(r["n"]))]
+        cells += [f"{r[c]:.2f} ± {r[c + '_std']:.2f}" if r["n"] else "–" for c in cols]
+        if "centers_explored" in table:
+            cells.append(f"{r['centers_explored']:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_ablation(name: str, table: pd.DataFrame, path: str | Path) -> Path:
+    """K / M: mean ± std accuracy against the swept value; others: one bar per variant."""
+    cols = [c for c in table.columns if c.startswith("test_acc_") and not c.endswith("_std")]
+    cols = cols or ["val_acc"]
+    fig, axes = plt.subplots(1, len(cols), figsize=(4.2 * len(cols), 3.6), squeeze=False)
+    for ax, col in zip(axes[0], cols):
+        mean = table[col].to_numpy(dtype=float)
+        std = np.nan_to_num(table[f"{col}_std"].to_numpy(dtype=float))  # one seed: no std
+        if name in ("K", "M"):
+            xs = [spec.env[name] for spec in variants(name)]
+            ax.errorbar(xs, mean, yerr=std, marker="o", capsize=3)
+            ax.set_xscale("log", base=2) if name == "K" else None
+            ax.set_xticks(xs, [str(x) for x in xs])
+            ax.set_xlabel(name)
+        else:
+            xs = np.arange(len(table))
+            ax.bar(xs, mean, yerr=std, capsize=3, color="tab:blue", alpha=0.8)
+            ax.set_xticks(xs, table["variant"], rotation=30, ha="right")
+            finite = mean[np.isfinite(mean)]
+            if finite.size:
+                pad = max(std.max(), 0.1)
+                ax.set_ylim(finite.min() - 3 * pad, finite.max() + 2 * pad)
+        ax.set_title(col.replace("test_acc_", "test accuracy, ").replace("val_acc", "validation accuracy"))
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"ablation {name}: mean ± std over seeds")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_ablation(name: str, runs: pd.DataFrame, out_dir: str | Path, K: int,
+                   histories: dict | None = None) -> Sequence[Path]:
+    out = Path(out_dir)
+    histories = histories if histories is not None else report.load_histories(runs, out / "histories")
+    table = ablation_table(name, runs, histories, K)
+    table.to_csv(out / "ablation.csv", index=False)
+    md = out / "ablation.md"
+    md.write_text(ablation_markdown(name, table))
+    return md, out / "ablation.csv", plot_ablation(name, table, out / "ablation.png")
