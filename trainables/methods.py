@@ -18,6 +18,16 @@ from trainables.search import SearchResult
 METHODS: dict[str, tuple[str, str]] = {
     # name: ("module:function", one-line description for --help)
     "dsm": ("trainables.search:run_dsm", "DSM-NAS, the paper's method (REINFORCE, GNN+LSTM)"),
+    "random": ("trainables.searchers.random_search:run_random", "random search over the whole space"),
+    "reinforce": ("trainables.searchers.reinforce:run_reinforce", "REINFORCE, NAS-Bench-201's RL baseline (no RLlib)"),
+    "evolution": ("trainables.searchers.evolution:run_evolution", "regularized evolution (Real et al. 2019), NAS-Bench-201's R-EA"),
+    "local": ("trainables.searchers.local_search:run_local", "local search with restarts (White et al., UAI 2021)"),
+    "random-update": ("trainables.searchers.subspace_random:run_random_update", "random search with subspace update (Fig. 7): DSMNAS-v0, random actions"),
+    "random-mined": ("trainables.searchers.subspace_random:run_random_mined", "random search in DSM-NAS's final mined subspaces (Fig. 7)"),
+    "ppo": ("trainables.agents:run_ppo", "PPO (gamma 0) with the DSM-NAS GNN+LSTM controller"),
+    "appo": ("trainables.agents:run_appo", "APPO (gamma 0) with the DSM-NAS GNN+LSTM controller"),
+    "ppo-flat": ("trainables.agents:run_ppo_flat", "PPO, RLlib's default MLP on the flattened obs (no graph)"),
+    "dsm-plus": ("trainables.agents:run_dsm_plus", "DSM-NAS+: start from a cifar10 search's final centers"),
 }
 
 

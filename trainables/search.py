@@ -1,9 +1,11 @@
-"""One complete DSM-NAS search: one episode of DSMNAS-v0, the controller trained online.
+"""One complete search: one episode of DSMNAS-v0, the agent trained online during it.
 
-`run_search` builds the REINFORCE algorithm with the GNN+LSTM controller, calls `train()`
-(one env step = one architecture query and one policy update at batch size 1) until the
-episode's budget is spent, and returns the answer: the best center of the final graph by
-validation accuracy. Test accuracy is looked up afterwards, for the report only.
+`run_episode_search` takes any RLlib `AlgorithmConfig` whose env is DSMNAS-v0 with one
+in-process env (`num_env_runners=0`, one env per runner), calls `train()` until the env
+reports its first finished episode, and returns the answer: the best center of the final
+graph by validation accuracy. Test accuracy is looked up afterwards, for the report only.
+`run_search` is that loop with DSM-NAS's own algorithm (REINFORCE, one env step = one
+architecture query and one policy update at batch size 1).
 """
 
 from __future__ import annotations
@@ -48,9 +50,12 @@ class SearchResult:
     history: pd.DataFrame
     test_acc: dict[str, float] | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    final_centers: list[str] | None = None
+    """The K centers of the final graph, by subspace index (in memory only, not in
+    result.json): what DSM-NAS+ transfers to another dataset's search."""
 
     def to_json(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k != "history"}
+        d = {k: v for k, v in asdict(self).items() if k not in ("history", "final_centers")}
         if d["test_acc"] is None:
             del d["test_acc"]
         return d
@@ -68,6 +73,24 @@ def local_env(algo) -> DSMNASEnv:
     return algo.env_runner_group.local_env_runner.env.unwrapped.envs[0].unwrapped
 
 
+def dsm_algo_config(env_config: EnvConfig, learner: LearnerSettings = LearnerSettings()):
+    """The REINFORCE config of one DSM-NAS search (GNN+LSTM controller, seeded by the env's
+    seed), as `run_search` builds it."""
+    from trainables.reinforce import reinforce_config
+
+    return reinforce_config(
+        DSMNASEnv,
+        env_config=env_config.to_dict(),
+        model_config={"use_graph": learner.use_graph},
+        lr=learner.lr,
+        entropy_coeff=learner.entropy,
+        seed=env_config.seed,
+        baseline_decay=learner.baseline_decay,
+        weight_decay=learner.weight_decay,
+        train_batch_size=learner.batch_size,
+    )
+
+
 def run_search(
     env_config: EnvConfig,
     learner: LearnerSettings = LearnerSettings(),
@@ -75,23 +98,53 @@ def run_search(
     progress_every_s: float = 2.0,
 ) -> SearchResult:
     """Run one search to the end of its budget; Ray must be initialised by the caller."""
-    from trainables.reinforce import reinforce_config
+    return run_episode_search(
+        dsm_algo_config(env_config, learner),
+        env_config,
+        {"learner": asdict(learner)},
+        progress,
+        progress_every_s,
+    )
 
+
+def run_episode_search(
+    algo_config,
+    env_config: EnvConfig,
+    method_config: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = print,
+    progress_every_s: float = 2.0,
+) -> SearchResult:
+    """One search with any RLlib agent: `algo_config.train()` until the episode ends.
+
+    `algo_config` (an `AlgorithmConfig`) must run DSMNAS-v0 with `env_config` in one
+    in-process env: `num_env_runners=0` and `num_envs_per_env_runner=1`, so that the env's
+    final graph, history and clock can be read when its episode ends (the env keeps them
+    in `last_finished`, since the runner resets it at once). With remote env runners each
+    runner would run its own episode with its own seed (RLlib adds the worker index), so
+    "the" search would not be defined: that raises ValueError. Steps that the agent
+    samples after the episode's end (the rest of its last train batch, in a fresh episode)
+    are not part of the search and cost it nothing. `method_config` is merged into
+    `result.config` (e.g. the agent's settings). Ray must be initialised by the caller.
+    """
+    runners = algo_config.num_env_runners or 0
+    if runners != 0 or algo_config.num_envs_per_env_runner != 1:
+        raise ValueError(
+            f"one search is one episode of one in-process env: num_env_runners must be 0 "
+            f"and num_envs_per_env_runner 1, got {runners} and "
+            f"{algo_config.num_envs_per_env_runner}"
+        )
+    if EnvConfig.from_dict(dict(algo_config.env_config or {})) != env_config:
+        raise ValueError(
+            f"algo_config's env_config {dict(algo_config.env_config or {})} is not "
+            f"env_config {env_config.to_dict()}"
+        )
     seed = env_config.seed
     t0 = time.perf_counter()
-    algo = reinforce_config(
-        DSMNASEnv,
-        env_config=env_config.to_dict(),
-        model_config={"use_graph": learner.use_graph},
-        lr=learner.lr,
-        entropy_coeff=learner.entropy,
-        seed=seed,
-        baseline_decay=learner.baseline_decay,
-        weight_decay=learner.weight_decay,
-        train_batch_size=learner.batch_size,
-    ).build_algo()
+    algo = algo_config.build_algo()
     try:
         env = local_env(algo)
+        if not isinstance(env, DSMNASEnv):
+            raise ValueError(f"algo_config's env must be DSMNAS-v0, got {type(env).__name__}")
         budget = env.benchmark.clock.budget_s
         startup_s = time.perf_counter() - t0
         start = last_print = time.perf_counter()
@@ -120,12 +173,13 @@ def run_search(
         test_acc=test or None,
         config={
             "env": env_config.to_dict(),
-            "learner": asdict(learner),
+            **(method_config or {}),
             "source": env.benchmark.source,
             "val_metric": env.benchmark.val_metric,
             "budget_s": budget,
             "cache_queries": clock["cache_queries"],
         },
+        final_centers=[env.space.format(c) for c in graph.centers],
     )
     if progress:
         progress(_progress_line(env, budget, wall_s, graph=graph, clock=clock) + "  done")
