@@ -130,7 +130,7 @@ def test_a_failing_run_is_retried_then_reported(nb201_table, tmp_path, ray_sessi
     assert runs.loc["dsm", "status"] == "ok"
     assert runs.loc["bad", "status"] == "failed" and pd.isna(runs.loc["bad", "val_acc"])
     error = runs.loc["bad", "error"]
-    assert error.startswith("ValueError: unknown DSM-NAS setting(s) ['bogus']")
+    assert error.startswith("ValueError: unknown dsm setting(s) ['bogus']")
     assert error.endswith("(2 attempts)")  # the first try and one retry
     summary = pd.read_csv(out / "summary.csv").set_index("method")
     assert summary.loc["bad", ["n_runs", "n_ok", "n_failed"]].tolist() == [1, 0, 1]

@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from envs import DSMNASEnv, EnvConfig
+from trainables.settings import parse_settings
 from trainables.search import (
     LearnerSettings,
     SearchResult,
@@ -73,13 +74,7 @@ Progress = Callable[[str], None] | None
 
 
 def _settings(cls, values: dict[str, Any], method: str):
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(values) - set(names))
-    if unknown:
-        raise ValueError(
-            f"unknown {method} setting(s) {unknown}; allowed: {', '.join(sorted(names))}"
-        )
-    return cls(**values)
+    return parse_settings(method, values, cls)[0]
 
 
 def _check(obj, positive_ints=(), positive=(), nonnegative=(), unit=()) -> None:

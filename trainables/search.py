@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -188,11 +188,10 @@ def run_episode_search(
 
 def run_dsm(env_config: EnvConfig, settings: dict[str, Any], progress=None) -> SearchResult:
     """`run_search` with `LearnerSettings` from a dict (the methods registry's signature)."""
-    names = {f.name for f in fields(LearnerSettings)}
-    unknown = sorted(set(settings) - names)
-    if unknown:
-        raise ValueError(f"unknown DSM-NAS setting(s) {unknown}; allowed: {', '.join(sorted(names))}")
-    return run_search(env_config, LearnerSettings(**settings), progress=progress)
+    from trainables.settings import parse_settings
+
+    (learner,) = parse_settings("dsm", settings, LearnerSettings)
+    return run_search(env_config, learner, progress=progress)
 
 
 def _progress_line(env: DSMNASEnv, budget_s, wall_s, graph=None, clock=None) -> str:

@@ -22,24 +22,10 @@ import pandas as pd
 from envs import HISTORY_COLUMNS, EnvConfig
 from envs.benchmarks import Benchmark, make_benchmark
 from envs.spaces import get_space
+from trainables.settings import parse_settings  # noqa: F401  (re-exported)
 from trainables.search import SearchResult
 
 Progress = Callable[[str], None] | None
-
-
-def parse_settings(method: str, values: dict[str, Any] | None, *classes: type) -> tuple:
-    """One instance of each settings dataclass in `classes`, each from the keys it has.
-
-    ValueError naming the unknown keys and listing the allowed ones."""
-    values = dict(values or {})
-    names = [{f.name for f in dataclasses.fields(c)} for c in classes]
-    allowed = sorted(set().union(*names))
-    unknown = sorted(set(values) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"unknown {method} setting(s) {unknown}; allowed: {', '.join(allowed)}"
-        )
-    return tuple(c(**{k: v for k, v in values.items() if k in n}) for c, n in zip(classes, names))
 
 
 def make_rng(seed: int | None, stream: int = 0) -> np.random.Generator:
