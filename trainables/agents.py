@@ -177,7 +177,12 @@ def ppo_algo_config(env_config: EnvConfig, s: PPOSettings = PPOSettings()):
         rl_module_spec=RLModuleSpec(
             module_class=DSMNASModule, model_config={"use_graph": s.use_graph}
         )
-    ).training(
+    ).training(**_ppo_training(s), vf_loss_coeff=s.vf_loss_coeff)
+
+
+def _ppo_training(s) -> dict[str, Any]:
+    """The PPO training settings that `ppo` and `ppo-flat` share."""
+    return dict(
         lr=s.lr,
         gamma=s.gamma,
         lambda_=1.0,  # irrelevant at gamma = 0: the advantage is R - V(s)
@@ -186,7 +191,6 @@ def ppo_algo_config(env_config: EnvConfig, s: PPOSettings = PPOSettings()):
         num_epochs=s.num_epochs,
         entropy_coeff=s.entropy_coeff,
         clip_param=s.clip_param,
-        vf_loss_coeff=s.vf_loss_coeff,
         # Rewards are accuracy points (-90..+90): RLlib's default clip of the squared value
         # error at 10 would stop the value head learning from most steps.
         vf_clip_param=float("inf"),
@@ -348,18 +352,7 @@ def ppo_flat_algo_config(env_config: EnvConfig, s: FlatPPOSettings = FlatPPOSett
             env_to_module_connector=lambda env, spaces=None, device=None: FlattenObservations()
         )
         .rl_module(model_config=DefaultModelConfig(fcnet_hiddens=list(s.hidden)))
-        .training(
-            lr=s.lr,
-            gamma=s.gamma,
-            lambda_=1.0,
-            train_batch_size_per_learner=s.train_batch_size,
-            minibatch_size=s.minibatch_size,
-            num_epochs=s.num_epochs,
-            entropy_coeff=s.entropy_coeff,
-            clip_param=s.clip_param,
-            vf_clip_param=float("inf"),
-            use_kl_loss=False,
-        )
+        .training(**_ppo_training(s))
     )
 
 
