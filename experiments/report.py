@@ -244,12 +244,13 @@ def plot_test_distribution(runs: pd.DataFrame, path: str | Path) -> Path:
     methods = method_order(runs)
     colors = _colors(methods)
     n_failed = {m: int(((runs["method"] == m) & (runs["status"] == FAILED)).sum()) for m in methods}
+    # One row per dataset: side by side, ten methods made each panel too narrow to read.
     fig, axes = plt.subplots(
-        1, len(cols), figsize=(max(4.0, 1.1 * len(methods) + 1.5) * len(cols), 4.2),
+        len(cols), 1, figsize=(max(6.0, 1.3 * len(methods) + 1.5), 3.4 * len(cols) + 0.6),
         layout="constrained", squeeze=False,
     )
     rng = np.random.default_rng(0)  # jitter only; fixed so that reruns give the same picture
-    for ax, col in zip(axes[0], cols):
+    for ax, col in zip(axes[:, 0], cols):
         data = [ok.loc[ok["method"] == m, col].astype(float).dropna().to_numpy() for m in methods]
         positions = np.arange(1, len(methods) + 1)
         shown = [i for i, d in enumerate(data) if len(d)]
