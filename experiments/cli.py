@@ -3,6 +3,7 @@
     dsmnas search [--space nb201] [--dataset cifar10] [--table PATH] [--budget S] [--seed N]
                   [-K 4] [-M 4] [--lr 0.01] [--entropy 7.5e-4] [--out DIR] ...
     dsmnas export-nb201 SRC DST
+    dsmnas compare / ablate / sweep ...   (see `dsmnas COMMAND --help`)
 
 User errors (bad values, missing files) print one line on stderr and exit with code 2.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 import time
 from dataclasses import fields
 
@@ -224,6 +226,78 @@ def _ablate(args) -> int:
     return 0
 
 
+def _add_sweep(sub) -> None:
+    from experiments.sweep import KEYS, SweepSettings
+
+    p = sub.add_parser(
+        "sweep",
+        help="sweep DSM-NAS's K, M and entropy weight over seeds (Ray Tune)",
+        description=(
+            "Run every configuration (K, M, entropy) x seed as one Ray Tune trial: every\n"
+            "output of `dsmnas compare`, plus in DIR:\n"
+            "  sweep.csv          one row per trial: K, M, entropy, seed, the search's result\n"
+            "  sweep.md           configurations ranked by mean validation accuracy\n"
+            "  sweep_params.png   mean final accuracy (test when the data has it, else val)\n"
+            "                     against each swept parameter, ± std\n"
+            "  sweep_heatmap.png  K x M mean accuracy, averaged over entropy and seeds\n"
+            "The best configuration (highest mean validation accuracy) is printed at the end."
+        ),
+        epilog=(
+            "--random N draws N distinct configurations uniformly from the grid with\n"
+            "numpy.random.default_rng(--draw-seed). --set takes env.KEY=VALUE (every run's\n"
+            "env) and dsm.KEY=VALUE (every configuration's DSM-NAS setting, e.g. dsm.lr=0.02).\n"
+            "A --config YAML file takes the keys\n"
+            + textwrap.fill(", ".join(KEYS), 86, initial_indent="  ", subsequent_indent="  ")
+            + "\n(flags override it; --set items are added to its `set` list).\n\n"
+            "examples:\n"
+            "  dsmnas sweep --K 2,4,8 --M 2,3,4 --entropy 5e-4,7.5e-4,1e-3 --seeds 5\n"
+            "  dsmnas sweep --config experiments/sweeps/nb201-small.yaml --seeds 1"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    h = lambda name: _help(SweepSettings, name)  # noqa: E731
+    for name in ("K", "M", "entropy"):
+        f = next(f for f in fields(SweepSettings) if f.name == name)
+        v = name[0].upper()
+        p.add_argument(f"--{name}", default=None, metavar=f"{v}1,{v}2,...",
+                       help=f"{f.metadata['help']} (default: {f.default[0]:g})")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--grid", dest="mode", action="store_const", const="grid", default=None,
+                      help="every combination (the default)")
+    mode.add_argument("--random", dest="samples", type=int, default=None, metavar="N",
+                      help="N distinct combinations drawn uniformly (seeded by --draw-seed)")
+    p.add_argument("--draw-seed", type=int, default=None, help=h("draw_seed"))
+    p.add_argument("--config", default=None, metavar="PATH",
+                   help="sweep file (YAML), or NAME for experiments/sweeps/NAME.yaml")
+    p.add_argument("--cpus-per-trial", type=float, default=None, help=h("cpus_per_trial"))
+    p.add_argument("--gpus-per-trial", type=float, default=None, help=h("gpus_per_trial"))
+    _add_run_options(p)
+    # None = not given, so that a sweep file's value is kept; the defaults are SweepSettings'
+    run_options = argparse.ArgumentParser(add_help=False)
+    _add_run_options(run_options)
+    p.set_defaults(**dict.fromkeys(vars(run_options.parse_args([]))), run=_sweep)
+
+
+def _sweep(args) -> int:
+    from experiments.sweep import load_sweep_file, plan_sweep, resolve_settings, run_sweep
+
+    flags = {
+        "K": args.K, "M": args.M, "entropy": args.entropy,
+        "mode": "random" if args.samples is not None else args.mode, "samples": args.samples,
+        "draw_seed": args.draw_seed, "cpus_per_trial": args.cpus_per_trial,
+        "gpus_per_trial": args.gpus_per_trial, "seeds": args.seeds,
+        "first_seed": args.first_seed, "space": args.space, "dataset": args.dataset,
+        "table": args.table, "budget": args.budget_s, "out": args.out, "address": args.address,
+        "max_concurrent": args.max_concurrent, "retries": args.retries, "set": args.sets,
+    }
+    # Everything that can be wrong with the input fails here, before Ray starts.
+    settings = resolve_settings(load_sweep_file(args.config) if args.config else None, flags)
+    plan = plan_sweep(settings)
+    out = settings.out or os.path.join("runs", time.strftime("sweep-%Y%m%d-%H%M%S"))
+    run_sweep(plan, out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dsmnas", description="DSM-NAS experiments on Ray")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -231,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_compare(sub)
     _add_ablate(sub)
+    _add_sweep(sub)
     return parser
 
 

@@ -320,13 +320,15 @@ def run_compare(
     retries: int = 2,
     printer: Callable[[str], None] = print,
     reference: str = REFERENCE,
+    resources: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """Run the plan through Ray Tune and write every output; returns the runs table.
-    Welch t-tests compare every method with `reference`."""
+    Welch t-tests compare every method with `reference`. `resources` is what each trial
+    reserves (`{"cpu": C, "gpu": G}`; default one CPU)."""
     from ray import tune
 
     from trainables.ray_utils import ensure_ray
-    from trainables.tune_trainable import search_trial
+    from trainables.tune_trainable import with_resources
 
     if not (isinstance(retries, int) and retries >= 0):
         raise ValueError(f"--retries must be an integer >= 0, got {retries!r}")
@@ -349,7 +351,7 @@ def run_compare(
         f"budget {plan.budget_s:,.0f} s simulated); retries {retries}; writing {out}"
     )
     tuner = tune.Tuner(
-        search_trial,
+        with_resources(resources),
         param_space=param_space(plan),
         tune_config=tune.TuneConfig(
             max_concurrent_trials=max_concurrent,

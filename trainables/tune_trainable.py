@@ -12,6 +12,7 @@ it cannot read.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,9 @@ def search_trainable(config: dict[str, Any]) -> None:
 
     from trainables.methods import run_method
 
-    # One CPU per trial: torch's default of one thread per core would make concurrent
-    # trials fight over the same cores.
-    torch.set_num_threads(1)
+    # One thread per CPU of the trial (one by default): torch's default of one thread per
+    # core would make concurrent trials fight over the same cores.
+    torch.set_num_threads(_trial_threads())
     env = EnvConfig.from_dict({**config["env"], **(config.get("env_overrides") or {})})
     result = run_method(config["method"], env, config.get("settings"))
     trial_dir = Path(tune.get_context().get_trial_dir())
@@ -61,5 +62,28 @@ def search_trainable(config: dict[str, Any]) -> None:
     tune.report({**row, HISTORY_KEY: result.history.to_csv(index=False)})
 
 
-search_trial = tune.with_resources(search_trainable, {"cpu": 1})
-"""`search_trainable` with one CPU per trial: what `tune.Tuner` is given."""
+def _trial_threads() -> int:
+    """Torch threads for this trial: the whole CPUs it reserved, at least one."""
+    cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
+    return max(1, int(cpus))
+
+
+DEFAULT_RESOURCES = {"cpu": 1}
+"""What one trial reserves unless told otherwise."""
+
+
+def with_resources(resources: dict[str, float] | None = None):
+    """`search_trainable` reserving `resources` per trial (`{"cpu": C, "gpu": G}`; default
+    one CPU): what `tune.Tuner` is given."""
+
+    # tune.with_resources sets an attribute on the function it is given: a fresh function per
+    # call, so that one comparison's resources never leak into another's
+    @functools.wraps(search_trainable)
+    def trial(config: dict[str, Any]) -> None:
+        search_trainable(config)
+
+    return tune.with_resources(trial, dict(resources or DEFAULT_RESOURCES))
+
+
+search_trial = with_resources()
+"""`search_trainable` with one CPU per trial."""

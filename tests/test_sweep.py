@@ -1,0 +1,275 @@
+"""`dsmnas sweep`: grid and random plans, sweep files, input errors before Ray, the sweep
+table and the choice of the best configuration on hand-made runs, and one small sweep end to
+end through Ray Tune on the shared table."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from experiments import sweep
+from experiments.cli import main
+from experiments.sweep import Config, SweepSettings, configurations, resolve_settings
+
+
+def exit_code(argv):
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+# ------------------------------------------------------------------------------ plans
+
+
+def test_grid_is_every_combination_K_then_M_then_entropy():
+    s = resolve_settings(flags={"K": "2,4", "M": [3, 2], "entropy": "5e-4,1e-3"})
+    assert [(c.K, c.M, c.entropy) for c in configurations(s)] == [
+        (2, 3, 5e-4), (2, 3, 1e-3), (2, 2, 5e-4), (2, 2, 1e-3),
+        (4, 3, 5e-4), (4, 3, 1e-3), (4, 2, 5e-4), (4, 2, 1e-3),
+    ]
+    assert Config(4, 4, 7.5e-4).label == "K4-M4-ent0.00075"
+    assert Config(2, 3, 1e-5).label == "K2-M3-ent1e-05"
+    # nothing swept: the paper's setting alone
+    assert configurations(SweepSettings()) == (Config(4, 4, 7.5e-4),)
+
+
+def test_plan_gives_each_configuration_its_env_and_entropy():
+    s = resolve_settings(flags={"K": "2,4", "M": "3", "seeds": 2, "first_seed": 5,
+                                "set": ["dsm.lr=0.02", "env.reward=absolute"]})
+    plan = sweep.plan_sweep(s)
+    assert [(m.label, m.method, m.settings, m.env) for m in plan.compare.methods] == [
+        ("K2-M3-ent0.00075", "dsm", {"lr": 0.02, "entropy": 7.5e-4}, {"K": 2, "M": 3}),
+        ("K4-M3-ent0.00075", "dsm", {"lr": 0.02, "entropy": 7.5e-4}, {"K": 4, "M": 3}),
+    ]
+    assert plan.compare.seeds == (5, 6) and plan.compare.env.reward == "absolute"
+    assert plan.resources == {"cpu": 1.0}
+    assert plan.reference == "K2-M3-ent0.00075"  # the paper's K4-M4 is not swept
+
+
+def test_random_draw_is_seeded_distinct_and_in_grid_order():
+    base = {"K": "1,2,4,8", "M": "1,2,3,4", "entropy": "0,5e-4,1e-3", "samples": 10}
+    grid = configurations(resolve_settings(flags={k: v for k, v in base.items() if k != "samples"}))
+    draw = lambda seed: configurations(  # noqa: E731
+        resolve_settings(flags={**base, "mode": "random", "draw_seed": seed}))
+    first = draw(0)
+    assert first == draw(0)  # reproducible
+    assert len(first) == len(set(first)) == 10 and set(first) <= set(grid)
+    assert [grid.index(c) for c in first] == sorted(grid.index(c) for c in first)
+    assert draw(1) != first
+    # the draw is uniform over the grid: every configuration about equally often
+    random = resolve_settings(flags={**base, "mode": "random"})
+    counts = pd.Series([c for seed in range(500) for c in configurations(
+        dataclasses.replace(random, draw_seed=seed))]).value_counts()
+    assert len(counts) == len(grid) and stats.chisquare(counts).pvalue > 1e-3
+    # all of the grid: every configuration once
+    assert set(configurations(resolve_settings(flags={**base, "mode": "random",
+                                                      "samples": 48}))) == set(grid)
+    with pytest.raises(ValueError, match="--random 49: the grid has only 48 configuration"):
+        configurations(resolve_settings(flags={**base, "mode": "random", "samples": 49}))
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"K": "2,x"}, "K: 'x' is not an integer"),
+    ({"K": [2, 2.5]}, "K: 2.5 is not an integer"),
+    ({"K": "0,2"}, "K must be integers >= 1, got 0"),
+    ({"M": [True]}, "M: True is not an integer"),
+    ({"K": "2,4,2"}, "K lists 2 twice"),
+    ({"K": ""}, "K lists no value"),
+    ({"entropy": "-1e-3"}, "entropy must be finite numbers >= 0, got -0.001"),
+    ({"entropy": "nan"}, "entropy must be finite numbers >= 0, got nan"),
+    ({"mode": "random"}, "mode random needs samples (--random N)"),
+    ({"mode": "grid", "samples": 3}, "samples is only for mode random"),
+    ({"mode": "bayes"}, "unknown mode 'bayes'; allowed: grid, random"),
+    ({"cpus_per_trial": 0}, "cpus_per_trial must be > 0, got 0.0"),
+    ({"budget": "lots"}, "budget: 'lots' is not a number"),
+])
+def test_bad_settings_name_the_value(flags, message):
+    with pytest.raises(ValueError) as e:
+        resolve_settings(flags=flags)
+    assert message in str(e.value)
+
+
+# ------------------------------------------------------------------------------ files
+
+
+def test_example_file_loads():
+    s = resolve_settings(sweep.load_sweep_file("nb201-small"))
+    assert (s.K, s.M, s.entropy) == ((2, 4, 8), (2, 3, 4), (5e-4, 7.5e-4, 1e-3))
+    assert (s.mode, s.samples, s.draw_seed, s.seeds) == ("random", 6, 0, 3)
+    assert len(configurations(s)) == 6
+    assert sweep.load_sweep_file(sweep.SWEEP_DIR / "nb201-small.yaml")["samples"] == 6
+
+
+def test_flags_override_the_file(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("K: [2, 4]\nentropy: [5e-4, 1.0e-3]\nmode: random\nsamples: 3\nseeds: 4\n"
+                    "budget: 2e4\nset: [dsm.lr=0.02]\n")
+    values = sweep.load_sweep_file(path)
+    s = resolve_settings(values, {"seeds": 2, "K": "8", "set": ["env.reward=absolute"]})
+    # YAML reads "5e-4" and "2e4" as text; they are numbers here as on the command line
+    assert (s.K, s.entropy, s.seeds, s.samples, s.budget) == ((8,), (5e-4, 1e-3), 2, 3, 2e4)
+    assert s.set == ("dsm.lr=0.02", "env.reward=absolute")
+    s = resolve_settings(values, {"mode": "grid"})  # --grid drops the file's draw
+    assert (s.mode, s.samples, len(configurations(s))) == ("grid", None, 4)
+
+
+@pytest.mark.parametrize("text, error, message", [
+    ("K: [2]\nseed: 3\nbatch: 1\n", ValueError,
+     "unknown key(s) ['batch', 'seed'] in sweep config"),
+    ("K: [2\n", ValueError, "is not valid YAML (line 2)"),
+    ("- 2\n- 4\n", ValueError, "must be a mapping of keys to values"),
+])
+def test_bad_files(tmp_path, text, error, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(error) as e:
+        sweep.load_sweep_file(path)
+    assert message in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(FileNotFoundError, match="sweep config 'nope' does not exist"):
+        sweep.load_sweep_file("nope")
+
+
+def test_bad_input_is_one_line_and_exit_2_before_ray_starts(tmp_path, capsys, monkeypatch):
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray must not start for bad input")
+
+    monkeypatch.setattr("trainables.ray_utils.ensure_ray", no_ray)
+    bad_file = tmp_path / "bad.yaml"
+    bad_file.write_text("K: [2, 4]\nentropies: [0]\n")
+    cases = [
+        (["--K", "2,x"], "K: 'x' is not an integer"),
+        (["--M", "2,9"], "M must be an integer in 1..6"),
+        (["--random", "0"], "samples must be >= 1, got 0"),
+        (["--K", "2,4", "--random", "5"], "--random 5: the grid has only 2 configuration(s)"),
+        (["--grid", "--random", "2"], "not allowed with argument"),
+        (["--config", str(bad_file)], "unknown key(s) ['entropies']"),
+        (["--set", "env.K=8"], "K is swept; use --K"),
+        (["--set", "dsm.entropy=0"], "entropy is swept; use --entropy"),
+        (["--set", "random.lr=1"], "a sweep takes env.KEY=VALUE or dsm.KEY=VALUE"),
+        (["--set", "dsm.nope=1"], "unknown dsm setting(s) ['nope']"),
+        (["--cpus-per-trial", "999"], "--cpus-per-trial 999: the local Ray has"),
+        (["--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
+        (["--table", "/no/such.csv"], "'/no/such.csv' does not exist"),
+    ]
+    for argv, message in cases:
+        assert exit_code(["sweep", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and message in err, (argv, err)
+
+
+# ------------------------------------------------------------ tables on hand-made runs
+
+
+def hand_made_runs():
+    """Two K x two M x one entropy x two seeds on cifar10 test columns. K2-M2 has the best
+    validation accuracy, K4-M2 the best test accuracy; K4-M3 has one failed run."""
+    configs = [Config(k, m, 5e-4) for k in (2, 4) for m in (2, 3)]
+    val = {(2, 2): [85.0, 85.2], (2, 3): [84.0, 84.4], (4, 2): [84.9, 85.0], (4, 3): [83.0, None]}
+    test = {(2, 2): [93.0, 93.2], (2, 3): [93.5, 93.7], (4, 2): [94.0, 94.4], (4, 3): [92.0, None]}
+    rows = []
+    for c in configs:
+        for seed in (0, 1):
+            v, t = val[(c.K, c.M)][seed], test[(c.K, c.M)][seed]
+            rows.append({"method": c.label, "seed": seed,
+                         "status": "ok" if v is not None else "failed",
+                         "arch": "x" if v is not None else "", "val_acc": v,
+                         "test_acc_cifar10": t, "queries": 10, "sim_time_s": 1500.0,
+                         "wall_time_s": 1.0, "error": "" if v is not None else "Boom"})
+    return pd.DataFrame(rows).astype({"val_acc": float, "test_acc_cifar10": float}), configs
+
+
+def test_sweep_table_and_best_by_validation_not_test():
+    runs, configs = hand_made_runs()
+    table = sweep.sweep_table(runs, configs)
+    assert list(table.columns) == ["K", "M", "entropy", "seed", "arch", "val_acc",
+                                   "test_acc_cifar10", "queries", "sim_time_s", "wall_time_s",
+                                   "status", "label"]
+    assert table[["K", "M", "seed"]].values.tolist() == [
+        [2, 2, 0], [2, 2, 1], [2, 3, 0], [2, 3, 1], [4, 2, 0], [4, 2, 1], [4, 3, 0], [4, 3, 1]]
+    summary = sweep.config_summary(table)
+    assert summary["n"].tolist() == [2, 2, 2, 1]
+    assert summary["val_acc_mean"].tolist() == pytest.approx([85.1, 84.2, 84.95, 83.0])
+    assert math.isnan(summary["val_acc_std"].iloc[3])
+    best = sweep.best_config(summary)
+    assert best["label"] == "K2-M2-ent0.0005"  # highest val; K4-M2 has the highest test
+    assert best["test_acc_cifar10_mean"] == pytest.approx(93.1)
+    assert summary.loc[summary["test_acc_cifar10_mean"].idxmax(), "label"] == "K4-M2-ent0.0005"
+    text = sweep.describe_best(best)
+    assert text == ("K2-M2-ent0.0005 (K=2, M=2, entropy=0.0005): val 85.10 ± 0.14 over 2 "
+                    "seed(s); test cifar10 93.10 ± 0.14")
+    md = sweep.sweep_markdown(summary, "t")
+    assert "| 1 | K2-M2-ent0.0005 | 2 | 2 | 0.0005 | 2 | 85.10 ± 0.14 | 93.10 ± 0.14 |" in md
+    assert "| 4 | K4-M3-ent0.0005 | 4 | 3 | 0.0005 | 1 | 83.00 ± – | 92.00 ± – |" in md
+
+
+def test_plot_data_averages_over_seeds_and_the_other_parameters():
+    runs, configs = hand_made_runs()
+    table = sweep.sweep_table(runs, configs)
+    metric = sweep.plot_metric(table, "cifar10")
+    assert metric == "test_acc_cifar10"
+    assert sweep.plot_metric(table.drop(columns="test_acc_cifar10"), "cifar10") == "val_acc"
+    by_k = sweep.by_parameter(table, "K", metric)
+    assert by_k["value"].tolist() == [2, 4] and by_k["n"].tolist() == [4, 3]
+    assert by_k["mean"].tolist() == pytest.approx([93.35, (94.0 + 94.4 + 92.0) / 3])
+    assert by_k["std"].iloc[0] == pytest.approx(np.std([93.0, 93.2, 93.5, 93.7], ddof=1))
+    Ks, Ms, mean, n = sweep.heatmap_grid(table, metric)
+    assert (Ks, Ms) == ([2, 4], [2, 3]) and n.tolist() == [[2, 2], [2, 1]]
+    np.testing.assert_allclose(mean, [[93.1, 93.6], [94.2, 92.0]])
+    # random mode leaves holes: NaN, not zero
+    Ks, Ms, mean, n = sweep.heatmap_grid(table[table["label"] != "K4-M3-ent0.0005"], metric)
+    assert np.isnan(mean[1, 1]) and n[1, 1] == 0
+
+
+def test_write_sweep_without_ray(tmp_path):
+    runs, configs = hand_made_runs()
+    paths, best = sweep.write_sweep(runs, configs, tmp_path, "cifar10")
+    assert [p.name for p in paths] == ["sweep.csv", "sweep.md", sweep.PARAMS_PNG,
+                                       sweep.HEATMAP_PNG]
+    assert all(p.stat().st_size > 0 for p in paths) and best["label"] == "K2-M2-ent0.0005"
+    assert len(pd.read_csv(tmp_path / "sweep.csv")) == len(runs)
+
+
+def test_trials_get_the_resources_asked_for():
+    from trainables.tune_trainable import search_trial, with_resources
+
+    assert with_resources({"cpu": 2, "gpu": 0.5})._resources.required_resources == {
+        "CPU": 2.0, "GPU": 0.5}
+    assert search_trial._resources.required_resources == {"CPU": 1.0}  # not changed by it
+
+
+# ------------------------------------------------------------------------- end to end
+
+
+def test_sweep_end_to_end(nb201_table, tmp_path, ray_session, monkeypatch, capsys):
+    import trainables.tune_trainable as tt
+
+    asked = []
+    original = tt.with_resources
+    monkeypatch.setattr(tt, "with_resources", lambda r=None: asked.append(r) or original(r))
+    out = tmp_path / "sweep"
+    rc = main(["sweep", "--K", "2,4", "--M", "3", "--seeds", "1", "--budget", "1500",
+               "--table", nb201_table, "--cpus-per-trial", "2", "--out", str(out)])
+    assert rc == 0
+    assert asked == [{"cpu": 2.0}]
+    table = pd.read_csv(out / "sweep.csv")
+    assert table[["K", "M", "entropy", "seed", "status"]].values.tolist() == [
+        [2, 3, 7.5e-4, 0, "ok"], [4, 3, 7.5e-4, 0, "ok"]]
+    for col in ("arch", "val_acc", "test_acc_cifar10", "test_acc_cifar100",
+                "test_acc_ImageNet16-120", "queries", "sim_time_s", "wall_time_s"):
+        assert table[col].notna().all(), col
+    assert (table["sim_time_s"] <= 1500).all()
+    # each configuration's K reached its trial: the chosen subspaces are 0..K-1
+    for k in (2, 4):
+        history = pd.read_csv(out / "histories" / f"K{k}-M3-ent0.00075-0.csv")
+        assert history["subspace"].between(0, k - 1).all()
+    for name in ("runs.csv", "summary.md", "summary.csv", "anytime_val.png", "test_acc.png",
+                 "sweep.md", sweep.PARAMS_PNG, sweep.HEATMAP_PNG):
+        assert (out / name).exists(), name
+    best = table.loc[table["val_acc"].idxmax()]
+    printed = capsys.readouterr().out
+    assert "best configuration (highest mean validation accuracy" in printed
+    assert f"{best['label']} (K={best['K']}, M=3, entropy=0.00075)" in printed
