@@ -151,6 +151,54 @@ class DSMNASEnv(gym.Env):
         info = self._info(i, beta, q.val_acc, q.cost_s, accepted)
         return self._obs(), float(reward), False, False, info
 
+    # -- checkpointing -------------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """Everything that decides the env's next steps, as plain picklable data: the graph,
+        the budget clock, the history, the `np_random` state, the episode counters and the
+        last finished episode. `set_state` on an env built from the same config continues
+        exactly as this one would (RLlib checkpoints do not hold env state)."""
+        last = None
+        if self.last_finished is not None:
+            graph, history, clock = self.last_finished
+            last = (graph.get_state(), list(history), dict(clock))
+        return {
+            "config": self.config.to_dict(),
+            "graph": None if self.graph is None else self.graph.get_state(),
+            "clock": self.benchmark.clock.get_state(),
+            "history": list(self.history),
+            "np_random": None if not self._seeded else self.np_random.bit_generator.state,
+            "seeded": self._seeded,
+            "episodes_finished": self.episodes_finished,
+            "last_finished": last,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from `get_state()`'s output; the env must have the same config."""
+        if EnvConfig.from_dict(state["config"]) != self.config:
+            raise ValueError(
+                f"env state is of an env with config {state['config']}, not "
+                f"{self.config.to_dict()}"
+            )
+        self.graph = None if state["graph"] is None else SubspaceGraph.from_state(state["graph"])
+        self.benchmark.clock.set_state(state["clock"])
+        self.history = list(state["history"])
+        if state["np_random"] is not None:
+            bits = getattr(np.random, state["np_random"]["bit_generator"])()
+            bits.state = state["np_random"]
+            self.np_random = np.random.Generator(bits)
+        self._seeded = bool(state["seeded"])
+        self.episodes_finished = int(state["episodes_finished"])
+        last = state["last_finished"]
+        self.last_finished = (
+            None if last is None
+            else (SubspaceGraph.from_state(last[0]), list(last[1]), dict(last[2]))
+        )
+
+    def observation(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The current observation and info (what the last `reset` or `step` returned, up to
+        the step's own info fields): for a runner that continues a restored env."""
+        return self._obs(), self._info()
+
     # -- helpers --------------------------------------------------------------------------------
     def _obs(self) -> dict[str, np.ndarray]:
         g = self.graph

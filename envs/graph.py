@@ -65,6 +65,14 @@ class SubspaceGraph:
         val[i] = val_acc
         self._set(centers, val)
 
+    def get_state(self) -> dict:
+        """The centers and their accuracies (the edges follow from them)."""
+        return {"centers": self._centers.copy(), "val_acc": self._val.copy()}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "SubspaceGraph":
+        return cls(state["centers"], state["val_acc"])
+
     def best(self) -> int:
         """Index of the best center by validation accuracy (lowest index on ties)."""
         return int(np.argmax(self._val))

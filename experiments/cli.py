@@ -2,6 +2,7 @@
 
     dsmnas search [--space nb201] [--dataset cifar10] [--table PATH] [--budget S] [--seed N]
                   [-K 4] [-M 4] [--lr 0.01] [--entropy 7.5e-4] [--out DIR] ...
+    dsmnas resume DIR                     (continue a killed search from DIR/checkpoint/)
     dsmnas export-nb201 SRC DST
     dsmnas compare / ablate / sweep ...   (see `dsmnas COMMAND --help`)
 
@@ -62,8 +63,70 @@ def _add_search(sub) -> None:
     p.add_argument("--no-graph", dest="use_graph", action="store_false", help=s("use_graph"))
     p.add_argument("--out", default=None,
                    help="output folder for result.json and history.csv (default: runs/search-<time>)")
+    p.add_argument("--checkpoint-every", type=int, default=25, metavar="N",
+                   help="save the search's full state to OUT/checkpoint/ every N queries, "
+                        "for `dsmnas resume OUT` (0: never; default: 25)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(run=_search)
+
+
+def _add_resume(sub) -> None:
+    p = sub.add_parser(
+        "resume", help="continue a killed `dsmnas search --out DIR` from its last checkpoint",
+        description="Rebuild the search from DIR/search.json, restore DIR/checkpoint/, cut "
+                    "DIR/history.csv back to the checkpoint and run to the end of the budget: "
+                    "the same history and result as an uninterrupted search.",
+    )
+    p.add_argument("dir", help="the --out folder of the search")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(run=_resume)
+
+
+def _resume(args) -> int:
+    import json
+
+    spec_path = os.path.join(args.dir, "search.json")
+    if not os.path.exists(spec_path):
+        raise FileNotFoundError(f"{spec_path} not found: is {args.dir} a `dsmnas search --out`?")
+    from trainables.checkpoint import checkpoint_path
+
+    if checkpoint_path(args.dir) is None:
+        raise FileNotFoundError(f"no checkpoint in {args.dir} to resume from")
+    with open(spec_path) as f:
+        spec = json.load(f)
+    try:
+        env_cfg = EnvConfig.from_dict(spec["env"])
+        learner = LearnerSettings(**spec["learner"])
+        every = int(spec["checkpoint_every"])
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{spec_path} is not a search's config ({type(e).__name__}: {e})")
+    return _run_recorded(env_cfg, learner, args.dir, every, args.quiet, resume=True)
+
+
+def _run_recorded(env_cfg, learner, out, checkpoint_every, quiet, resume=False) -> int:
+    """Run (or resume) a search that writes OUT/history.csv as it goes and checkpoints."""
+    import torch
+
+    from trainables.checkpoint import SearchRecorder
+    from trainables.ray_utils import ensure_ray
+    from trainables.search import run_search
+
+    recorder = SearchRecorder(out, checkpoint_every, resume=resume)
+    # One thread: multi-threaded kernels may sum in another order, and a resumed search must
+    # repeat the uninterrupted one bit for bit.
+    torch.set_num_threads(1)
+    ensure_ray()
+    result = run_search(env_cfg, learner, progress=None if quiet else print, recorder=recorder)
+    path = result.save(out)
+    test = result.test_acc
+    test_txt = (
+        "  test " + "  ".join(f"{k} {v:.2f}" for k, v in test.items())
+        if test else "  (no test accuracy in this data)"
+    )
+    print(f"best: {result.arch}  val {result.val_acc:.3f}{test_txt}")
+    print(f"{result.queries} queries, {result.sim_time_s:,.0f} s simulated, "
+          f"{result.wall_time_s:.1f} s wall; wrote {path}/result.json and history.csv")
+    return 0
 
 
 def _search(args) -> int:
@@ -85,23 +148,19 @@ def _search(args) -> int:
     if not args.quiet:
         print(f"data: {env.benchmark.source} ({env.benchmark.val_metric}); "
               f"budget {env.benchmark.clock.budget_s:,.0f} s; K={args.K} M={args.M} seed={args.seed}")
+    if args.checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be >= 0 queries, got {args.checkpoint_every}")
     out = args.out or os.path.join("runs", time.strftime("search-%Y%m%d-%H%M%S"))
+    # The full config first, so that `dsmnas resume OUT` can rebuild this search.
+    import json
+    from dataclasses import asdict
 
-    from trainables.ray_utils import ensure_ray
-    from trainables.search import run_search
-
-    ensure_ray()
-    result = run_search(env_cfg, learner, progress=None if args.quiet else print)
-    path = result.save(out)
-    test = result.test_acc
-    test_txt = (
-        "  test " + "  ".join(f"{k} {v:.2f}" for k, v in test.items())
-        if test else "  (no test accuracy in this data)"
-    )
-    print(f"best: {result.arch}  val {result.val_acc:.3f}{test_txt}")
-    print(f"{result.queries} queries, {result.sim_time_s:,.0f} s simulated, "
-          f"{result.wall_time_s:.1f} s wall; wrote {path}/result.json and history.csv")
-    return 0
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "search.json"), "w") as f:
+        json.dump({"env": env_cfg.to_dict(), "learner": asdict(learner),
+                   "checkpoint_every": args.checkpoint_every}, f, indent=2)
+        f.write("\n")
+    return _run_recorded(env_cfg, learner, out, args.checkpoint_every, args.quiet)
 
 
 def _add_export(sub) -> None:
@@ -302,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dsmnas", description="DSM-NAS experiments on Ray")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_search(sub)
+    _add_resume(sub)
     _add_export(sub)
     _add_compare(sub)
     _add_ablate(sub)

@@ -74,6 +74,23 @@ class BudgetClock:
             self._seen.add(key)
         return True, cost_s, False
 
+    def get_state(self) -> dict:
+        """Everything that decides the clock's next answers (the budget is configuration)."""
+        return {
+            "sim_time_s": self.sim_time_s,
+            "queries": self.queries,
+            "cache_hits": self.cache_hits,
+            "seen": sorted(self._seen),
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Continue from `get_state()`'s output: the next charges are those the saved clock
+        would have made."""
+        self.sim_time_s = float(state["sim_time_s"])
+        self.queries = int(state["queries"])
+        self.cache_hits = int(state["cache_hits"])
+        self._seen = set(state["seen"])
+
     def state(self) -> dict:
         return {
             "sim_time_s": self.sim_time_s,
