@@ -16,7 +16,12 @@ One env step = 1 + 2M decisions, made by one LSTMCell:
    - after an op decision c: a learned op vector.
    Logits: `edit_logit_scale * tanh(head(h))`. The op decision at position p adds
    `clamp(log(op_mask[p]), min=FLOAT_MIN)`; a position whose mask row is all zero is masked
-   out the same way.
+   out the same way. With `mask_noop_edits` the op decision also masks, the same way, the op
+   the chosen center has at p, so that no edit leaves the center's token unchanged; where
+   that op is the only one the mask allows at p, it stays allowed (an all-masked row would
+   have no valid choice). Earlier edits do not change this mask: an edit that revisits a
+   position may still set the op an earlier edit set, so D(alpha, beta) can be < M, but
+   beta != alpha whenever some chosen position allows another op.
 
 The action is `[node, pos_1, op_1, ..., pos_M, op_M]` (`MultiDiscrete([K] + [L, C] * M)`) and
 `ACTION_DIST_INPUTS` concatenates the 1 + 2M logit vectors, so the action distribution is
@@ -90,6 +95,8 @@ class DSMModuleConfig:
     """Position and op logits are edit_logit_scale * tanh(x), as in the official code."""
     greedy_inference: bool = True
     """forward_inference takes each decision's argmax (True) or samples as exploration does."""
+    mask_noop_edits: bool = False
+    """Mask the op the chosen center already has at the chosen position (no no-op edits)."""
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "token_dim"):
@@ -102,7 +109,7 @@ class DSMModuleConfig:
                 math.isfinite(value) and value > 0
             ):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-        for name in ("use_graph", "greedy_inference"):
+        for name in ("use_graph", "greedy_inference", "mask_noop_edits"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
 
@@ -169,6 +176,15 @@ def _read_spaces(
     return num_nodes, num_positions, num_ops, num_edits
 
 
+def _noop_masked_logits(allowed: Tensor, current_op: Tensor) -> Tensor:
+    """Additive logit mask (B, C) of one op decision: `allowed` (B, C), the op mask row of
+    the chosen position, without `current_op` (B,), unless that op is the row's only allowed
+    one (then the row is kept as it is)."""
+    others = allowed.scatter(-1, current_op.unsqueeze(-1), 0.0)
+    has_other = others.amax(dim=-1, keepdim=True) > 0
+    return torch.clamp(torch.log(torch.where(has_other, others, allowed)), min=FLOAT_MIN)
+
+
 class DSMController(nn.Module):
     """The policy network (graph encoder + LSTM decoder), pure torch; see the module docstring.
 
@@ -184,6 +200,7 @@ class DSMController(nn.Module):
         self.num_ops, self.num_edits = num_ops, num_edits
         self.node_logit_scale = cfg.node_logit_scale
         self.edit_logit_scale = cfg.edit_logit_scale
+        self.mask_noop_edits = cfg.mask_noop_edits
         hidden = cfg.hidden_size
         self.encoder = SubspaceGraphEncoder(
             num_positions, num_ops, hidden, cfg.token_dim, cfg.use_graph
@@ -262,9 +279,13 @@ class DSMController(nn.Module):
             current_vec = self.encoder.token_embedding(position * self.num_ops + current_op)
             step_input = self.position_embedding(position) + self.current_op_input(current_vec)
             state = self.lstm(step_input, state)
+            op_logit_mask = (
+                _noop_masked_logits(op_mask[rows, position], current_op)
+                if self.mask_noop_edits
+                else op_mask_logits[rows, position]
+            )
             op = decide(
-                self.edit_logit_scale * torch.tanh(self.op_head(state[0]))
-                + op_mask_logits[rows, position]
+                self.edit_logit_scale * torch.tanh(self.op_head(state[0])) + op_logit_mask
             )
             step_input = self.op_embedding(op)
 

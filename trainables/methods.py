@@ -28,6 +28,8 @@ METHODS: dict[str, tuple[str, str]] = {
     "appo": ("trainables.agents:run_appo", "APPO (gamma 0) with the DSM-NAS GNN+LSTM controller"),
     "ppo-flat": ("trainables.agents:run_ppo_flat", "PPO, RLlib's default MLP on the flattened obs (no graph)"),
     "dsm-plus": ("trainables.agents:run_dsm_plus", "DSM-NAS+: start from a cifar10 search's final centers"),
+    "dsm-nonoop": ("trainables.variants:run_dsm_nonoop", "dsm, but no edit may set a position to the op the center already has (no no-op edits)"),
+    "dsm-cache": ("trainables.variants:run_dsm_cache", "dsm with repeats free (cache_queries): not the paper's budget rule, more queries per budget"),
 }
 
 

@@ -36,6 +36,9 @@ class LearnerSettings:
     weight_decay: float = _f(0.0, "Adam weight decay")
     batch_size: int = _f(1, "environment steps (queries) per policy update")
     use_graph: bool = _f(True, "GNN over the subspace graph (off: per-node FC, Fig. 8b)")
+    mask_noop_edits: bool = _f(
+        False, "never pick the op the center already has at the edited position (dsm-nonoop)"
+    )
 
 
 @dataclass
@@ -81,7 +84,9 @@ def dsm_algo_config(env_config: EnvConfig, learner: LearnerSettings = LearnerSet
     return reinforce_config(
         DSMNASEnv,
         env_config=env_config.to_dict(),
-        model_config={"use_graph": learner.use_graph},
+        model_config={
+            "use_graph": learner.use_graph, "mask_noop_edits": learner.mask_noop_edits,
+        },
         lr=learner.lr,
         entropy_coeff=learner.entropy,
         seed=env_config.seed,
@@ -96,14 +101,18 @@ def run_search(
     learner: LearnerSettings = LearnerSettings(),
     progress: Callable[[str], None] | None = print,
     progress_every_s: float = 2.0,
+    recorder=None,
 ) -> SearchResult:
-    """Run one search to the end of its budget; Ray must be initialised by the caller."""
+    """Run one search to the end of its budget; Ray must be initialised by the caller.
+    `recorder` (a `trainables.checkpoint.SearchRecorder`) writes the history as it goes,
+    checkpoints, and resumes."""
     return run_episode_search(
         dsm_algo_config(env_config, learner),
         env_config,
         {"learner": asdict(learner)},
         progress,
         progress_every_s,
+        recorder=recorder,
     )
 
 
@@ -113,6 +122,7 @@ def run_episode_search(
     method_config: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = print,
     progress_every_s: float = 2.0,
+    recorder=None,
 ) -> SearchResult:
     """One search with any RLlib agent: `algo_config.train()` until the episode ends.
 
@@ -124,7 +134,10 @@ def run_episode_search(
     "the" search would not be defined: that raises ValueError. Steps that the agent
     samples after the episode's end (the rest of its last train batch, in a fresh episode)
     are not part of the search and cost it nothing. `method_config` is merged into
-    `result.config` (e.g. the agent's settings). Ray must be initialised by the caller.
+    `result.config` (e.g. the agent's settings). `recorder` (optional) is called with
+    `start(algo, env)` before the first `train()` (where a resumed search restores its
+    checkpoint) and `after_train(algo, env)` after each. Ray must be initialised by the
+    caller.
     """
     runners = algo_config.num_env_runners or 0
     if runners != 0 or algo_config.num_envs_per_env_runner != 1:
@@ -146,10 +159,14 @@ def run_episode_search(
         if not isinstance(env, DSMNASEnv):
             raise ValueError(f"algo_config's env must be DSMNAS-v0, got {type(env).__name__}")
         budget = env.benchmark.clock.budget_s
+        if recorder is not None:
+            recorder.start(algo, env)
         startup_s = time.perf_counter() - t0
         start = last_print = time.perf_counter()
         while env.episodes_finished == 0:
             algo.train()
+            if recorder is not None:
+                recorder.after_train(algo, env)
             now = time.perf_counter()
             if progress and now - last_print >= progress_every_s:
                 last_print = now
