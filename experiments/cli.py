@@ -230,6 +230,9 @@ def _add_run_options(p) -> None:
                    help="most trials at once (default: one per free CPU)")
     p.add_argument("--retries", type=int, default=2,
                    help="times a failed run is retried before it counts as failed (default: 2)")
+    p.add_argument("--resume", action="store_true",
+                   help="--out already holds runs.csv of the same plan: keep its ok runs, run "
+                        "only the failed and missing ones, report over all")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="a setting of one method (e.g. dsm.lr=0.02), of one method's env "
                         "(dsm.env.K=8), or of every run's env (env.K=8); repeatable")
@@ -247,7 +250,7 @@ def _compare(args) -> int:
     )
     out = args.out or os.path.join("runs", time.strftime("compare-%Y%m%d-%H%M%S"))
     run_compare(plan, out, address=args.address, max_concurrent=args.max_concurrent,
-                retries=args.retries)
+                retries=args.retries, resume=args.resume)
     return 0
 
 
@@ -279,7 +282,8 @@ def _ablate(args) -> int:
     )
     out = args.out or os.path.join("runs", time.strftime(f"ablate-{args.name}-%Y%m%d-%H%M%S"))
     runs = run_compare(plan, out, address=args.address, max_concurrent=args.max_concurrent,
-                       retries=args.retries, reference=REFERENCES.get(args.name, REFERENCE))
+                       retries=args.retries, reference=REFERENCES.get(args.name, REFERENCE),
+                       resume=args.resume)
     paths = write_ablation(args.name, runs, out, K=plan.env.K)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
@@ -353,7 +357,7 @@ def _sweep(args) -> int:
     settings = resolve_settings(load_sweep_file(args.config) if args.config else None, flags)
     plan = plan_sweep(settings)
     out = settings.out or os.path.join("runs", time.strftime("sweep-%Y%m%d-%H%M%S"))
-    run_sweep(plan, out)
+    run_sweep(plan, out, resume=bool(args.resume))
     return 0
 
 

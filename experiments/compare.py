@@ -6,9 +6,15 @@ through `tune.Tuner`; a `RunsRecorder` callback rewrites `runs.csv` and the hist
 trial finishes or finally fails, so an interrupted comparison keeps every finished run. At the
 end `experiments.report` writes the summaries and plots.
 
-Output folder: `runs.csv`, `histories/<method>-<seed>.csv`, `summary.md`, `summary.csv`,
+Output folder: `runs.csv`, `plan.json` (what was planned: methods, env settings, budget;
+checked on `--resume`), `histories/<method>-<seed>.csv`, `summary.md`, `summary.csv`,
 `anytime_val.png`, `test_acc.png`, and `tune/` (Tune's own trial folders, with the full
 traceback of every failed attempt in `error.txt`).
+
+Resuming (`resume=True`, `--resume`): a folder that already holds `runs.csv` and `plan.json`
+of the same plan keeps its ok rows; only the failed and missing (label, seed) runs are run,
+and the report is written over all rows. Without it, an existing `runs.csv` is an error, so
+results are never overwritten by accident.
 """
 
 from __future__ import annotations
@@ -182,29 +188,117 @@ class _ByLabel:
         self.table = table
 
     def __call__(self, spec) -> Any:
-        return self.table[spec.config["label"]]
+        return self.table[_split_run(spec.config["run"])[0]]
 
 
-def _seed_of(spec) -> int:
-    return spec.config["seed"]
+def _split_run(run: str) -> tuple[str, int]:
+    label, _, seed = run.rpartition(":")  # labels have no ':'
+    return label, int(seed)
 
 
-def param_space(plan: ComparePlan) -> dict[str, Any]:
-    """The grid method x seed; method, settings and the env's seed follow from the label."""
+class _RunPart:
+    """`tune.sample_from` callable: the label (0) or the seed (1) of the trial's run."""
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def __call__(self, spec) -> Any:
+        return _split_run(spec.config["run"])[self.index]
+
+
+def param_space(plan: ComparePlan, runs: Sequence[tuple[str, int]] | None = None) -> dict[str, Any]:
+    """One grid point per (label, seed) run (default: all of the plan's; a resume passes only
+    the runs still to do); method, settings and the env's seed follow from the run."""
     from ray import tune
 
+    todo = plan.runs if runs is None else list(runs)
     return {
-        "label": tune.grid_search([m.label for m in plan.methods]),
-        "seed": tune.grid_search(list(plan.seeds)),
+        # one string per run: Tune resolves grid values before the trial's folder is named,
+        # the sample_from values only when it starts
+        "run": tune.grid_search([f"{label}:{int(seed)}" for label, seed in todo]),
+        "label": tune.sample_from(_RunPart(0)),
+        "seed": tune.sample_from(_RunPart(1)),
         "method": tune.sample_from(_ByLabel({m.label: m.method for m in plan.methods})),
         "settings": tune.sample_from(_ByLabel({m.label: m.settings for m in plan.methods})),
         "env_overrides": tune.sample_from(_ByLabel({m.label: m.env for m in plan.methods})),
-        "env": {**plan.env.to_dict(), "seed": tune.sample_from(_seed_of)},
+        "env": {**plan.env.to_dict(), "seed": tune.sample_from(_RunPart(1))},
     }
 
 
+PLAN_FILE = "plan.json"
+"""What a comparison folder was planned for: checked before a `--resume` runs anything."""
+
+
+def plan_identity(plan: ComparePlan) -> dict[str, Any]:
+    """What must match for a folder's rows to be reused: methods (labels, method, settings,
+    own env), the shared env settings without the seed, the budget, the data, the columns.
+    The seeds may differ (a resume can add seeds)."""
+    env = plan.env.to_dict()
+    env.pop("seed", None)
+    return json.loads(json.dumps({
+        "methods": [{"label": m.label, "method": m.method, "settings": m.settings,
+                     "env": m.env} for m in plan.methods],
+        "env": env,
+        "budget_s": plan.budget_s,
+        "source": plan.source,
+        "columns": plan.columns,
+    }, default=str))
+
+
+def plan_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """The first difference between two `plan_identity`s, in words; None when they match."""
+    def labels(ident):
+        return ",".join(m["label"] for m in ident.get("methods", []))
+
+    if labels(old) != labels(new):
+        return f"methods {labels(old) or '(none)'} there, {labels(new)} now"
+    for a, b in zip(old["methods"], new["methods"]):
+        for key in ("method", "settings", "env"):
+            if a.get(key) != b.get(key):
+                return f"{a['label']} {key} {a.get(key)!r} there, {b.get(key)!r} now"
+    old_env, new_env = old.get("env", {}), new.get("env", {})
+    for key in sorted(set(old_env) | set(new_env)):
+        if old_env.get(key) != new_env.get(key):
+            return f"env.{key} {old_env.get(key)!r} there, {new_env.get(key)!r} now"
+    for key in ("budget_s", "source", "columns"):
+        if old.get(key) != new.get(key):
+            return f"{key} {old.get(key)!r} there, {new.get(key)!r} now"
+    return None
+
+
+def previous_rows(plan: ComparePlan, out: Path, resume: bool) -> dict[tuple[str, int], dict]:
+    """The rows of an earlier run of the same plan in `out` (empty when there is none);
+    ValueError, before Ray starts, when reusing them would be wrong."""
+    runs_csv, plan_json = out / "runs.csv", out / PLAN_FILE
+    if not runs_csv.exists():
+        return {}
+    if not resume:
+        raise ValueError(
+            f"{runs_csv} already exists: pass --resume to run only its failed and missing "
+            "runs, or choose another --out"
+        )
+    if not plan_json.exists():
+        raise ValueError(f"cannot resume: {plan_json} is missing, so {runs_csv} cannot be "
+                         "checked against this plan; choose another --out")
+    diff = plan_difference(json.loads(plan_json.read_text()), plan_identity(plan))
+    if diff:
+        raise ValueError(f"cannot resume {out}: it holds another plan ({diff}); "
+                         "choose another --out")
+    frame = pd.read_csv(runs_csv)
+    if list(frame.columns) != plan.columns:
+        raise ValueError(f"cannot resume: the columns of {runs_csv} are not this plan's "
+                         f"({', '.join(map(str, frame.columns))})")
+    rows: dict[tuple[str, int], dict] = {}
+    for rec in frame.to_dict("records"):
+        rec["error"] = "" if pd.isna(rec.get("error")) else rec["error"]
+        rec["arch"] = "" if pd.isna(rec.get("arch")) else rec["arch"]
+        rows[(str(rec["method"]), int(rec["seed"]))] = rec
+    return rows
+
+
 def _trial_name(trial) -> str:
-    return f"{trial.config['label']}-{trial.config['seed']}"
+    label, seed = _split_run(trial.config["run"])
+    return f"{label}-{seed}"
 
 
 def _trial_dirname(trial) -> str:
@@ -321,21 +415,39 @@ def run_compare(
     printer: Callable[[str], None] = print,
     reference: str = REFERENCE,
     resources: dict[str, float] | None = None,
+    resume: bool = False,
 ) -> pd.DataFrame:
     """Run the plan through Ray Tune and write every output; returns the runs table.
     Welch t-tests compare every method with `reference`. `resources` is what each trial
-    reserves (`{"cpu": C, "gpu": G}`; default one CPU)."""
-    from ray import tune
-
-    from trainables.ray_utils import ensure_ray
-    from trainables.tune_trainable import with_resources
-
+    reserves (`{"cpu": C, "gpu": G}`; default one CPU). `resume`: keep the ok rows of an
+    earlier run of the same plan in `out_dir` and run only the others (see the module doc)."""
     if not (isinstance(retries, int) and retries >= 0):
         raise ValueError(f"--retries must be an integer >= 0, got {retries!r}")
     if max_concurrent is not None and max_concurrent < 1:
         raise ValueError(f"--max-concurrent must be >= 1, got {max_concurrent!r}")
     out = Path(out_dir).expanduser().resolve()
+    previous = previous_rows(plan, out, resume)
+    todo = [k for k in plan.runs if previous.get(k, {}).get("status") != report.OK]
     out.mkdir(parents=True, exist_ok=True)
+    (out / PLAN_FILE).write_text(json.dumps(plan_identity(plan), indent=1) + "\n")
+    recorder = _make_recorder(plan, out, printer)
+    recorder.rows.update(previous)
+    if previous:
+        printer(f"resume: {len(plan.runs) - len(todo)} of {len(plan.runs)} planned runs are "
+                f"already ok in {out / 'runs.csv'}; running the other {len(todo)}")
+    if todo:
+        _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, printer,
+                   resources)
+    return _finish(plan, out, recorder, retries, printer, reference)
+
+
+def _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, printer,
+               resources) -> None:
+    from ray import tune
+
+    from trainables.ray_utils import ensure_ray
+    from trainables.tune_trainable import with_resources
+
     try:
         ensure_ray(address=address)
     except ConnectionError as e:
@@ -344,15 +456,15 @@ def run_compare(
             "RAY_AUTH_MODE=token set when the cluster uses token authentication?"
         ) from None
     name = time.strftime("compare-%Y%m%d-%H%M%S")
-    recorder = _make_recorder(plan, out, printer)
+    to_run = f" ({len(todo)} to run)" if len(todo) < len(plan.runs) else ""
     printer(
         f"compare: {len(plan.methods)} method(s) x {len(plan.seeds)} seed(s) = "
-        f"{len(plan.runs)} runs on {plan.env.space}/{plan.env.dataset} ({plan.source}, "
+        f"{len(plan.runs)} runs{to_run} on {plan.env.space}/{plan.env.dataset} ({plan.source}, "
         f"budget {plan.budget_s:,.0f} s simulated); retries {retries}; writing {out}"
     )
     tuner = tune.Tuner(
         with_resources(resources),
-        param_space=param_space(plan),
+        param_space=param_space(plan, todo),
         tune_config=tune.TuneConfig(
             max_concurrent_trials=max_concurrent,
             # a fresh process per trial spends ~5 s importing torch and RLlib; a failed
@@ -372,6 +484,10 @@ def run_compare(
     with _quiet_tune():
         grid = tuner.fit()
     _fill_from_grid(recorder, grid, plan)
+
+
+def _finish(plan, out, recorder, retries, printer, reference) -> pd.DataFrame:
+    """Write runs.csv and the report over every row (earlier ones of a resume included)."""
     runs = recorder.frame()
     recorder.write()
     missing = [k for k in plan.runs if k not in recorder.rows]
@@ -384,7 +500,7 @@ def run_compare(
             f"(interrupted): " + ", ".join(f"{m} seed {s}" for m, s in missing) + "."
         )
     if (runs["status"] == report.FAILED).any():
-        notes.append(f"Full tracebacks of failed runs: `{out / 'tune' / name}/*/error.txt`.")
+        notes.append(f"Full tracebacks of failed runs: `{out / 'tune'}/*/*/error.txt`.")
     paths = report.write_report(
         runs,
         report.load_histories(runs, out / "histories"),

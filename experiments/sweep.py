@@ -545,9 +545,10 @@ def write_sweep(runs: pd.DataFrame, configs: Sequence[Config], out_dir: str | Pa
 
 
 def run_sweep(plan: SweepPlan, out_dir: str | Path,
-              printer: Callable[[str], None] = print) -> pd.DataFrame:
+              printer: Callable[[str], None] = print, resume: bool = False) -> pd.DataFrame:
     """Run the plan through `compare` (Ray Tune), write the sweep's outputs, print the best
-    configuration; returns the sweep table."""
+    configuration; returns the sweep table. `resume`: as `run_compare`'s (keep the ok runs of
+    the same plan in `out_dir`, run the rest)."""
     from experiments.compare import run_compare
 
     s = plan.settings
@@ -557,7 +558,7 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path,
             f"resources per trial {plan.resources}")
     runs = run_compare(plan.compare, out_dir, address=s.address,
                        max_concurrent=s.max_concurrent, retries=s.retries, printer=printer,
-                       reference=plan.reference, resources=plan.resources)
+                       reference=plan.reference, resources=plan.resources, resume=resume)
     c = plan.compare
     notes = [f"Data: {c.source}; {c.env.space} / {c.env.dataset}; budget {c.budget_s:,.0f} s "
              f"simulated per run; seeds {c.seeds[0]}–{c.seeds[-1]}; mode {s.mode}"

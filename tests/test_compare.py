@@ -140,3 +140,50 @@ def test_a_failing_run_is_retried_then_reported(nb201_table, tmp_path, ray_sessi
     printed = capsys.readouterr().out
     assert "bad seed 0 failed (attempt 1), retrying: ValueError" in printed
     assert "1 finished, 1 failed" in printed
+
+
+def test_resume_runs_only_the_missing_run_and_reports_over_all(nb201_table, tmp_path,
+                                                                ray_session, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare", "--methods", "random,rnd=random", "--seeds", "2", "--table", nb201_table,
+            "--budget", "1500", "--out", str(out)]
+    assert main(argv) == 0
+    full = pd.read_csv(out / "runs.csv")
+    assert len(full) == 4 and (full.status == "ok").all()
+    # an interrupted comparison: 3 ok rows, (rnd, 1) never finished
+    kept = full[~((full.method == "rnd") & (full.seed == 1))]
+    kept.to_csv(out / "runs.csv", index=False)
+    capsys.readouterr()
+
+    # never overwritten by accident; another plan is refused, naming the difference
+    assert exit_code(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "pass --resume" in err
+    assert exit_code([*argv[:-4], "--budget", "2000", "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "env.budget_s 1500.0 there, 2000.0 now" in err
+    assert exit_code(["compare", "--methods", "random", "--seeds", "2", "--table", nb201_table,
+                      "--budget", "1500", "--out", str(out), "--resume"]) == 2
+    assert "methods random,rnd there, random now" in capsys.readouterr().err
+
+    assert main([*argv, "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 of 4 planned runs are already ok" in printed and "running the other 1" in printed
+    experiments = sorted((out / "tune").iterdir())
+    assert len(experiments) == 2  # the first comparison's and the resume's
+    trials = [d.name for d in experiments[-1].iterdir() if d.is_dir()]
+    assert len(trials) == 1 and trials[0].startswith("rnd-1_")  # exactly one trial ran
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(zip(runs.method, runs.seed)) == [("random", 0), ("random", 1), ("rnd", 0),
+                                                 ("rnd", 1)]
+    assert (runs.status == "ok").all()
+    # the kept rows are the earlier ones (wall times included); the rerun is the same search
+    pd.testing.assert_frame_equal(runs.iloc[:3].reset_index(drop=True),
+                                  kept.reset_index(drop=True), check_dtype=False)
+    cols = ["arch", "val_acc", "queries", "sim_time_s"]
+    assert runs.iloc[3][cols].tolist() == full.iloc[3][cols].tolist()
+    assert pd.read_csv(out / "summary.csv").set_index("method").loc["rnd", "n_ok"] == 2
+    # a finished folder resumes to nothing: Ray's trials are not started again
+    assert main([*argv, "--resume"]) == 0
+    assert "running the other 0" in capsys.readouterr().out
+    assert len(list((out / "tune").iterdir())) == 2

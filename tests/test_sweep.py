@@ -273,3 +273,28 @@ def test_sweep_end_to_end(nb201_table, tmp_path, ray_session, monkeypatch, capsy
     printed = capsys.readouterr().out
     assert "best configuration (highest mean validation accuracy" in printed
     assert f"{best['label']} (K={best['K']}, M=3, entropy=0.00075)" in printed
+
+
+def test_an_existing_runs_csv_needs_resume_and_the_same_plan(nb201_table, tmp_path, capsys,
+                                                             monkeypatch):
+    import json
+
+    from experiments.compare import PLAN_FILE, plan_identity
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray must not start when the folder cannot be used")
+
+    monkeypatch.setattr("trainables.ray_utils.ensure_ray", no_ray)
+    argv = ["sweep", "--K", "2,4", "--M", "3", "--seeds", "1", "--budget", "1500",
+            "--table", nb201_table, "--out", str(tmp_path)]
+    earlier = sweep.plan_sweep(resolve_settings(None, {"K": "2", "M": "3", "budget": 1500.0,
+                                                       "table": nb201_table, "seeds": 1}))
+    (tmp_path / PLAN_FILE).write_text(json.dumps(plan_identity(earlier.compare)))
+    (tmp_path / "runs.csv").write_text(",".join(earlier.compare.columns) + "\n")
+    assert exit_code(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "pass --resume" in err, err
+    assert exit_code([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "cannot resume" in err and "methods K2-M3-" in err and "K4-M3-" in err, err
