@@ -129,15 +129,11 @@ def _common(config, env_config: EnvConfig):
 
 # ------------------------------------------------------------------------------------- PPO
 @dataclass(frozen=True)
-class PPOSettings:
-    """PPO with the DSM-NAS controller. A 25,000 s search is ~190 env steps, so the batch is
-    small (8 queries: ~24 updates per search) and each batch is reused for 4 epochs; PPO's
-    clipping keeps those reuses safe at the paper's learning rate. PPO standardises the
-    advantages of each batch and Adam normalises the gradient scale, so the paper's lr
-    carries over although its REINFORCE advantages are in accuracy points."""
+class _PPOSchedule:
+    """The PPO schedule that `ppo` and `ppo-flat` share, with its checks."""
 
     lr: float = 1e-2
-    """Adam learning rate (the paper's REINFORCE lr on NB201; 3e-3 did as well)."""
+    """Adam learning rate."""
     gamma: float = 0.0
     """Discount: 0, each step is scored by its own improvement (see the module docstring)."""
     train_batch_size: int = 8
@@ -150,20 +146,35 @@ class PPOSettings:
     """Entropy weight (the paper's lambda)."""
     clip_param: float = 0.2
     """PPO's clip of the probability ratio."""
+
+    def __post_init__(self) -> None:
+        _check(self, positive_ints=("train_batch_size", "minibatch_size", "num_epochs"),
+               positive=("lr", "clip_param"), nonnegative=("entropy_coeff",), unit=("gamma",))
+        if self.minibatch_size > self.train_batch_size:
+            raise ValueError(
+                f"minibatch_size ({self.minibatch_size}) must be <= train_batch_size "
+                f"({self.train_batch_size})"
+            )
+
+
+@dataclass(frozen=True)
+class PPOSettings(_PPOSchedule):
+    """PPO with the DSM-NAS controller. A 25,000 s search is ~190 env steps, so the batch is
+    small (8 queries: ~24 updates per search) and each batch is reused for 4 epochs; PPO's
+    clipping keeps those reuses safe at the paper's learning rate. PPO standardises the
+    advantages of each batch and Adam normalises the gradient scale, so the paper's lr
+    carries over although its REINFORCE advantages are in accuracy points."""
+
+    lr: float = 1e-2
+    """Adam learning rate (the paper's REINFORCE lr on NB201; 3e-3 did as well)."""
     vf_loss_coeff: float = 1.0
     """Weight of the value loss (the value head shares the graph encoder)."""
     use_graph: bool = True
     """GNN over the subspace graph (off: per-node FC layers, the paper's Fig. 8b)."""
 
     def __post_init__(self) -> None:
-        _check(self, positive_ints=("train_batch_size", "minibatch_size", "num_epochs"),
-               positive=("lr", "clip_param"), nonnegative=("entropy_coeff", "vf_loss_coeff"),
-               unit=("gamma",))
-        if self.minibatch_size > self.train_batch_size:
-            raise ValueError(
-                f"minibatch_size ({self.minibatch_size}) must be <= train_batch_size "
-                f"({self.train_batch_size})"
-            )
+        super().__post_init__()
+        _check(self, nonnegative=("vf_loss_coeff",))
 
 
 def ppo_algo_config(env_config: EnvConfig, s: PPOSettings = PPOSettings()):
@@ -299,7 +310,7 @@ def run_appo(
 
 # -------------------------------------------------------------------------------- PPO-flat
 @dataclass(frozen=True)
-class FlatPPOSettings:
+class FlatPPOSettings(_PPOSchedule):
     """PPO with RLlib's default model (MLP encoder, separate value MLP, MultiDiscrete
     distribution: one independent categorical per action component) on the flattened
     observation (tokens as numbers, accuracies, adjacency, op mask: one vector). It does
@@ -308,29 +319,11 @@ class FlatPPOSettings:
 
     lr: float = 1e-3
     """Adam learning rate (3e-4 did as well; at 1e-2 the policy collapses early)."""
-    gamma: float = 0.0
-    """Discount: 0, each step is scored by its own improvement (see the module docstring)."""
-    train_batch_size: int = 8
-    """Env steps (queries) per update."""
-    minibatch_size: int = 8
-    """SGD minibatch (the whole batch by default)."""
-    num_epochs: int = 4
-    """Passes over each batch."""
-    entropy_coeff: float = 7.5e-4
-    """Entropy weight."""
-    clip_param: float = 0.2
-    """PPO's clip of the probability ratio."""
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of the policy and value MLPs (RLlib's `fcnet_hiddens`)."""
 
     def __post_init__(self) -> None:
-        _check(self, positive_ints=("train_batch_size", "minibatch_size", "num_epochs"),
-               positive=("lr", "clip_param"), nonnegative=("entropy_coeff",), unit=("gamma",))
-        if self.minibatch_size > self.train_batch_size:
-            raise ValueError(
-                f"minibatch_size ({self.minibatch_size}) must be <= train_batch_size "
-                f"({self.train_batch_size})"
-            )
+        super().__post_init__()
         hidden = self.hidden
         if not (isinstance(hidden, (list, tuple)) and hidden and all(
             isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hidden
