@@ -69,14 +69,20 @@ class DSMNASEnv(gym.Env):
         self.space = get_space(cfg.space)
         cfg.validate(self.space.L)
         self.config = cfg
-        self.benchmark = make_benchmark(
-            cfg.space, cfg.dataset, cfg.table, cfg.budget_s, cfg.cache_queries
+        self.benchmark = make_benchmark(cfg)
+        self._init = None
+        if cfg.init_centers is not None:
+            self._init = np.stack([self.space.parse_any(a) for a in cfg.init_centers])
+            over = [self.space.format(c) for c in self._init if not self._feasible(c)]
+            if over:
+                raise ValueError(
+                    f"init_centers {over} exceed the MACs limit ({self.benchmark.limit_text()})"
+                )
+        self.history_columns = HISTORY_COLUMNS + (
+            ("macs_m",) if hasattr(self.benchmark, "macs_m") else ()
         )
-        self._init = (
-            None
-            if cfg.init_centers is None
-            else np.stack([self.space.parse(a) for a in cfg.init_centers])
-        )
+        """HISTORY_COLUMNS, plus `macs_m` (at the limit's resolution) in spaces that count
+        MACs."""
         L, C, K, M = self.space.L, self.space.C, cfg.K, cfg.M
         self._op_mask = self.space.op_mask()
         self._acc_scale = self.benchmark.acc_scale
@@ -107,7 +113,7 @@ class DSMNASEnv(gym.Env):
         centers = (
             self._init.copy()
             if self._init is not None
-            else np.stack([self.space.sample(self.np_random) for _ in range(self.config.K)])
+            else np.stack([self._sample_feasible() for _ in range(self.config.K)])
         )
         vals = []
         for c in centers:
@@ -139,15 +145,17 @@ class DSMNASEnv(gym.Env):
             self.last_finished = (self.graph, self.history, self.benchmark.clock.state())
             return self._obs(), 0.0, True, False, self._info(i, beta, queried=False)
         improvement = q.val_acc - val_alpha
-        accepted = improvement > 0 and self.config.update_subspaces
+        # the mobile setting: a center is only replaced by an architecture within the limit
+        accepted = improvement > 0 and self.config.update_subspaces and self._feasible(beta)
         if accepted:
             self.graph.replace(i, beta, q.val_acc)
         reward = improvement if self.config.reward == "improvement" else q.val_acc
         clock = self.benchmark.clock
-        self.history.append(
-            (len(self.history), i, self.space.format(beta), q.val_acc, reward, accepted,
-             q.cost_s, clock.sim_time_s)
-        )
+        row = (len(self.history), i, self.space.format(beta), q.val_acc, reward, accepted,
+               q.cost_s, clock.sim_time_s)
+        if len(self.history_columns) > len(HISTORY_COLUMNS):
+            row += (self.benchmark.macs_m(beta),)
+        self.history.append(row)
         info = self._info(i, beta, q.val_acc, q.cost_s, accepted)
         return self._obs(), float(reward), False, False, info
 
@@ -200,6 +208,21 @@ class DSMNASEnv(gym.Env):
         return self._obs(), self._info()
 
     # -- helpers --------------------------------------------------------------------------------
+    def _feasible(self, tokens: np.ndarray) -> bool:
+        check = getattr(self.benchmark, "feasible", None)
+        return True if check is None else bool(check(tokens))
+
+    def _sample_feasible(self, tries: int = 1000) -> np.ndarray:
+        """A random center within the benchmark's limits (redrawn while it is not)."""
+        for _ in range(tries):
+            tokens = self.space.sample(self.np_random)
+            if self._feasible(tokens):
+                return tokens
+        raise ValueError(
+            f"{tries} random architectures all exceed the MACs limit "
+            f"({self.benchmark.limit_text()}): raise max_macs_m"
+        )
+
     def _obs(self) -> dict[str, np.ndarray]:
         g = self.graph
         return {

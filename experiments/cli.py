@@ -16,6 +16,7 @@ import os
 import sys
 import textwrap
 import time
+import dataclasses
 from dataclasses import fields
 
 from envs.config import EnvConfig
@@ -43,10 +44,25 @@ def _add_search(sub) -> None:
     p.add_argument("--dataset", default=EnvConfig.dataset, help=e("dataset"))
     p.add_argument("--table", default=None, help=e("table"))
     p.add_argument("--budget", dest="budget_s", type=float, default=None, help=e("budget_s"))
+    p.add_argument("--budget-queries", type=int, default=None, help=e("budget_queries"))
     p.add_argument("--seed", type=int, default=0, help="seed of the search (default: 0)")
     p.add_argument("-K", type=int, default=EnvConfig.K, help=e("K"))
     p.add_argument("-M", type=int, default=EnvConfig.M, help=e("M"))
     p.add_argument("--reward", default=EnvConfig.reward, help=e("reward"))
+    m = p.add_argument_group("mobilenet space (OFA)")
+    m.add_argument("--evaluator", default=None, help=e("evaluator"))
+    m.add_argument("--predictor", default=None, help=e("predictor"))
+    m.add_argument("--checkpoint", default=None, help=e("checkpoint"))
+    m.add_argument("--data", default=None, help=e("data"))
+    m.add_argument("--resolution", type=int, default=None, help=e("resolution"))
+    m.add_argument("--width-mult", type=float, default=None, help=e("width_mult"))
+    m.add_argument("--max-macs", dest="max_macs_m", type=float, default=None, help=e("max_macs_m"))
+    m.add_argument("--evaluator-actors", type=int, default=0, metavar="N",
+                   help="serve the supernet from N Ray actors (GPUs when the cluster has "
+                        "them, else CPUs) instead of in-process (default: 0, in-process)")
+    m.add_argument("--gpus-per-evaluator", type=float, default=None, metavar="G",
+                   help="GPUs per evaluator actor, fractions allowed (default: 1 when the "
+                        "cluster has GPUs)")
     p.add_argument("--no-update", dest="update_subspaces", action="store_false",
                    help="keep the initial subspaces fixed (ablation)")
     p.add_argument("--init-from", dest="init_centers", nargs="+", default=None,
@@ -54,8 +70,10 @@ def _add_search(sub) -> None:
     p.add_argument("--cache", dest="cache_queries", action="store_true", help=e("cache_queries"))
     p.add_argument("--charge-init", action="store_true", help=e("charge_init"))
     s = lambda name: _help(LearnerSettings, name)  # noqa: E731
-    p.add_argument("--lr", type=float, default=LearnerSettings.lr, help=s("lr"))
-    p.add_argument("--entropy", type=float, default=LearnerSettings.entropy, help=s("entropy"))
+    p.add_argument("--lr", type=float, default=None,
+                   help=s("lr") + "; mobilenet: 3e-4, the paper's")
+    p.add_argument("--entropy", type=float, default=None,
+                   help=s("entropy") + "; mobilenet: 1e-3, the paper's")
     p.add_argument("--weight-decay", type=float, default=LearnerSettings.weight_decay,
                    help=s("weight_decay"))
     p.add_argument("--batch-size", type=int, default=LearnerSettings.batch_size,
@@ -100,6 +118,8 @@ def _resume(args) -> int:
         every = int(spec["checkpoint_every"])
     except (KeyError, TypeError) as e:
         raise ValueError(f"{spec_path} is not a search's config ({type(e).__name__}: {e})")
+    if env_cfg.evaluator_service is not None:  # the killed search's actors died with it
+        _evaluator_service(env_cfg, spec.get("evaluator_actors", 1), spec.get("gpus_per_evaluator"))
     return _run_recorded(env_cfg, learner, args.dir, every, args.quiet, resume=True)
 
 
@@ -123,9 +143,11 @@ def _run_recorded(env_cfg, learner, out, checkpoint_every, quiet, resume=False) 
         "  test " + "  ".join(f"{k} {v:.2f}" for k, v in test.items())
         if test else "  (no test accuracy in this data)"
     )
-    print(f"best: {result.arch}  val {result.val_acc:.3f}{test_txt}")
-    print(f"{result.queries} queries, {result.sim_time_s:,.0f} s simulated, "
-          f"{result.wall_time_s:.1f} s wall; wrote {path}/result.json and history.csv")
+    macs = f"  {result.macs['macs_m']:.0f}M MACs at {result.macs['resolution']}" if result.macs else ""
+    print(f"best: {result.arch}  val {result.val_acc:.3f}{macs}{test_txt}")
+    simulated = f"{result.sim_time_s:,.0f} s simulated, " if result.config["budget_s"] else ""
+    print(f"{result.queries} queries, {simulated}{result.wall_time_s:.1f} s wall; "
+          f"wrote {path}/result.json and history.csv")
     return 0
 
 
@@ -136,20 +158,35 @@ def _search(args) -> int:
         update_subspaces=args.update_subspaces,
         init_centers=tuple(args.init_centers) if args.init_centers else None,
         cache_queries=args.cache_queries, charge_init=args.charge_init,
+        budget_queries=args.budget_queries, evaluator=args.evaluator, predictor=args.predictor,
+        checkpoint=args.checkpoint, data=args.data, resolution=args.resolution,
+        width_mult=args.width_mult, max_macs_m=args.max_macs_m,
     )
-    learner = LearnerSettings(
-        lr=args.lr, entropy=args.entropy, weight_decay=args.weight_decay,
-        batch_size=args.batch_size, use_graph=args.use_graph,
-    )
-    # Build the env once here so that bad settings fail in a second, before Ray starts.
+    from trainables.search import learner_for_space
+
+    given = {k for k in ("lr", "entropy") if getattr(args, k) is not None}
+    learner = learner_for_space(env_cfg.space, LearnerSettings(
+        lr=LearnerSettings.lr if args.lr is None else args.lr,
+        entropy=LearnerSettings.entropy if args.entropy is None else args.entropy,
+        weight_decay=args.weight_decay, batch_size=args.batch_size, use_graph=args.use_graph,
+    ), given)
+    if args.checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be >= 0 queries, got {args.checkpoint_every}")
+    service = _evaluator_service(env_cfg, args.evaluator_actors, args.gpus_per_evaluator)
+    if service is not None:
+        env_cfg = dataclasses.replace(env_cfg, evaluator_service=service)
+    # Build the env once here so that bad settings fail in a second (before Ray starts,
+    # unless evaluator actors were asked for).
     from envs import DSMNASEnv
+    from envs.benchmarks.base import progress_text
 
     env = DSMNASEnv(env_cfg.to_dict())
     if not args.quiet:
-        print(f"data: {env.benchmark.source} ({env.benchmark.val_metric}); "
-              f"budget {env.benchmark.clock.budget_s:,.0f} s; K={args.K} M={args.M} seed={args.seed}")
-    if args.checkpoint_every < 0:
-        raise ValueError(f"--checkpoint-every must be >= 0 queries, got {args.checkpoint_every}")
+        limit = f"; {env.benchmark.limit_text()}" if hasattr(env.benchmark, "limit_text") else ""
+        budget = progress_text(env.benchmark.clock.state()).split("(")[0].split("/")[-1]
+        print(f"data: {env.benchmark.source} ({env.benchmark.val_metric}); budget {budget.strip()}"
+              f"{limit}; K={env_cfg.K} M={env_cfg.M} lr={learner.lr:g} "
+              f"entropy={learner.entropy:g} seed={args.seed}")
     out = args.out or os.path.join("runs", time.strftime("search-%Y%m%d-%H%M%S"))
     # The full config first, so that `dsmnas resume OUT` can rebuild this search.
     import json
@@ -158,9 +195,34 @@ def _search(args) -> int:
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "search.json"), "w") as f:
         json.dump({"env": env_cfg.to_dict(), "learner": asdict(learner),
-                   "checkpoint_every": args.checkpoint_every}, f, indent=2)
+                   "checkpoint_every": args.checkpoint_every,
+                   "evaluator_actors": args.evaluator_actors,
+                   "gpus_per_evaluator": args.gpus_per_evaluator}, f, indent=2)
         f.write("\n")
     return _run_recorded(env_cfg, learner, out, args.checkpoint_every, args.quiet)
+
+
+def _evaluator_service(env_cfg: EnvConfig, actors: int, gpus: float | None) -> str | None:
+    """Start `actors` supernet evaluator actors for `env_cfg` (none: evaluate in-process);
+    the name the env finds them by."""
+    if actors < 0:
+        raise ValueError(f"--evaluator-actors must be >= 0, got {actors}")
+    if actors == 0:
+        if gpus is not None:
+            raise ValueError("--gpus-per-evaluator needs --evaluator-actors N")
+        return None
+    if env_cfg.space != "mobilenet" or env_cfg.evaluator != "supernet":
+        raise ValueError("--evaluator-actors serves a supernet: use it with --space mobilenet "
+                         "--evaluator supernet")
+    if env_cfg.checkpoint is None:
+        raise ValueError("--evaluator-actors needs --checkpoint PATH (`dsmnas train-supernet`)")
+    from envs.benchmarks.evaluator_service import start_evaluators
+    from trainables.ray_utils import ensure_ray
+
+    ensure_ray()
+    service = start_evaluators(env_cfg.checkpoint, n_actors=actors, gpus_per_actor=gpus,
+                               data=env_cfg.data)
+    return service.name
 
 
 def _add_export(sub) -> None:

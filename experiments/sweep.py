@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from envs.config import EnvConfig  # noqa: E402
+from envs.config import SPACE_DEFAULTS, EnvConfig  # noqa: E402
 from experiments import report  # noqa: E402
 from experiments.compare import ComparePlan, MethodSpec, parse_value, plan_compare  # noqa: E402
 from trainables.search import LearnerSettings  # noqa: E402
@@ -63,8 +63,8 @@ class SweepSettings:
     """What a sweep runs; the keys of a sweep file. Lists are given as YAML lists, one
     value, or comma-separated text ("2,4,8")."""
 
-    K: tuple[int, ...] = _f((EnvConfig.K,), "number of candidate subspaces, values swept")
-    M: tuple[int, ...] = _f((EnvConfig.M,), "local search distance, values swept")
+    K: tuple[int, ...] = _f((SPACE_DEFAULTS["nb201"]["K"],), "number of candidate subspaces, values swept")
+    M: tuple[int, ...] = _f((SPACE_DEFAULTS["nb201"]["M"],), "local search distance, values swept")
     entropy: tuple[float, ...] = _f((LearnerSettings.entropy,), "entropy weight, values swept")
     mode: str = _f("grid", "grid: every combination; random: `samples` of them")
     samples: int | None = _f(None, "configurations drawn in random mode")
@@ -117,7 +117,7 @@ class SweepPlan:
     def reference(self) -> str:
         """The configuration the Welch t-tests compare with: the paper's defaults when swept,
         else the first one."""
-        default = Config(EnvConfig.K, EnvConfig.M, LearnerSettings.entropy).label
+        default = Config(SPACE_DEFAULTS["nb201"]["K"], SPACE_DEFAULTS["nb201"]["M"], LearnerSettings.entropy).label
         labels = [c.label for c in self.configs]
         return default if default in labels else labels[0]
 

@@ -8,6 +8,7 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 NB201_TABLE = SHARED / "data" / "nb201" / "nb201.csv.gz"
+OFA_DIR = SHARED / "models" / "ofa"
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +16,24 @@ def nb201_table() -> str:
     if not NB201_TABLE.exists():
         pytest.skip(f"shared NAS-Bench-201 table not found at {NB201_TABLE}")
     return str(NB201_TABLE)
+
+
+@pytest.fixture(scope="session")
+def ofa_predictor() -> str:
+    """OFA's pretrained ImageNet accuracy predictor (acc_predictor.pth) in ../shared."""
+    path = OFA_DIR / "acc_predictor.pth"
+    if not path.exists():
+        pytest.skip(f"shared OFA predictor not found at {path}")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def ofa_specialized() -> Path:
+    """OFA's published networks' net.config folders in ../shared."""
+    path = OFA_DIR / "specialized"
+    if not path.exists():
+        pytest.skip(f"shared OFA networks not found at {path}")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from envs.benchmarks import BudgetClock, NB201Benchmark, load_nb201, make_benchmark
+from envs.config import EnvConfig
 from envs.spaces.nb201 import NB201Space
 
 SPACE = NB201Space()
@@ -33,7 +34,7 @@ def test_table_back_end_matches_the_shared_table(nb201_table):
 
 
 def test_embedded_back_end_has_no_test_accuracy():
-    bench = make_benchmark("nb201", "cifar10")
+    bench = make_benchmark(EnvConfig())
     q = bench.query(SPACE.parse(ARCH1))
     assert q.val_acc == pytest.approx(90.76933, abs=1e-4)
     assert q.cost_s == pytest.approx(2169.64, abs=0.01)
@@ -64,9 +65,9 @@ def test_bad_budget_names_the_value(budget):
 
 def test_bad_dataset_and_space_name_what_is_allowed():
     with pytest.raises(ValueError, match="unknown dataset 'mnist'.*cifar10, cifar100, ImageNet16-120"):
-        make_benchmark("nb201", "mnist")
+        make_benchmark(EnvConfig(dataset="mnist"))
     with pytest.raises(ValueError, match="no benchmark for search space 'foo'"):
-        make_benchmark("foo", "cifar10")
+        make_benchmark(EnvConfig(space="foo"))
 
 
 def test_missing_and_malformed_tables(tmp_path, nb201_table):

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from envs import HISTORY_COLUMNS, DSMNASEnv
+from envs import DSMNASEnv
 
 CHECKPOINT_DIR = "checkpoint"
 _OLD_DIR = ".checkpoint-old"
@@ -170,7 +170,7 @@ class SearchRecorder:
             # A fresh search in a used folder: an old checkpoint must not be resumed into it.
             for name in (CHECKPOINT_DIR, _OLD_DIR, _TMP_DIR):
                 shutil.rmtree(self.out / name, ignore_errors=True)
-            self.history_path.write_text(",".join(HISTORY_COLUMNS) + "\n")
+            self.history_path.write_text(",".join(env.history_columns) + "\n")
 
     def after_train(self, algo, env: DSMNASEnv) -> None:
         # The runner resets the env as soon as its episode ends: the search's rows are then
@@ -180,7 +180,7 @@ class SearchRecorder:
         new = history[self.rows:]
         if new:
             with open(self.history_path, "a", newline="") as f:
-                pd.DataFrame(new, columns=HISTORY_COLUMNS).to_csv(f, header=False, index=False)
+                pd.DataFrame(new, columns=env.history_columns).to_csv(f, header=False, index=False)
                 f.flush()
             self.rows = len(history)
         n = self.checkpoint_every

@@ -10,6 +10,8 @@ architecture query and one policy update at batch size 1).
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,7 +21,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from envs import HISTORY_COLUMNS, DSMNASEnv, EnvConfig
+from envs import DSMNASEnv, EnvConfig
+from envs.benchmarks.base import progress_text
 
 
 def _f(default, help: str):
@@ -41,6 +44,16 @@ class LearnerSettings:
     )
 
 
+SPACE_LEARNER_DEFAULTS: dict[str, dict[str, Any]] = {"mobilenet": {"lr": 3e-4, "entropy": 1e-3}}
+"""The paper's learner settings where they differ from `LearnerSettings`' (NB201's)."""
+
+
+def learner_for_space(space: str, learner: LearnerSettings, given=()) -> LearnerSettings:
+    """`learner` with `space`'s defaults for the fields not in `given` (names set by the user)."""
+    defaults = {k: v for k, v in SPACE_LEARNER_DEFAULTS.get(space, {}).items() if k not in given}
+    return dataclasses.replace(learner, **defaults)
+
+
 @dataclass
 class SearchResult:
     arch: str
@@ -53,14 +66,19 @@ class SearchResult:
     history: pd.DataFrame
     test_acc: dict[str, float] | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    macs: dict[str, float] | None = None
+    """Spaces that count MACs: `macs_m` (the answer's MACs in millions at the search
+    resolution), `resolution`, and the limit (`max_macs_m` at `macs_resolution`)."""
     final_centers: list[str] | None = None
     """The K centers of the final graph, by subspace index (in memory only, not in
     result.json): what DSM-NAS+ transfers to another dataset's search."""
 
     def to_json(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k not in ("history", "final_centers")}
-        if d["test_acc"] is None:
-            del d["test_acc"]
+        for optional in ("test_acc", "macs"):
+            if d[optional] is None:
+                del d[optional]
+        d.update(d.pop("macs", {}))
         return d
 
     def save(self, out_dir: str | Path) -> Path:
@@ -170,7 +188,7 @@ def run_episode_search(
             now = time.perf_counter()
             if progress and now - last_print >= progress_every_s:
                 last_print = now
-                progress(_progress_line(env, budget, now - start))
+                progress(_progress_line(env, now - start))
         wall_s = time.perf_counter() - start
         graph, history, clock = env.last_finished
     finally:
@@ -186,7 +204,7 @@ def run_episode_search(
         wall_time_s=wall_s,
         startup_s=startup_s,
         seed=seed,
-        history=pd.DataFrame(history, columns=HISTORY_COLUMNS),
+        history=pd.DataFrame(history, columns=env.history_columns),
         test_acc=test or None,
         config={
             "env": env_config.to_dict(),
@@ -194,13 +212,28 @@ def run_episode_search(
             "source": env.benchmark.source,
             "val_metric": env.benchmark.val_metric,
             "budget_s": budget,
+            "budget_queries": clock["budget_queries"],
             "cache_queries": clock["cache_queries"],
         },
         final_centers=[env.space.format(c) for c in graph.centers],
+        macs=answer_macs(env.benchmark, tokens),
     )
     if progress:
-        progress(_progress_line(env, budget, wall_s, graph=graph, clock=clock) + "  done")
+        progress(_progress_line(env, wall_s, graph=graph, clock=clock) + "  done")
     return result
+
+
+def answer_macs(benchmark, tokens) -> dict[str, float] | None:
+    """`SearchResult.macs` of an answer, for benchmarks that count MACs (else None)."""
+    if not hasattr(benchmark, "macs_m"):
+        return None
+    return {
+        "macs_m": benchmark.macs_m(tokens, benchmark.resolution),
+        "resolution": benchmark.resolution,
+        "max_macs_m": benchmark.max_macs_m,
+        "macs_resolution": benchmark.macs_resolution,
+        "macs_m_at_limit_resolution": benchmark.macs_m(tokens),
+    }
 
 
 def run_dsm(env_config: EnvConfig, settings: dict[str, Any], progress=None) -> SearchResult:
@@ -208,15 +241,10 @@ def run_dsm(env_config: EnvConfig, settings: dict[str, Any], progress=None) -> S
     from trainables.settings import parse_settings
 
     (learner,) = parse_settings("dsm", settings, LearnerSettings)
-    return run_search(env_config, learner, progress=progress)
+    return run_search(env_config, learner_for_space(env_config.space, learner, settings), progress=progress)
 
 
-def _progress_line(env: DSMNASEnv, budget_s, wall_s, graph=None, clock=None) -> str:
+def _progress_line(env: DSMNASEnv, wall_s, graph=None, clock=None) -> str:
     graph = graph or env.graph
     clock = clock or env.benchmark.clock.state()
-    used = clock["sim_time_s"]
-    return (
-        f"sim {used:,.0f}/{budget_s:,.0f} s ({100 * used / budget_s:3.0f}%)  "
-        f"queries {clock['queries']:4d}  best val {np.max(graph.val_acc):.3f}  "
-        f"wall {wall_s:.1f} s"
-    )
+    return f"{progress_text(clock)}  best val {np.max(graph.val_acc):.3f}  wall {wall_s:.1f} s"

@@ -102,6 +102,17 @@ class BudgetClock:
         }
 
 
+def progress_text(state: dict) -> str:
+    """'sim 1,234/25,000 s (5%)  queries   12' or 'queries 1,234/10,000 (12%)' from a
+    `BudgetClock.state()`: the budget's part used, for progress lines."""
+    if state["budget_s"] is not None:
+        used, budget = state["sim_time_s"], state["budget_s"]
+        return (f"sim {used:,.0f}/{budget:,.0f} s ({100 * used / budget:3.0f}%)  "
+                f"queries {state['queries']:4d}")
+    used, budget = state["queries"] - state["cache_hits"], state["budget_queries"]
+    return f"queries {used:,}/{budget:,} ({100 * used / budget:3.0f}%)"
+
+
 class Benchmark(abc.ABC):
     """Scores architectures of `space` on `dataset` and keeps the budget clock."""
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from envs.spaces.base import SearchSpace, hamming
+from envs.spaces.mobilenet import MobileNetSpace
 from envs.spaces.nb201 import NB201Space
 
-_SPACES = {"nb201": NB201Space}
+_SPACES = {"nb201": NB201Space, "mobilenet": MobileNetSpace}
 
 
 def get_space(name: str) -> SearchSpace:
@@ -18,5 +19,5 @@ def get_space(name: str) -> SearchSpace:
         ) from None
 
 
-__all__ = ["SearchSpace", "NB201Space", "get_space", "hamming", "SPACE_NAMES"]
+__all__ = ["SearchSpace", "NB201Space", "MobileNetSpace", "get_space", "hamming", "SPACE_NAMES"]
 SPACE_NAMES = tuple(sorted(_SPACES))

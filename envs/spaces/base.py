@@ -10,6 +10,7 @@ scoring belongs to `envs.benchmarks`.
 from __future__ import annotations
 
 import abc
+import functools
 
 import numpy as np
 
@@ -38,6 +39,10 @@ class SearchSpace(abc.ABC):
     def format(self, tokens: np.ndarray) -> str:
         """The canonical text form of `tokens`."""
 
+    def parse_any(self, text: str) -> np.ndarray:
+        """Tokens of any accepted description (the text form, unless a space adds more)."""
+        return self.parse(text)
+
     # -- validity ----------------------------------------------------------------------------
     def op_mask(self) -> np.ndarray:
         """(L, C) float32, 1 where a choice is allowed at a position (a policy masks with it)."""
@@ -53,7 +58,12 @@ class SearchSpace(abc.ABC):
             return False
         if t.min() < 0 or t.max() >= self.C:
             return False
-        return bool(self.op_mask()[np.arange(self.L), t].all())
+        return bool(self._allowed[np.arange(self.L), t].all())
+
+    @functools.cached_property
+    def _allowed(self) -> np.ndarray:
+        """`op_mask()` as booleans, computed once."""
+        return self.op_mask().astype(bool)
 
     def validate(self, tokens) -> np.ndarray:
         """`tokens` as a canonical token array, or ValueError naming them and the rule broken."""
@@ -74,11 +84,15 @@ class SearchSpace(abc.ABC):
 
         Returns a new array (centers are never mutated: the official code's in-place edit is
         a known defect). Repeating a position or choosing the current op is allowed, so
-        D(alpha, beta) <= len(edits). The result is brought to canonical form.
+        D(alpha, beta) <= len(edits) before canonicalisation. An edit the op mask forbids
+        (a policy that masks never makes one) leaves its position unchanged, so every action
+        gives a valid architecture. The result is brought to canonical form.
         """
         beta = np.array(tokens, dtype=TOKEN_DTYPE, copy=True)
+        allowed = self._allowed
         for position, op in edits:
-            beta[position] = op
+            if allowed[position, op]:
+                beta[position] = op
         return self.canonical(beta)
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:

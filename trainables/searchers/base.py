@@ -21,9 +21,10 @@ import pandas as pd
 
 from envs import HISTORY_COLUMNS, EnvConfig
 from envs.benchmarks import Benchmark, make_benchmark
+from envs.benchmarks.base import progress_text
 from envs.spaces import get_space
 from trainables.settings import parse_settings  # noqa: F401  (re-exported)
-from trainables.search import SearchResult
+from trainables.search import SearchResult, answer_macs
 
 Progress = Callable[[str], None] | None
 
@@ -55,9 +56,7 @@ class QueryLog:
         cfg = env_config
         self.space = get_space(cfg.space) if benchmark is None else benchmark.space
         cfg.validate(self.space.L)
-        self.benchmark = benchmark or make_benchmark(
-            cfg.space, cfg.dataset, cfg.table, cfg.budget_s, cfg.cache_queries
-        )
+        self.benchmark = benchmark or make_benchmark(cfg)
         self.env_config = cfg
         self.method = method
         self.settings = settings
@@ -96,13 +95,30 @@ class QueryLog:
             "sim_time_s": self.clock.sim_time_s,
             **columns,
         }
+        feasible = True
+        if hasattr(self.benchmark, "macs_m"):
+            row["macs_m"] = self.benchmark.macs_m(tokens)
+            feasible = self.benchmark.feasible(tokens)
         self.rows.append(row)
-        if val_acc > self.best_val:  # strict: the first of equal answers wins
+        # strict: the first of equal answers wins; an answer must be within the MACs limit
+        if feasible and val_acc > self.best_val:
             self.best_val, self.best_tokens = val_acc, np.array(tokens)
         now = time.perf_counter()
         if self._progress and now - self._last_print >= self._every_s:
             self._last_print = now
             self._progress(self._line(now - self.start))
+
+    def sample(self, rng: np.random.Generator, tries: int = 1000) -> np.ndarray:
+        """A uniform sample of the space within the benchmark's MACs limit, if it has one
+        (MACs are computed, not queried: rejected draws cost nothing)."""
+        for _ in range(tries):
+            tokens = self.space.sample(rng)
+            if not hasattr(self.benchmark, "feasible") or self.benchmark.feasible(tokens):
+                return tokens
+        raise ValueError(
+            f"{tries} random architectures all exceed the MACs limit "
+            f"({self.benchmark.limit_text()}): raise max_macs_m"
+        )
 
     def history(self) -> pd.DataFrame:
         """One row per answered query: `envs.HISTORY_COLUMNS` (NaN where a column does not
@@ -123,7 +139,8 @@ class QueryLog:
         if answer is None:
             if self.best_tokens is None:
                 raise ValueError(
-                    f"{self.method}: the budget of {self.budget_s} s paid for no query at all"
+                    f"{self.method}: the budget ({progress_text(self.clock.state())}) paid "
+                    f"for no query at all"
                 )
             answer = (self.best_tokens, self.best_val)
         tokens, val = answer
@@ -150,18 +167,16 @@ class QueryLog:
                 "source": self.benchmark.source,
                 "val_metric": self.benchmark.val_metric,
                 "budget_s": self.budget_s,
+                "budget_queries": state["budget_queries"],
                 "cache_queries": state["cache_queries"],
             },
             final_centers=final_centers,
+            macs=answer_macs(self.benchmark, tokens),
         )
         if self._progress:
             self._progress(self._line(wall_s, val) + "  done")
         return result
 
     def _line(self, wall_s: float, best_val: float | None = None) -> str:
-        used, budget = self.clock.sim_time_s, self.budget_s
         best = self.best_val if best_val is None else best_val
-        return (
-            f"sim {used:,.0f}/{budget:,.0f} s ({100 * used / budget:3.0f}%)  "
-            f"queries {self.clock.queries:4d}  best val {best:.3f}  wall {wall_s:.1f} s"
-        )
+        return f"{progress_text(self.clock.state())}  best val {best:.3f}  wall {wall_s:.1f} s"

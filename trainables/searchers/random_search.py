@@ -1,8 +1,9 @@
 """`random`: random search over the whole space (the paper's Table II and Fig. 7 baseline).
 
 Rule: query uniform samples of the space (`SearchSpace.sample`, independent, repeats
-possible and charged unless `cache_queries`) until the clock refuses one; the answer is the
-best queried architecture by validation accuracy. No settings.
+possible and charged unless `cache_queries`; in a space with a MACs limit, only samples
+within it, as OFA's own random sampler) until the clock refuses one; the answer is the best
+queried architecture by validation accuracy. No settings.
 """
 
 from __future__ import annotations
@@ -32,6 +33,6 @@ def run_random(
     (s,) = parse_settings("random", settings, RandomSettings)
     log = QueryLog(env_config, "random", s, progress, benchmark)
     rng = make_rng(env_config.seed)
-    while log.query(log.space.sample(rng)) is not None:
+    while log.query(log.sample(rng)) is not None:
         pass
     return log.result()

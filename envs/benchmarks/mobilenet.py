@@ -1,0 +1,242 @@
+"""Rewards of the MobileNet-like (OFA) space: three evaluators behind one benchmark.
+
+- `predictor`: OFA's pretrained ImageNet top-1 predictor (an MLP over one-hot kernel /
+  expand / resolution features), through `ofa.tutorial.AccuracyPredictor`. Microseconds per
+  query; the fast reward for CPU runs and tests.
+- `supernet`: a weight-sharing OFA MobileNetV3 supernet (`dsmnas train-supernet`), each query
+  a subnet with recalibrated BatchNorm scored on fixed held-out images; in-process or through
+  named Ray actors (`evaluator_service`) that several searches share.
+- `fitted`: an MLP fitted to supernet scores (`dsmnas fit-predictor`), the paper's setup.
+
+All count their budget in queries (the paper's 10k), report accuracies in percent and know
+the MACs of an architecture (`ofa`'s analytic MobileNetV3 count), which the environment uses
+to keep centers within the mobile setting's limit.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+
+import numpy as np
+
+from envs.benchmarks.base import Benchmark, BudgetClock, Query
+from envs.spaces.mobilenet import MobileNetSpace, macs_m
+
+DEFAULT_PREDICTOR = os.path.join(os.path.expanduser("~"), ".torch", "acc_predictor.pth")
+"""Where `ofa`'s tutorial loader looks for the pretrained predictor before downloading it."""
+PREDICTOR_RESOLUTIONS = tuple(range(112, 225, 16))
+"""Resolutions the pretrained predictor encodes (one-hot of (r - 112) // 16)."""
+
+
+class MobileNetBenchmark(Benchmark):
+    """A MobileNet-like benchmark: subclasses score batches of `ofa` subnet dicts."""
+
+    space = MobileNetSpace()
+    acc_scale = 100.0
+
+    def __init__(
+        self,
+        resolution: int,
+        width_mult: float,
+        budget_queries: int | None,
+        cache_queries: bool = False,
+        max_macs_m: float | None = 600.0,
+        macs_resolution: int = 224,
+    ):
+        self.resolution = int(resolution)
+        self.width_mult = float(width_mult)
+        self.max_macs_m = max_macs_m
+        self.macs_resolution = int(macs_resolution)
+        self.clock = BudgetClock(budget_queries=budget_queries, cache_queries=cache_queries)
+        self._macs: dict[tuple[int, int], float] = {}
+
+    @abc.abstractmethod
+    def score(self, archs: list[dict]) -> list[float]:
+        """Validation accuracy in percent of each `ofa` subnet dict."""
+
+    # -- Benchmark -------------------------------------------------------------------------
+    def query(self, tokens: np.ndarray, charge: bool = True) -> Query | None:
+        if charge:
+            answered, _, cached = self.clock.charge(self._key(tokens), 0.0)
+            if not answered:
+                return None
+        else:
+            cached = False
+        return Query(float(self.score([self.space.to_ofa(tokens)])[0]), 0.0, cached)
+
+    def cost_s(self, tokens: np.ndarray) -> float:
+        return 0.0
+
+    def report(self, tokens: np.ndarray) -> dict[str, float]:
+        return {}
+
+    # -- the MACs limit ---------------------------------------------------------------------
+    def macs_m(self, tokens: np.ndarray, resolution: int | None = None) -> float:
+        """MACs in millions at `resolution` (default: the limit's resolution)."""
+        r = self.macs_resolution if resolution is None else int(resolution)
+        key = (self._key(tokens), r)
+        if key not in self._macs:
+            self._macs[key] = macs_m(self.space.to_ofa(tokens), r, self.width_mult)
+        return self._macs[key]
+
+    def feasible(self, tokens: np.ndarray) -> bool:
+        """Within the MACs limit (always, when there is none)."""
+        return self.max_macs_m is None or self.macs_m(tokens) <= self.max_macs_m
+
+    def limit_text(self) -> str:
+        if self.max_macs_m is None:
+            return "no MACs limit"
+        return f"<= {self.max_macs_m:g}M MACs at {self.macs_resolution}"
+
+    def _key(self, tokens: np.ndarray) -> int:
+        return int("".join(str(int(t)) for t in tokens))
+
+
+class PredictorBenchmark(MobileNetBenchmark):
+    """OFA's pretrained ImageNet accuracy predictor as the reward (w1.2 supernet)."""
+
+    val_metric = "ofa_predicted_top1"
+
+    def __init__(self, predictor: str | None = None, resolution: int = 224,
+                 width_mult: float = 1.2, dataset: str = "imagenet", **kw):
+        if resolution not in PREDICTOR_RESOLUTIONS:
+            raise ValueError(
+                f"the OFA accuracy predictor encodes resolutions {list(PREDICTOR_RESOLUTIONS)}; "
+                f"got {resolution!r}"
+            )
+        if dataset != "imagenet":
+            raise ValueError(f"the OFA accuracy predictor predicts imagenet accuracy, not {dataset!r}")
+        super().__init__(resolution, width_mult, **kw)
+        self.dataset = dataset
+        self.predictor_path = _predictor_path(predictor)
+        self.source = f"ofa-predictor:{self.predictor_path}"
+        self._model = load_ofa_predictor(self.predictor_path)
+
+    def score(self, archs: list[dict]) -> list[float]:
+        import torch
+
+        feats = torch.stack([
+            self._model.spec2feats(list(a["ks"]), list(a["e"]), list(a["d"]), self.resolution)
+            for a in archs
+        ])
+        with torch.no_grad():
+            return (100.0 * self._model.model(feats)[:, 0]).tolist()
+
+
+class SupernetBenchmark(MobileNetBenchmark):
+    """A trained OFA supernet: in-process, or through the named evaluator actors."""
+
+    val_metric = "supernet_val_top1"
+
+    def __init__(self, checkpoint: str | None, data: str | None = None,
+                 service: str | None = None, dataset: str | None = None,
+                 resolution: int | None = None, width_mult: float | None = None, **kw):
+        if service is not None:
+            from envs.benchmarks.evaluator_service import EvaluatorClient
+
+            self.evaluator = EvaluatorClient.connect(service)
+            info = self.evaluator.info()
+            where = f"service:{service}"
+        else:
+            if checkpoint is None:
+                raise ValueError(
+                    "the supernet evaluator needs a checkpoint (`dsmnas train-supernet`) or a "
+                    "running evaluator service"
+                )
+            from envs.benchmarks.supernet import SubnetEvaluator
+
+            self.evaluator = SubnetEvaluator(checkpoint, data=data)
+            info = {"resolution": self.evaluator.resolution, "meta": self.evaluator.meta}
+            where = checkpoint
+        meta = info["meta"]
+        _agree("resolution", resolution, info["resolution"])
+        _agree("width_mult", width_mult, meta["width_mult"])
+        _agree("dataset", dataset, meta["dataset"])
+        super().__init__(info["resolution"], meta["width_mult"], **kw)
+        self.dataset = meta["dataset"]
+        self.source = f"supernet:{where}"
+
+    def score(self, archs: list[dict]) -> list[float]:
+        return list(self.evaluator.evaluate(archs))
+
+    def report(self, tokens: np.ndarray) -> dict[str, float]:
+        """Test accuracy of the answer's subnet on the checkpoint's test images."""
+        return {self.dataset: float(self.evaluator.test_accuracy(self.space.to_ofa(tokens)))}
+
+
+class FittedBenchmark(MobileNetBenchmark):
+    """An MLP fitted to supernet scores (`dsmnas fit-predictor`) as the reward."""
+
+    val_metric = "fitted_predicted_top1"
+
+    def __init__(self, predictor: str | None, dataset: str | None = None,
+                 resolution: int | None = None, width_mult: float | None = None, **kw):
+        if predictor is None:
+            raise ValueError("the fitted evaluator needs --predictor PATH (`dsmnas fit-predictor`)")
+        from envs.benchmarks.fitted import load_fitted
+
+        self.model = load_fitted(predictor)
+        meta = self.model.meta
+        _agree("resolution", resolution, meta["image_size"])
+        _agree("width_mult", width_mult, meta.get("width_mult", width_mult))
+        _agree("dataset", dataset, meta.get("dataset", dataset))
+        super().__init__(meta["image_size"], meta.get("width_mult", 1.0), **kw)
+        self.dataset = meta.get("dataset") or dataset or "unknown"
+        self.source = f"fitted:{predictor}"
+
+    def score(self, archs: list[dict]) -> list[float]:
+        return [float(v) for v in self.model.predict(archs)]
+
+
+def _agree(name: str, given, actual) -> None:
+    if given is not None and given != actual:
+        raise ValueError(f"{name} {given!r} does not match the evaluator's {actual!r}")
+
+
+def _predictor_path(path: str | None) -> str:
+    p = path or DEFAULT_PREDICTOR
+    if not os.path.isfile(p):
+        raise FileNotFoundError(
+            f"OFA accuracy predictor {p!r} not found: pass --predictor PATH to your copy of "
+            f"acc_predictor.pth (released with mit-han-lab/once-for-all); nothing is downloaded"
+        )
+    return p
+
+
+def load_ofa_predictor(path: str, device: str = "cpu"):
+    """`ofa.tutorial.AccuracyPredictor` with the weights in `path` (never downloads)."""
+    import torch
+    from ofa.tutorial.accuracy_predictor import AccuracyPredictor
+
+    predictor = AccuracyPredictor(pretrained=False, device=device)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        predictor.model.load_state_dict(state)
+    except Exception as e:  # a wrong file: say which, and what it should be
+        raise ValueError(
+            f"{path} is not OFA's acc_predictor.pth (an MLP 128-400-400-400-1 state dict): "
+            f"{type(e).__name__}: {str(e).splitlines()[0]}"
+        ) from None
+    predictor.model.eval()
+    return predictor
+
+
+def make_mobilenet_benchmark(cfg) -> MobileNetBenchmark:
+    """The benchmark an `EnvConfig` of the mobilenet space describes."""
+    common = dict(
+        budget_queries=cfg.budget_queries, cache_queries=cfg.cache_queries,
+        max_macs_m=cfg.max_macs_m, macs_resolution=cfg.macs_resolution,
+    )
+    if cfg.budget_s is not None:
+        raise ValueError("the mobilenet space counts its budget in queries: use budget_queries")
+    if cfg.evaluator == "predictor":
+        return PredictorBenchmark(
+            cfg.predictor, cfg.resolution or 224, cfg.width_mult or 1.2, cfg.dataset, **common
+        )
+    if cfg.evaluator == "supernet":
+        return SupernetBenchmark(
+            cfg.checkpoint, cfg.data, cfg.evaluator_service, cfg.dataset, cfg.resolution,
+            cfg.width_mult, **common,
+        )
+    return FittedBenchmark(cfg.predictor, cfg.dataset, cfg.resolution, cfg.width_mult, **common)

@@ -1,0 +1,111 @@
+"""`ofa-evolution`: the Once-for-All authors' own evolutionary search, on our budget clock.
+
+`ofa.nas.search_algorithm.EvolutionFinder` (regularized evolution: a random population within
+the MACs limit, then per generation the top `parent_ratio` kept, `mutation_ratio` of the
+children mutated from them and the rest crossed over, every child redrawn until it is within
+the limit) run unchanged; only its accuracy predictor is ours: each architecture it asks
+about is one charged query of the benchmark, so it spends exactly the budget DSM-NAS spends.
+The generations are set so that the population plus the children fit the query budget
+(population 100, 10,000 queries: 99 generations). Resolution is fixed to the benchmark's.
+MobileNet-like space only. `EvolutionFinder` draws from Python's and numpy's global random
+generators: both are seeded from the search's seed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from envs import EnvConfig
+from envs.benchmarks import Benchmark
+from trainables.search import SearchResult
+from trainables.searchers.base import Progress, QueryLog, parse_settings
+
+
+@dataclass(frozen=True)
+class OFAEvolutionSettings:
+    population_size: int = 100
+    parent_ratio: float = 0.25
+    mutation_ratio: float = 0.5
+    arch_mutate_prob: float = 0.1
+
+    def __post_init__(self):
+        if self.population_size < 2:
+            raise ValueError(f"population_size must be >= 2, got {self.population_size!r}")
+        for name in ("parent_ratio", "mutation_ratio", "arch_mutate_prob"):
+            v = getattr(self, name)
+            if not 0 < v <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {v!r}")
+
+
+class _BudgetSpent(Exception):
+    pass
+
+
+class _Predictor:
+    """What `EvolutionFinder` asks of an accuracy predictor, answered by charged queries."""
+
+    def __init__(self, log: QueryLog, resolution: int):
+        from ofa.nas.accuracy_predictor import MobileNetArchEncoder
+
+        self.log = log
+        self.arch_encoder = MobileNetArchEncoder(
+            image_size_list=[resolution], ks_list=[3, 5, 7], expand_list=[3, 4, 6],
+            depth_list=[2, 3, 4], n_stage=5,
+        )
+
+    def predict_acc(self, samples: list[dict]):
+        import torch
+
+        accs = []
+        for sample in samples:
+            acc = self.log.query(self.log.space.from_ofa(sample))
+            if acc is None:
+                raise _BudgetSpent
+            accs.append(acc)
+        return torch.tensor(accs)
+
+
+class _Efficiency:
+    def __init__(self, benchmark):
+        self.benchmark = benchmark
+
+    def get_efficiency(self, sample: dict) -> float:
+        return self.benchmark.macs_m(self.benchmark.space.from_ofa(sample))
+
+
+def run_ofa_evolution(
+    env_config: EnvConfig,
+    settings: dict[str, Any],
+    progress: Progress = None,
+    *,
+    benchmark: Benchmark | None = None,
+) -> SearchResult:
+    """One run of OFA's `EvolutionFinder` on the benchmark `env_config` describes."""
+    from ofa.nas.search_algorithm import EvolutionFinder
+
+    (s,) = parse_settings("ofa-evolution", settings, OFAEvolutionSettings)
+    if env_config.space != "mobilenet":
+        raise ValueError(f"ofa-evolution searches the mobilenet space only, not {env_config.space!r}")
+    log = QueryLog(env_config, "ofa-evolution", s, progress, benchmark)
+    bench = log.benchmark
+    budget = bench.clock.budget_queries
+    generations = max(1, (budget - s.population_size) // s.population_size)
+    limit = bench.max_macs_m if bench.max_macs_m is not None else float("inf")
+    finder = EvolutionFinder(
+        _Efficiency(bench), _Predictor(log, bench.resolution),
+        population_size=s.population_size, max_time_budget=generations,
+        parent_ratio=s.parent_ratio, mutation_ratio=s.mutation_ratio,
+        arch_mutate_prob=s.arch_mutate_prob, resolution_mutate_prob=0.0,
+    )
+    seed = env_config.seed
+    random.seed(seed)
+    np.random.seed(None if seed is None else seed % 2**32)
+    try:
+        finder.run_evolution_search(limit, verbose=False)
+    except _BudgetSpent:
+        pass
+    return log.result(generations=generations)
