@@ -225,6 +225,54 @@ def _evaluator_service(env_cfg: EnvConfig, actors: int, gpus: float | None) -> s
     return service.name
 
 
+def _add_train_supernet(sub) -> None:
+    from trainables.supernet import add_train_supernet_parser
+
+    add_train_supernet_parser(sub)
+
+
+def _add_fit_predictor(sub) -> None:
+    p = sub.add_parser(
+        "fit-predictor", help="fit an MLP accuracy predictor to a supernet's scores",
+        description="Score N seeded random subnets with the supernet (in-process, or through "
+                    "evaluator actors), fit ofa's accuracy-predictor MLP to them and save it "
+                    "for `dsmnas search --space mobilenet --evaluator fitted --predictor OUT`.",
+    )
+    p.add_argument("--checkpoint", required=True, help="supernet checkpoint (`dsmnas train-supernet`)")
+    p.add_argument("--data", default=None, help="images to score on (default: the checkpoint's)")
+    p.add_argument("--samples", type=int, default=2000, help="subnets scored (default: 2000)")
+    p.add_argument("--epochs", type=int, default=300, help="MLP training epochs (default: 300)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples and the fit (default: 0)")
+    p.add_argument("--out", required=True, help="the predictor file to write")
+    p.add_argument("--evaluator-actors", type=int, default=0, metavar="N",
+                   help="score with N Ray actors (GPUs when the cluster has them; default: in-process)")
+    p.add_argument("--gpus-per-evaluator", type=float, default=None, metavar="G",
+                   help="GPUs per evaluator actor, fractions allowed")
+    p.set_defaults(run=_fit_predictor)
+
+
+def _fit_predictor(args) -> int:
+    from envs.benchmarks.fitted import fit_predictor
+
+    cfg = EnvConfig(space="mobilenet", evaluator="supernet", checkpoint=args.checkpoint,
+                    data=args.data)
+    service = _evaluator_service(cfg, args.evaluator_actors, args.gpus_per_evaluator)
+    if service is None:
+        from envs.benchmarks.supernet import SubnetEvaluator
+
+        evaluator = SubnetEvaluator(args.checkpoint, data=args.data)
+    else:
+        from envs.benchmarks.evaluator_service import EvaluatorClient
+
+        evaluator = EvaluatorClient.connect(service)
+    metrics = fit_predictor(evaluator, args.samples, args.out, seed=args.seed,
+                            epochs=args.epochs, log=print)
+    print(f"held-out Spearman {metrics['held_out_spearman']:.3f}, RMSE "
+          f"{metrics['held_out_rmse']:.2f} points ({metrics['n_held_out']} subnets); "
+          f"scoring {metrics['eval_time_s']:.0f} s, fit {metrics['fit_time_s']:.0f} s; wrote {args.out}")
+    return 0
+
+
 def _add_export(sub) -> None:
     p = sub.add_parser("export-nb201", help="convert official NAS-Bench-201/NATS files to a table")
     p.add_argument("src", help="NAS-Bench-201 .pth, NATS-Bench tss .pickle.pbz2 or directory")
@@ -429,6 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search(sub)
     _add_resume(sub)
     _add_export(sub)
+    _add_train_supernet(sub)
+    _add_fit_predictor(sub)
     _add_compare(sub)
     _add_ablate(sub)
     _add_sweep(sub)
