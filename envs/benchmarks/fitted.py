@@ -18,15 +18,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from envs.spaces.mobilenet import DEPTHS, EXPANDS, KERNELS, UNITS, MobileNetSpace
+
 FORMAT = "dsmnas-fitted-predictor"
 VERSION = 1
-KERNELS = (3, 5, 7)
-EXPANDS = (3, 4, 6)
-DEPTHS = (2, 3, 4)
-UNITS = 5
+_SPACE = MobileNetSpace()
 
 
-def _encoder(image_size: int):
+def arch_encoder(image_size: int):
     from ofa.nas.accuracy_predictor import MobileNetArchEncoder
 
     return MobileNetArchEncoder(
@@ -36,30 +35,20 @@ def _encoder(image_size: int):
 
 
 def canonical_arch(arch: dict) -> dict:
-    """The arch with the slots beyond each unit's depth set to (3, 3): those slots are not
-    part of the subnet, so archs that differ only there are the same network."""
-    ks, e, d = [int(v) for v in arch["ks"]], [int(v) for v in arch["e"]], [int(v) for v in arch["d"]]
-    n = max(DEPTHS)
-    for u, depth in enumerate(d):
-        for j in range(u * n + depth, (u + 1) * n):
-            ks[j], e[j] = KERNELS[0], EXPANDS[0]
-    return {"ks": ks, "e": e, "d": d}
+    """The arch with the slots beyond each unit's depth set as `MobileNetSpace.to_ofa` sets
+    them: those slots are not part of the subnet, so archs that differ only there are the
+    same network."""
+    return _SPACE.to_ofa(_SPACE.from_ofa(arch))
 
 
 def sample_archs(n: int, seed: int) -> list[dict]:
-    """`n` distinct random subnets, uniform over depth per unit and (kernel, expand) per
-    layer, as `MobileNetArchEncoder.random_sample_arch` draws them but from a seeded local
-    generator (the encoder's sampler uses the global `random` module)."""
+    """`n` distinct random subnets drawn by `MobileNetSpace.sample` (OFA's distribution:
+    depth uniform per unit, (kernel, expand) uniform per layer) from a seeded generator."""
     rng = np.random.default_rng(seed)
-    seen: dict[tuple, dict] = {}
-    slots = UNITS * max(DEPTHS)
+    seen: dict[str, dict] = {}
     while len(seen) < n:
-        arch = canonical_arch({
-            "ks": rng.choice(KERNELS, slots).tolist(),
-            "e": rng.choice(EXPANDS, slots).tolist(),
-            "d": rng.choice(DEPTHS, UNITS).tolist(),
-        })
-        seen.setdefault((*arch["ks"], *arch["e"], *arch["d"]), arch)
+        tokens = _SPACE.sample(rng)
+        seen.setdefault(_SPACE.format(tokens), _SPACE.to_ofa(tokens))
     return list(seen.values())
 
 
@@ -166,7 +155,7 @@ def fit_predictor(
             f"values for {len(archs)} archs, range [{np.nanmin(y):.3g}, {np.nanmax(y):.3g}]"
         )
 
-    encoder = _encoder(image_size)
+    encoder = arch_encoder(image_size)
     x = _features(encoder, archs, image_size)
     order = np.random.default_rng(seed).permutation(len(archs))
     n_held = max(2, int(round(held_out * len(archs))))
@@ -279,10 +268,10 @@ def load_fitted(path: str, device: str = "cpu") -> FittedPredictor:
             f"reads version {VERSION}"
         )
     meta = payload["meta"]
-    model = _predictor(_encoder(meta["image_size"]), meta["hidden_size"], meta["n_layers"], device)
+    model = _predictor(arch_encoder(meta["image_size"]), meta["hidden_size"], meta["n_layers"], device)
     model.load_state_dict(payload["state_dict"])
     model.eval()
     return FittedPredictor(model, meta, device, payload.get("samples"))
 
 
-__all__ = ["FittedPredictor", "canonical_arch", "fit_predictor", "load_fitted", "sample_archs"]
+__all__ = ["FittedPredictor", "arch_encoder", "canonical_arch", "fit_predictor", "load_fitted", "sample_archs"]

@@ -26,11 +26,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-KS_LIST = (3, 5, 7)
-EXPAND_LIST = (3, 4, 6)
-DEPTH_LIST = (2, 3, 4)
-N_LAYERS = 20
-N_UNITS = 5
+from envs.spaces.mobilenet import DEPTHS as DEPTH_LIST
+from envs.spaces.mobilenet import EXPANDS as EXPAND_LIST
+from envs.spaces.mobilenet import KERNELS as KS_LIST
+from envs.spaces.mobilenet import MAX_DEPTH, UNITS as N_UNITS, check_width
+
+N_LAYERS = N_UNITS * MAX_DEPTH
 FORMAT = "dsmnas-ofa-supernet"
 VERSION = 1
 META_KEYS = ("width_mult", "n_classes", "dropout", "resolution", "dataset", "data", "steps", "seed")
@@ -41,10 +42,7 @@ def build_supernet(width_mult: float = 1.0, n_classes: int = 10, dropout: float 
     """OFA's elastic MobileNetV3: kernels {3, 5, 7}, expand ratios {3, 4, 6}, depths {2, 3, 4}."""
     from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
 
-    if width_mult not in (1.0, 1.2):
-        raise ValueError(
-            f"width_mult must be 1.0 or 1.2 (OFA's MobileNetV3 supernets), got {width_mult!r}"
-        )
+    check_width(width_mult)
     if not (isinstance(n_classes, int) and n_classes >= 2):
         raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
     if not 0.0 <= dropout < 1.0:

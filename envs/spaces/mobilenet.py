@@ -47,7 +47,7 @@ def token_of(kernel: int, expand: int) -> int:
     return 1 + KERNELS.index(kernel) * len(EXPANDS) + EXPANDS.index(expand)
 
 
-def _check_width(width_mult: float) -> float:
+def check_width(width_mult: float) -> float:
     if width_mult not in (1.0, 1.2):
         raise ValueError(f"width_mult must be 1.0 or 1.2 (OFA's MobileNetV3 supernets), got {width_mult!r}")
     return float(width_mult)
@@ -196,5 +196,5 @@ def macs_m(arch: dict, resolution: int, width_mult: float = 1.2) -> float:
     analytic MobileNetV3 model of the `width_mult` supernet (equal to its profiler's count)."""
     if not (isinstance(resolution, int) and resolution > 0):
         raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
-    model = _flops_model(_check_width(width_mult))
+    model = _flops_model(check_width(width_mult))
     return float(model.get_efficiency({**arch, "image_size": resolution}))

@@ -49,13 +49,10 @@ class _Predictor:
     """What `EvolutionFinder` asks of an accuracy predictor, answered by charged queries."""
 
     def __init__(self, log: QueryLog, resolution: int):
-        from ofa.nas.accuracy_predictor import MobileNetArchEncoder
+        from envs.benchmarks.fitted import arch_encoder
 
         self.log = log
-        self.arch_encoder = MobileNetArchEncoder(
-            image_size_list=[resolution], ks_list=[3, 5, 7], expand_list=[3, 4, 6],
-            depth_list=[2, 3, 4], n_stage=5,
-        )
+        self.arch_encoder = arch_encoder(resolution)
 
     def predict_acc(self, samples: list[dict]):
         import torch
