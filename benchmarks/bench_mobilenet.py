@@ -2,7 +2,8 @@
 
 How to run:
     python benchmarks/bench_mobilenet.py --seeds 10 [--queries 10000] [--jobs 2]
-        [--methods dsm,dsm-ofa,ofa-evolution,random] [--predictor PATH] [--out runs/mobilenet]
+        [--methods dsm,dsm-ofa,ofa-evolution,random,dsm-macs] [--predictor PATH]
+        [--out runs/mobilenet]
 The paper's mobile setting: OFA MobileNetV3 w1.2 space, resolution 224, at most 600M MACs,
 10,000 predictor queries per search (every answered query charged, repeats included), the
 same budget for every method:
@@ -11,7 +12,9 @@ same budget for every method:
 - `dsm-ofa`: DSM-NAS+, the same search started from OFA's ten published w1.2 networks
   (`../shared/models/ofa/specialized/`, listed below; their initial queries not charged);
 - `ofa-evolution`: `ofa`'s own `EvolutionFinder` (population 100, 99 generations);
-- `random`: uniform random subnets within the limit.
+- `random`: uniform random subnets within the limit;
+- `dsm-macs`: `dsm` whose proposals over the limit cost no query and are penalised
+  (`trainables/variants.py`), not the paper's rule.
 One Ray task (1 CPU) per (method, seed), `--jobs` at a time; each finished run is appended
 to OUT/runs.csv at once and runs already there are skipped, so an interrupted benchmark
 resumes. Prints and writes OUT/summary.md: predicted top-1 and MACs of the answers.
@@ -36,7 +39,7 @@ OFA_W12_NETS = (  # OFA's published MobileNetV3 w1.2 networks (first conv 24 cha
     "note10_lat-64ms_top1-80.2_finetune-75", "pixel1_lat-79ms_top1-78.7_finetune-75",
     "pixel1_lat-132ms_top1-79.8_finetune-75", "pixel1_lat-143ms_top1-80.1_finetune-75",
 )
-METHODS = ("dsm", "dsm-ofa", "ofa-evolution", "random")
+METHODS = ("dsm", "dsm-ofa", "ofa-evolution", "random", "dsm-macs")
 
 
 def one_run(method: str, seed: int, predictor: str, queries: int) -> dict:
@@ -55,6 +58,8 @@ def one_run(method: str, seed: int, predictor: str, queries: int) -> dict:
     j = r.to_json()
     return {"method": method, "seed": seed, "arch": r.arch, "val_acc": r.val_acc,
             "macs_m": j["macs_m"], "queries": r.queries, "distinct": r.history.arch.nunique(),
+            "over_limit": int((r.history.macs_m > cfg.max_macs_m).sum()),
+            "skipped_over_limit": r.config.get("skipped_over_limit", 0),
             "wall_time_s": r.wall_time_s}
 
 
@@ -105,7 +110,11 @@ def main() -> None:
         ready, _ = ray.wait(list(pending), num_returns=1)
         m, s = pending.pop(ready[0])
         row = ray.get(ready[0])
-        pd.DataFrame([row]).to_csv(csv, mode="a", header=not csv.exists(), index=False)
+        runs = pd.DataFrame([row])
+        if csv.exists():  # rows of older versions may lack columns: rewrite, aligned
+            runs = pd.concat([pd.read_csv(csv), runs], ignore_index=True)
+        runs.to_csv(csv.with_suffix(".tmp"), index=False)
+        csv.with_suffix(".tmp").replace(csv)
         print(f"[{time.perf_counter() - t0:6.0f} s] {m} seed {s}: {row['val_acc']:.2f} "
               f"at {row['macs_m']:.0f}M MACs ({row['wall_time_s']:.0f} s); {len(pending)} left",
               flush=True)

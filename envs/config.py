@@ -19,14 +19,15 @@ SPACE_DEFAULTS: dict[str, dict[str, Any]] = {
     "nb201": {"dataset": "cifar10", "K": 4, "M": 4},
     "mobilenet": {
         "K": 10, "M": 3, "evaluator": "predictor", "budget_queries": 10_000,
-        "max_macs_m": 600.0, "macs_resolution": 224,
+        "max_macs_m": 600.0, "macs_resolution": 224, "over_limit": "query",
     },
 }
 """The paper's settings per space, filled in for fields left at None."""
 _MOBILENET_ONLY = (
     "evaluator", "predictor", "checkpoint", "data", "resolution", "width_mult", "max_macs_m",
-    "macs_resolution", "evaluator_service",
+    "macs_resolution", "over_limit", "evaluator_service",
 )
+OVER_LIMIT = ("query", "penalty")
 
 
 def _f(default, help: str, **kw):
@@ -78,6 +79,10 @@ class EnvConfig:
         None, "a center is replaced only by an architecture within this many million MACs (600)"
     )
     macs_resolution: int | None = _f(None, "resolution at which the MACs limit is counted (224)")
+    over_limit: str | None = _f(
+        None, "a proposal over the MACs limit: 'query' it (the paper: reward as usual, never "
+        "a center) or give it a 'penalty' without a query (dsm-macs); default query"
+    )
     evaluator_service: str | None = _f(
         None, "name of running supernet evaluator actors (default: evaluate in-process)"
     )
@@ -120,6 +125,10 @@ class EnvConfig:
         elif self.evaluator not in EVALUATORS:
             raise ValueError(
                 f"unknown evaluator {self.evaluator!r}; allowed: {', '.join(EVALUATORS)}"
+            )
+        elif self.over_limit not in OVER_LIMIT:
+            raise ValueError(
+                f"unknown over_limit {self.over_limit!r}; allowed: {', '.join(OVER_LIMIT)}"
             )
         if self.budget_queries is not None and not (
             isinstance(self.budget_queries, int) and self.budget_queries >= 1

@@ -52,7 +52,10 @@ class DSMNASEnv(gym.Env):
     ## Episode End
     Terminated when the next query would cross the budget: that query is not made, the
     step's reward is 0 and `info["queried"]` is False. Centers never get worse: alpha is
-    replaced by beta only when R > 0 (and `update_subspaces` is on).
+    replaced by beta only when R > 0 (and `update_subspaces` is on) and, in a space with a
+    MACs limit, beta is within it. With `over_limit="penalty"` a beta over the limit is not
+    queried (no budget spent; reward -100 * (MACs / limit - 1), `info["queried"]` False), and
+    the episode is truncated after `MAX_STEPS_PER_QUERY` steps per query of the budget.
 
     ## Arguments
     The fields of `envs.config.EnvConfig` as keyword arguments (unknown ones raise).
@@ -62,6 +65,9 @@ class DSMNASEnv(gym.Env):
     """
 
     metadata = {"render_modes": []}
+    MAX_STEPS_PER_QUERY = 10
+    """With `over_limit="penalty"` an episode is truncated after this many steps per query of
+    the budget (steps over the limit make no query, so they alone would never end it)."""
 
     def __init__(self, config: dict[str, Any] | None = None, **kwargs):
         # RLlib passes an EnvContext (a dict) positionally; gymnasium.make passes kwargs.
@@ -98,6 +104,10 @@ class DSMNASEnv(gym.Env):
         self._seeded = False
         self.graph: SubspaceGraph | None = None
         self.history: list[tuple] = []
+        self.steps = 0
+        self.skipped_over_limit = 0
+        """Steps of this episode, and those of them over the MACs limit that made no query
+        (`over_limit="penalty"`)."""
         self.episodes_finished = 0
         self.last_finished: tuple[SubspaceGraph, list[tuple], dict] | None = None
         """(final graph, history, clock state) of the last finished episode, kept for the
@@ -126,6 +136,8 @@ class DSMNASEnv(gym.Env):
             vals.append(q.val_acc)
         self.graph = SubspaceGraph(centers, np.array(vals))
         self.history = []
+        self.steps = 0
+        self.skipped_over_limit = 0
         return self._obs(), self._info()
 
     def step(self, action):
@@ -139,10 +151,18 @@ class DSMNASEnv(gym.Env):
         alpha = self.graph.centers[i]
         val_alpha = float(self.graph.val_acc[i])
         beta = self.space.apply_edits(alpha, a[1:].reshape(-1, 2))
+        self.steps += 1
+        if self.config.over_limit == "penalty" and not self._feasible(beta):
+            # dsm-macs: MACs are counted, not measured: no query, minus the overshoot in %
+            self.skipped_over_limit += 1
+            reward = -100.0 * (self.benchmark.macs_m(beta) / self.benchmark.max_macs_m - 1.0)
+            truncated = self.steps >= self.MAX_STEPS_PER_QUERY * self.benchmark.clock.budget_queries
+            if truncated:
+                self._finish()
+            return self._obs(), reward, False, truncated, self._info(i, beta, queried=False)
         q = self.benchmark.query(beta)
         if q is None:
-            self.episodes_finished += 1
-            self.last_finished = (self.graph, self.history, self.benchmark.clock.state())
+            self._finish()
             return self._obs(), 0.0, True, False, self._info(i, beta, queried=False)
         improvement = q.val_acc - val_alpha
         # the mobile setting: a center is only replaced by an architecture within the limit
@@ -174,6 +194,8 @@ class DSMNASEnv(gym.Env):
             "graph": None if self.graph is None else self.graph.get_state(),
             "clock": self.benchmark.clock.get_state(),
             "history": list(self.history),
+            "steps": self.steps,
+            "skipped_over_limit": self.skipped_over_limit,
             "np_random": None if not self._seeded else self.np_random.bit_generator.state,
             "seeded": self._seeded,
             "episodes_finished": self.episodes_finished,
@@ -190,6 +212,8 @@ class DSMNASEnv(gym.Env):
         self.graph = None if state["graph"] is None else SubspaceGraph.from_state(state["graph"])
         self.benchmark.clock.set_state(state["clock"])
         self.history = list(state["history"])
+        self.steps = int(state["steps"])
+        self.skipped_over_limit = int(state["skipped_over_limit"])
         if state["np_random"] is not None:
             bits = getattr(np.random, state["np_random"]["bit_generator"])()
             bits.state = state["np_random"]
@@ -208,6 +232,13 @@ class DSMNASEnv(gym.Env):
         return self._obs(), self._info()
 
     # -- helpers --------------------------------------------------------------------------------
+    def _finish(self) -> None:
+        self.episodes_finished += 1
+        self.last_finished = (self.graph, self.history, {
+            **self.benchmark.clock.state(), "steps": self.steps,
+            "skipped_over_limit": self.skipped_over_limit,
+        })
+
     def _feasible(self, tokens: np.ndarray) -> bool:
         check = getattr(self.benchmark, "feasible", None)
         return True if check is None else bool(check(tokens))

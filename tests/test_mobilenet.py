@@ -209,3 +209,27 @@ def test_every_action_gives_a_valid_architecture(ofa_predictor):
     for p, o in itertools.product(range(20), range(10)):
         _, _, _, _, info = env.step(np.array([0, p, o, p, o]))
         assert env.space.is_valid(env.space.parse(info["arch"]))
+
+
+def test_over_limit_penalty_makes_no_query(ofa_predictor):
+    """dsm-macs' rule: a proposal over the limit is not queried and is penalised."""
+    env = DSMNASEnv(space="mobilenet", predictor=ofa_predictor, budget_queries=5, K=1, M=1,
+                    max_macs_m=400.0, over_limit="penalty", init_centers=["6500-9700-1100-2599-1500"])
+    env.reset(seed=0)
+    bench = env.benchmark
+    # 391M MACs; k7e6 as the first layer of the last unit makes it 408M
+    over = 16
+    beta = env.space.apply_edits(env.graph.centers[0], [(over, 9)])
+    assert bench.macs_m(env.graph.centers[0]) < 400 < bench.macs_m(beta)
+    _, reward, terminated, truncated, info = env.step(np.array([0, over, 9]))
+    assert not info["queried"] and env.benchmark.clock.queries == 0
+    assert reward == pytest.approx(-100 * (bench.macs_m(beta) / 400 - 1))
+    assert not terminated and not truncated and env.skipped_over_limit == 1
+    # the episode is truncated after MAX_STEPS_PER_QUERY steps per query of the budget
+    steps = 1
+    while not truncated:
+        _, _, terminated, truncated, _ = env.step(np.array([0, over, 9]))
+        steps += 1
+    assert steps == DSMNASEnv.MAX_STEPS_PER_QUERY * 5 and env.episodes_finished == 1
+    with pytest.raises(ValueError, match="unknown over_limit 'skip'"):
+        EnvConfig(space="mobilenet", over_limit="skip").validate(20)

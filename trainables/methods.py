@@ -29,6 +29,7 @@ METHODS: dict[str, tuple[str, str]] = {
     "ppo-flat": ("trainables.agents:run_ppo_flat", "PPO, RLlib's default MLP on the flattened obs (no graph)"),
     "dsm-plus": ("trainables.agents:run_dsm_plus", "DSM-NAS+: start from a cifar10 search's final centers"),
     "dsm-nonoop": ("trainables.variants:run_dsm_nonoop", "dsm, but no edit may set a position to the op the center already has (no no-op edits)"),
+    "dsm-macs": ("trainables.variants:run_dsm_macs", "dsm, but proposals over the MACs limit cost no query and are penalised by their overshoot (mobilenet)"),
     "ofa-evolution": ("trainables.searchers.ofa_evolution:run_ofa_evolution", "Once-for-All's EvolutionFinder (mobilenet space), each prediction a charged query"),
     "dsm-cache": ("trainables.variants:run_dsm_cache", "dsm with repeats free (cache_queries): not the paper's budget rule, more queries per budget"),
 }

@@ -214,6 +214,7 @@ def run_episode_search(
             "budget_s": budget,
             "budget_queries": clock["budget_queries"],
             "cache_queries": clock["cache_queries"],
+            "skipped_over_limit": clock.get("skipped_over_limit", 0),
         },
         final_centers=[env.space.format(c) for c in graph.centers],
         macs=answer_macs(env.benchmark, tokens),
