@@ -23,6 +23,8 @@ from envs.config import EnvConfig
 from trainables.search import LearnerSettings
 
 EXIT_USAGE = 2
+_SERVICES: list = []
+"""Evaluator services this command started (`_evaluator_service`)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,7 +64,7 @@ def _add_search(sub) -> None:
                         "them, else CPUs) instead of in-process (default: 0, in-process)")
     m.add_argument("--gpus-per-evaluator", type=float, default=None, metavar="G",
                    help="GPUs per evaluator actor, fractions allowed (default: 1 when the "
-                        "cluster has GPUs)")
+                        "cluster has GPUs, shared evenly)")
     p.add_argument("--no-update", dest="update_subspaces", action="store_false",
                    help="keep the initial subspaces fixed (ablation)")
     p.add_argument("--init-from", dest="init_centers", nargs="+", default=None,
@@ -202,7 +204,32 @@ def _search(args) -> int:
     return _run_recorded(env_cfg, learner, out, args.checkpoint_every, args.quiet)
 
 
-def _evaluator_service(env_cfg: EnvConfig, actors: int, gpus: float | None) -> str | None:
+def _evaluator_options(p) -> None:
+    p.add_argument("--evaluator-actors", type=int, default=0, metavar="N",
+                   help="serve the supernet (--set env.evaluator=supernet env.checkpoint=PATH) "
+                        "from N Ray actors shared by every trial (GPUs when the cluster has "
+                        "them, else CPUs; default: 0, each trial evaluates in-process)")
+    p.add_argument("--gpus-per-evaluator", type=float, default=None, metavar="G",
+                   help="GPUs per evaluator actor, fractions allowed (default: 1 when the "
+                        "cluster has GPUs)")
+
+
+def _serve_trials(space: str, sets, actors: int | None, gpus: float | None,
+                  address: str | None) -> list[str]:
+    """Start the evaluator actors that every trial shares (when asked for) and add their
+    name to the trials' env settings (`sets`, env.KEY=VALUE items)."""
+    sets = list(sets or [])
+    if not actors and gpus is None:
+        return sets
+    env = dict(item[len("env."):].split("=", 1) for item in sets if item.startswith("env."))
+    cfg = EnvConfig(space=space, evaluator=env.get("evaluator"),
+                    checkpoint=env.get("checkpoint"), data=env.get("data"))
+    name = _evaluator_service(cfg, actors or 0, gpus, address)
+    return [*sets, f"env.evaluator_service={name}"]
+
+
+def _evaluator_service(env_cfg: EnvConfig, actors: int, gpus: float | None,
+                       address: str | None = None) -> str | None:
     """Start `actors` supernet evaluator actors for `env_cfg` (none: evaluate in-process);
     the name the env finds them by."""
     if actors < 0:
@@ -216,13 +243,14 @@ def _evaluator_service(env_cfg: EnvConfig, actors: int, gpus: float | None) -> s
                          "--evaluator supernet")
     if env_cfg.checkpoint is None:
         raise ValueError("--evaluator-actors needs --checkpoint PATH (`dsmnas train-supernet`)")
-    from envs.benchmarks.evaluator_service import start_evaluators
+    from envs.benchmarks.evaluator_service import DEFAULT_NAME, start_evaluators
     from trainables.ray_utils import ensure_ray
 
-    ensure_ray()
-    service = start_evaluators(env_cfg.checkpoint, n_actors=actors, gpus_per_actor=gpus,
-                               data=env_cfg.data)
-    return service.name
+    ensure_ray(address)
+    # held for the life of the command: Ray ends the actors when their handles are gone
+    _SERVICES.append(start_evaluators(env_cfg.checkpoint, n_actors=actors,
+                                      gpus_per_actor=gpus, data=env_cfg.data, name=DEFAULT_NAME))
+    return DEFAULT_NAME
 
 
 def _add_train_supernet(sub) -> None:
@@ -346,6 +374,7 @@ def _add_run_options(p) -> None:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="a setting of one method (e.g. dsm.lr=0.02), of one method's env "
                         "(dsm.env.K=8), or of every run's env (env.K=8); repeatable")
+    _evaluator_options(p)
 
 
 def _compare(args) -> int:
@@ -356,7 +385,8 @@ def _compare(args) -> int:
         args.methods, args.seeds, args.first_seed,
         env={"space": args.space, "dataset": args.dataset, "table": args.table,
              "budget_s": args.budget_s},
-        sets=args.sets,
+        sets=_serve_trials(args.space, args.sets, args.evaluator_actors,
+                           args.gpus_per_evaluator, args.address),
     )
     out = args.out or os.path.join("runs", time.strftime("compare-%Y%m%d-%H%M%S"))
     run_compare(plan, out, address=args.address, max_concurrent=args.max_concurrent,
@@ -388,7 +418,8 @@ def _ablate(args) -> int:
         list(variants(args.name)), args.seeds, args.first_seed,
         env={"space": args.space, "dataset": args.dataset, "table": args.table,
              "budget_s": args.budget_s},
-        sets=args.sets,
+        sets=_serve_trials(args.space, args.sets, args.evaluator_actors,
+                           args.gpus_per_evaluator, args.address),
     )
     out = args.out or os.path.join("runs", time.strftime(f"ablate-{args.name}-%Y%m%d-%H%M%S"))
     runs = run_compare(plan, out, address=args.address, max_concurrent=args.max_concurrent,
@@ -463,8 +494,12 @@ def _sweep(args) -> int:
         "table": args.table, "budget": args.budget_s, "out": args.out, "address": args.address,
         "max_concurrent": args.max_concurrent, "retries": args.retries, "set": args.sets,
     }
-    # Everything that can be wrong with the input fails here, before Ray starts.
+    # Everything that can be wrong with the input fails here, before Ray starts (unless
+    # evaluator actors are asked for: they are started before the plan is checked).
     settings = resolve_settings(load_sweep_file(args.config) if args.config else None, flags)
+    served = _serve_trials(settings.space, settings.set, args.evaluator_actors,
+                           args.gpus_per_evaluator, settings.address)
+    settings = dataclasses.replace(settings, set=tuple(served))
     plan = plan_sweep(settings)
     out = settings.out or os.path.join("runs", time.strftime("sweep-%Y%m%d-%H%M%S"))
     run_sweep(plan, out, resume=bool(args.resume))

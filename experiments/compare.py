@@ -64,7 +64,18 @@ class ComparePlan:
     datasets: tuple[str, ...]
     """Datasets with test accuracy in the data: one `test_acc_<dataset>` column each."""
     source: str
-    budget_s: float
+    budget_s: float | None
+    budget_queries: int | None = None
+
+    @property
+    def budget_text(self) -> str:
+        """'25,000 s simulated' or '10,000 queries' (both when both bind)."""
+        parts = []
+        if self.budget_s is not None:
+            parts.append(f"{self.budget_s:,.0f} s simulated")
+        if self.budget_queries is not None:
+            parts.append(f"{self.budget_queries:,} queries")
+        return " and ".join(parts)
 
     @property
     def runs(self) -> list[tuple[str, int]]:
@@ -178,6 +189,7 @@ def plan_compare(
         datasets=datasets,
         source=probe.benchmark.source,
         budget_s=probe.benchmark.clock.budget_s,
+        budget_queries=probe.benchmark.clock.budget_queries,
     )
 
 
@@ -240,6 +252,7 @@ def plan_identity(plan: ComparePlan) -> dict[str, Any]:
                      "env": m.env} for m in plan.methods],
         "env": env,
         "budget_s": plan.budget_s,
+        "budget_queries": plan.budget_queries,
         "source": plan.source,
         "columns": plan.columns,
     }, default=str))
@@ -260,7 +273,7 @@ def plan_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     for key in sorted(set(old_env) | set(new_env)):
         if old_env.get(key) != new_env.get(key):
             return f"env.{key} {old_env.get(key)!r} there, {new_env.get(key)!r} now"
-    for key in ("budget_s", "source", "columns"):
+    for key in ("budget_s", "budget_queries", "source", "columns"):
         if old.get(key) != new.get(key):
             return f"{key} {old.get(key)!r} there, {new.get(key)!r} now"
     return None
@@ -460,7 +473,7 @@ def _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, prin
     printer(
         f"compare: {len(plan.methods)} method(s) x {len(plan.seeds)} seed(s) = "
         f"{len(plan.runs)} runs{to_run} on {plan.env.space}/{plan.env.dataset} ({plan.source}, "
-        f"budget {plan.budget_s:,.0f} s simulated); retries {retries}; writing {out}"
+        f"budget {plan.budget_text}); retries {retries}; writing {out}"
     )
     tuner = tune.Tuner(
         with_resources(resources),
@@ -492,7 +505,7 @@ def _finish(plan, out, recorder, retries, printer, reference) -> pd.DataFrame:
     recorder.write()
     missing = [k for k in plan.runs if k not in recorder.rows]
     notes = [f"Data: {plan.source}; reward {plan.env.dataset} validation accuracy; budget "
-             f"{plan.budget_s:,.0f} s simulated per run; seeds {plan.seeds[0]}–{plan.seeds[-1]}; "
+             f"{plan.budget_text} per run; seeds {plan.seeds[0]}–{plan.seeds[-1]}; "
              f"each failed run retried up to {retries} time(s)."]
     if missing:
         notes.append(

@@ -560,8 +560,8 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path,
                        max_concurrent=s.max_concurrent, retries=s.retries, printer=printer,
                        reference=plan.reference, resources=plan.resources, resume=resume)
     c = plan.compare
-    notes = [f"Data: {c.source}; {c.env.space} / {c.env.dataset}; budget {c.budget_s:,.0f} s "
-             f"simulated per run; seeds {c.seeds[0]}–{c.seeds[-1]}; mode {s.mode}"
+    notes = [f"Data: {c.source}; {c.env.space} / {c.env.dataset}; budget {c.budget_text} "
+             f"per run; seeds {c.seeds[0]}–{c.seeds[-1]}; mode {s.mode}"
              + (f" ({s.samples} drawn with draw_seed {s.draw_seed})" if s.mode == "random" else "")
              + "."]
     paths, best = write_sweep(runs, plan.configs, out_dir, c.env.dataset,

@@ -99,3 +99,24 @@ def test_cli_search_with_the_supernet(checkpoint, tmp_path):
     assert result["config"]["val_metric"] == "supernet_val_top1"
     (test_acc,) = result["test_acc"].values()  # the checkpoint's test images
     assert 0.0 <= test_acc <= 100.0
+
+
+def test_sweep_trials_share_the_evaluator_actors(checkpoint, tmp_path):
+    """`dsmnas sweep --evaluator-actors 1`: the driver starts one evaluator actor and every
+    Tune trial of the sweep queries it by name."""
+    import pandas as pd
+
+    out = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", "-m", "experiments.cli", "sweep", "--space",
+         "mobilenet", "--K", "2", "--M", "1,2", "--seeds", "1", "--max-concurrent", "1",
+         "--set", "env.evaluator=supernet", "--set", f"env.checkpoint={checkpoint}",
+         "--set", "env.budget_queries=3", "--evaluator-actors", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 2 and (runs.status == "ok").all()
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["env"]["evaluator_service"] == "dsmnas-evaluator"
+    assert plan["source"] == "supernet:service:dsmnas-evaluator"
