@@ -243,6 +243,9 @@ def _evaluator_service(env_cfg: EnvConfig, actors: int, gpus: float | None,
                          "--evaluator supernet")
     if env_cfg.checkpoint is None:
         raise ValueError("--evaluator-actors needs --checkpoint PATH (`dsmnas train-supernet`)")
+    from envs.benchmarks.supernet import read_checkpoint
+
+    read_checkpoint(env_cfg.checkpoint)  # a bad path or file fails here, not in an actor
     from envs.benchmarks.evaluator_service import DEFAULT_NAME, start_evaluators
     from trainables.ray_utils import ensure_ray
 
@@ -524,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, LookupError) as e:  # LookupError: no such service
         print(f"dsmnas {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -142,7 +142,7 @@ class SupernetEvaluatorActor:
         }
 
 
-class EvaluatorNotFoundError(RuntimeError):
+class EvaluatorNotFoundError(LookupError):
     """No live actor of that name in the namespace (never started, or shut down)."""
 
 
