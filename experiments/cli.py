@@ -59,12 +59,7 @@ def _add_search(sub) -> None:
     m.add_argument("--resolution", type=int, default=None, help=e("resolution"))
     m.add_argument("--width-mult", type=float, default=None, help=e("width_mult"))
     m.add_argument("--max-macs", dest="max_macs_m", type=float, default=None, help=e("max_macs_m"))
-    m.add_argument("--evaluator-actors", type=int, default=0, metavar="N",
-                   help="serve the supernet from N Ray actors (GPUs when the cluster has "
-                        "them, else CPUs) instead of in-process (default: 0, in-process)")
-    m.add_argument("--gpus-per-evaluator", type=float, default=None, metavar="G",
-                   help="GPUs per evaluator actor, fractions allowed (default: 1 when the "
-                        "cluster has GPUs, shared evenly)")
+    _evaluator_options(m)
     p.add_argument("--no-update", dest="update_subspaces", action="store_false",
                    help="keep the initial subspaces fixed (ablation)")
     p.add_argument("--init-from", dest="init_centers", nargs="+", default=None,
@@ -205,13 +200,15 @@ def _search(args) -> int:
 
 
 def _evaluator_options(p) -> None:
+    """--evaluator-actors / --gpus-per-evaluator (search, fit-predictor, compare, ablate,
+    sweep; the latter three take the checkpoint as --set env.checkpoint=PATH)."""
     p.add_argument("--evaluator-actors", type=int, default=0, metavar="N",
-                   help="serve the supernet (--set env.evaluator=supernet env.checkpoint=PATH) "
-                        "from N Ray actors shared by every trial (GPUs when the cluster has "
-                        "them, else CPUs; default: 0, each trial evaluates in-process)")
+                   help="serve the supernet from N Ray actors, started once by this command "
+                        "and shared by all its searches (GPUs when the cluster has them, else "
+                        "CPUs; default: 0, evaluate in-process)")
     p.add_argument("--gpus-per-evaluator", type=float, default=None, metavar="G",
-                   help="GPUs per evaluator actor, fractions allowed (default: 1 when the "
-                        "cluster has GPUs)")
+                   help="GPUs per evaluator actor, fractions allowed (default: the cluster's "
+                        "GPUs shared evenly)")
 
 
 def _serve_trials(space: str, sets, actors: int | None, gpus: float | None,
@@ -275,10 +272,7 @@ def _add_fit_predictor(sub) -> None:
     p.add_argument("--epochs", type=int, default=300, help="MLP training epochs (default: 300)")
     p.add_argument("--seed", type=int, default=0, help="seed of the samples and the fit (default: 0)")
     p.add_argument("--out", required=True, help="the predictor file to write")
-    p.add_argument("--evaluator-actors", type=int, default=0, metavar="N",
-                   help="score with N Ray actors (GPUs when the cluster has them; default: in-process)")
-    p.add_argument("--gpus-per-evaluator", type=float, default=None, metavar="G",
-                   help="GPUs per evaluator actor, fractions allowed")
+    _evaluator_options(p)
     p.set_defaults(run=_fit_predictor)
 
 

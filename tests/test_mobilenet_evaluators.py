@@ -66,6 +66,10 @@ def test_fitted_evaluator_in_the_env(checkpoint, tmp_path):
                     K=3, seed=0)
     assert env.benchmark.resolution == 16 and env.benchmark.val_metric == "fitted_predicted_top1"
     _run_env(env, 20)
+    # the report: test accuracy on the supernet it was fitted to (never the reward)
+    (test_acc,) = env.benchmark.report(env.graph.centers[0]).values()
+    assert test_acc == SubnetEvaluator(checkpoint).test_accuracy(
+        env.space.to_ofa(env.graph.centers[0]))
     with pytest.raises(ValueError, match="needs --predictor PATH"):
         make_benchmark(EnvConfig(space="mobilenet", evaluator="fitted"))
 

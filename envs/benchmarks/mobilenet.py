@@ -188,6 +188,17 @@ class FittedBenchmark(MobileNetBenchmark):
     def score(self, archs: list[dict]) -> list[float]:
         return [float(v) for v in self.model.predict(archs)]
 
+    def report(self, tokens: np.ndarray) -> dict[str, float]:
+        """Test accuracy of the answer's subnet on the supernet the MLP was fitted to, when
+        that checkpoint is still where it was ({} otherwise)."""
+        checkpoint = self.model.meta.get("source")
+        if not (isinstance(checkpoint, str) and os.path.isfile(checkpoint)):
+            return {}
+        from envs.benchmarks.supernet import SubnetEvaluator
+
+        acc = SubnetEvaluator(checkpoint).test_accuracy(self.space.to_ofa(tokens))
+        return {self.dataset: float(acc)}
+
 
 def _agree(name: str, given, actual) -> None:
     if given is not None and given != actual:
