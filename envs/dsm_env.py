@@ -212,8 +212,8 @@ class DSMNASEnv(gym.Env):
         self.graph = None if state["graph"] is None else SubspaceGraph.from_state(state["graph"])
         self.benchmark.clock.set_state(state["clock"])
         self.history = list(state["history"])
-        self.steps = int(state["steps"])
-        self.skipped_over_limit = int(state["skipped_over_limit"])
+        self.steps = int(state.get("steps", 0))  # absent in states saved by 0.1
+        self.skipped_over_limit = int(state.get("skipped_over_limit", 0))
         if state["np_random"] is not None:
             bits = getattr(np.random, state["np_random"]["bit_generator"])()
             bits.state = state["np_random"]

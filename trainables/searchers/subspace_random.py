@@ -135,6 +135,9 @@ def run_random_mined(
         # The initial centers' charges could not be replayed: they are not in the history.
         raise ValueError("random-mined does not support charge_init=True")
     log = QueryLog(env_config, "random-mined", s, progress)
+    if log.budget_s is None:
+        raise ValueError("random-mined splits a budget of simulated seconds; this space counts "
+                         "queries (use the nb201 space)")
     mine_cfg = dataclasses.replace(env_config, budget_s=s.mine_fraction * log.budget_s)
     mined = run_search(
         mine_cfg, learner, progress=(lambda line: progress(f"[mine] {line}")) if progress else None
