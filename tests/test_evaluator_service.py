@@ -20,8 +20,16 @@ from envs.benchmarks.evaluator_service import (
     start_evaluators,
 )
 
-# Ray's workers cannot import this test module: ship FakeEvaluator and true_acc by value.
-cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ship_this_module_by_value():
+    """Ray's workers cannot import this test module: ship FakeEvaluator and true_acc by
+    value while its tests run (left registered, it breaks pickling in later test modules)."""
+    module = sys.modules[__name__]
+    cloudpickle.register_pickle_by_value(module)
+    yield
+    cloudpickle.unregister_pickle_by_value(module)
 
 CPUS = 0.25  # per actor: several services fit on the 2-CPU test cluster
 EXPANDS = (3, 4, 6)

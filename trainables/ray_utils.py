@@ -14,6 +14,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """
     import ray
 
+    # Ray's tqdm support replaces builtins.print in the driver once a worker reports a
+    # progress bar; code that pickles a reference to print (Tune pickles its callbacks, ours
+    # hold a printer) then fails with "it's not the same object as builtins.print".
+    os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
     if ray.is_initialized():
         return
     # Ray's and RLlib's start-up warnings (token auth, new API stack, gputil) are noise to
