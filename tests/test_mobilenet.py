@@ -233,3 +233,30 @@ def test_over_limit_penalty_makes_no_query(ofa_predictor):
     assert steps == DSMNASEnv.MAX_STEPS_PER_QUERY * 5 and env.episodes_finished == 1
     with pytest.raises(ValueError, match="unknown over_limit 'skip'"):
         EnvConfig(space="mobilenet", over_limit="skip").validate(20)
+
+
+@pytest.mark.parametrize("over_limit", ["query", "penalty"])
+def test_env_state_round_trip_in_this_space(ofa_predictor, over_limit):
+    """A checkpointed mobilenet env (MACs column, skipped steps) continues like the original."""
+    import pickle
+
+    cfg = dict(space="mobilenet", predictor=ofa_predictor, budget_queries=60, seed=1, K=3,
+               max_macs_m=450.0, over_limit=over_limit)
+    env = DSMNASEnv(**cfg)
+    env.reset()
+    rng = np.random.default_rng(0)
+    actions = [rng.integers(env.action_space.nvec) for _ in range(200)]
+    for a in actions[:20]:
+        env.step(a)
+    twin = DSMNASEnv(**cfg)
+    twin.reset(seed=9)
+    twin.set_state(pickle.loads(pickle.dumps(env.get_state())))
+    for a in actions[20:]:
+        ra, rb = env.step(a), twin.step(a)
+        assert ra[1:] == rb[1:] and all(np.array_equal(ra[0][k], rb[0][k]) for k in ra[0])
+        if ra[2] or ra[3]:
+            break
+    assert env.history == twin.history and len(env.history[0]) == len(env.history_columns)
+    assert (env.steps, env.skipped_over_limit) == (twin.steps, twin.skipped_over_limit)
+    if over_limit == "penalty":
+        assert env.skipped_over_limit > 0
