@@ -79,7 +79,7 @@ class DSMNASEnv(gym.Env):
         self._init = None
         if cfg.init_centers is not None:
             self._init = np.stack([self.space.parse_any(a) for a in cfg.init_centers])
-            over = [self.space.format(c) for c in self._init if not self._feasible(c)]
+            over = [self.space.format(c) for c in self._init if not self.benchmark.feasible(c)]
             if over:
                 raise ValueError(
                     f"init_centers {over} exceed the MACs limit ({self.benchmark.limit_text()})"
@@ -123,7 +123,7 @@ class DSMNASEnv(gym.Env):
         centers = (
             self._init.copy()
             if self._init is not None
-            else np.stack([self._sample_feasible() for _ in range(self.config.K)])
+            else np.stack([self.benchmark.sample(self.np_random) for _ in range(self.config.K)])
         )
         vals = []
         for c in centers:
@@ -152,7 +152,7 @@ class DSMNASEnv(gym.Env):
         val_alpha = float(self.graph.val_acc[i])
         beta = self.space.apply_edits(alpha, a[1:].reshape(-1, 2))
         self.steps += 1
-        if self.config.over_limit == "penalty" and not self._feasible(beta):
+        if self.config.over_limit == "penalty" and not self.benchmark.feasible(beta):
             # dsm-macs: MACs are counted, not measured: no query, minus the overshoot in %
             self.skipped_over_limit += 1
             reward = -100.0 * (self.benchmark.macs_m(beta) / self.benchmark.max_macs_m - 1.0)
@@ -166,7 +166,7 @@ class DSMNASEnv(gym.Env):
             return self._obs(), 0.0, True, False, self._info(i, beta, queried=False)
         improvement = q.val_acc - val_alpha
         # the mobile setting: a center is only replaced by an architecture within the limit
-        accepted = improvement > 0 and self.config.update_subspaces and self._feasible(beta)
+        accepted = improvement > 0 and self.config.update_subspaces and self.benchmark.feasible(beta)
         if accepted:
             self.graph.replace(i, beta, q.val_acc)
         reward = improvement if self.config.reward == "improvement" else q.val_acc
@@ -238,21 +238,6 @@ class DSMNASEnv(gym.Env):
             **self.benchmark.clock.state(), "steps": self.steps,
             "skipped_over_limit": self.skipped_over_limit,
         })
-
-    def _feasible(self, tokens: np.ndarray) -> bool:
-        check = getattr(self.benchmark, "feasible", None)
-        return True if check is None else bool(check(tokens))
-
-    def _sample_feasible(self, tries: int = 1000) -> np.ndarray:
-        """A random center within the benchmark's limits (redrawn while it is not)."""
-        for _ in range(tries):
-            tokens = self.space.sample(self.np_random)
-            if self._feasible(tokens):
-                return tokens
-        raise ValueError(
-            f"{tries} random architectures all exceed the MACs limit "
-            f"({self.benchmark.limit_text()}): raise max_macs_m"
-        )
 
     def _obs(self) -> dict[str, np.ndarray]:
         g = self.graph

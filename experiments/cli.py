@@ -175,13 +175,14 @@ def _search(args) -> int:
     # Build the env once here so that bad settings fail in a second (before Ray starts,
     # unless evaluator actors were asked for).
     from envs import DSMNASEnv
-    from envs.benchmarks.base import progress_text
+    from envs.benchmarks.base import budget_text
 
     env = DSMNASEnv(env_cfg.to_dict())
     if not args.quiet:
-        limit = f"; {env.benchmark.limit_text()}" if hasattr(env.benchmark, "limit_text") else ""
-        budget = progress_text(env.benchmark.clock.state()).split("(")[0].split("/")[-1]
-        print(f"data: {env.benchmark.source} ({env.benchmark.val_metric}); budget {budget.strip()}"
+        bench, clock = env.benchmark, env.benchmark.clock
+        limit = f"; {bench.limit_text()}" if bench.limit_text() else ""
+        print(f"data: {bench.source} ({bench.val_metric}); budget "
+              f"{budget_text(clock.budget_s, clock.budget_queries)}"
               f"{limit}; K={env_cfg.K} M={env_cfg.M} lr={learner.lr:g} "
               f"entropy={learner.entropy:g} seed={args.seed}")
     out = args.out or os.path.join("runs", time.strftime("search-%Y%m%d-%H%M%S"))

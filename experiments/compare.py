@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from envs.benchmarks.base import budget_text
 from envs.config import EnvConfig
 from experiments import report
 from trainables.methods import method_names
@@ -69,13 +70,7 @@ class ComparePlan:
 
     @property
     def budget_text(self) -> str:
-        """'25,000 s simulated' or '10,000 queries' (both when both bind)."""
-        parts = []
-        if self.budget_s is not None:
-            parts.append(f"{self.budget_s:,.0f} s simulated")
-        if self.budget_queries is not None:
-            parts.append(f"{self.budget_queries:,} queries")
-        return " and ".join(parts)
+        return budget_text(self.budget_s, self.budget_queries)
 
     @property
     def runs(self) -> list[tuple[str, int]]:

@@ -102,6 +102,16 @@ class BudgetClock:
         }
 
 
+def budget_text(budget_s: float | None, budget_queries: int | None) -> str:
+    """'25,000 s simulated', '10,000 queries', or both joined by 'and' when both bind."""
+    parts = []
+    if budget_s is not None:
+        parts.append(f"{budget_s:,.0f} s simulated")
+    if budget_queries is not None:
+        parts.append(f"{budget_queries:,} queries")
+    return " and ".join(parts)
+
+
 def progress_text(state: dict) -> str:
     """'sim 1,234/25,000 s (5%)  queries   12' or 'queries 1,234/10,000 (12%)' from a
     `BudgetClock.state()`: the budget's part used, for progress lines."""
@@ -139,3 +149,24 @@ class Benchmark(abc.ABC):
     def report(self, tokens: np.ndarray) -> dict[str, float]:
         """Test accuracy per dataset of an answer, for reports only ({} when the data has
         none). Searches must never call this."""
+
+    # -- limits (a MACs limit, in spaces that have one) ---------------------------------------
+    def feasible(self, tokens: np.ndarray) -> bool:
+        """Whether `tokens` may be a center or an answer (always, without a limit)."""
+        return True
+
+    def limit_text(self) -> str | None:
+        """The limit in words, for messages (None: there is none)."""
+        return None
+
+    def sample(self, rng: np.random.Generator, tries: int = 1000) -> np.ndarray:
+        """A uniform sample of the space within the limit, redrawn while it is not (checking
+        the limit costs no query)."""
+        for _ in range(tries):
+            tokens = self.space.sample(rng)
+            if self.feasible(tokens):
+                return tokens
+        raise ValueError(
+            f"{tries} random architectures all exceed the limit ({self.limit_text()}): "
+            f"raise max_macs_m"
+        )

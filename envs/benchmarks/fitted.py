@@ -34,13 +34,6 @@ def arch_encoder(image_size: int):
     )
 
 
-def canonical_arch(arch: dict) -> dict:
-    """The arch with the slots beyond each unit's depth set as `MobileNetSpace.to_ofa` sets
-    them: those slots are not part of the subnet, so archs that differ only there are the
-    same network."""
-    return _SPACE.to_ofa(_SPACE.from_ofa(arch))
-
-
 def sample_archs(n: int, seed: int) -> list[dict]:
     """`n` distinct random subnets drawn by `MobileNetSpace.sample` (OFA's distribution:
     depth uniform per unit, (kernel, expand) uniform per layer) from a seeded generator."""
@@ -274,4 +267,4 @@ def load_fitted(path: str, device: str = "cpu") -> FittedPredictor:
     return FittedPredictor(model, meta, device, payload.get("samples"))
 
 
-__all__ = ["FittedPredictor", "arch_encoder", "canonical_arch", "fit_predictor", "load_fitted", "sample_archs"]
+__all__ = ["FittedPredictor", "arch_encoder", "fit_predictor", "load_fitted", "sample_archs"]

@@ -84,9 +84,9 @@ class MobileNetBenchmark(Benchmark):
         """Within the MACs limit (always, when there is none)."""
         return self.max_macs_m is None or self.macs_m(tokens) <= self.max_macs_m
 
-    def limit_text(self) -> str:
+    def limit_text(self) -> str | None:
         if self.max_macs_m is None:
-            return "no MACs limit"
+            return None
         return f"<= {self.max_macs_m:g}M MACs at {self.macs_resolution}"
 
     def _key(self, tokens: np.ndarray) -> int:

@@ -95,30 +95,16 @@ class QueryLog:
             "sim_time_s": self.clock.sim_time_s,
             **columns,
         }
-        feasible = True
         if hasattr(self.benchmark, "macs_m"):
             row["macs_m"] = self.benchmark.macs_m(tokens)
-            feasible = self.benchmark.feasible(tokens)
         self.rows.append(row)
         # strict: the first of equal answers wins; an answer must be within the MACs limit
-        if feasible and val_acc > self.best_val:
+        if val_acc > self.best_val and self.benchmark.feasible(tokens):
             self.best_val, self.best_tokens = val_acc, np.array(tokens)
         now = time.perf_counter()
         if self._progress and now - self._last_print >= self._every_s:
             self._last_print = now
             self._progress(self._line(now - self.start))
-
-    def sample(self, rng: np.random.Generator, tries: int = 1000) -> np.ndarray:
-        """A uniform sample of the space within the benchmark's MACs limit, if it has one
-        (MACs are computed, not queried: rejected draws cost nothing)."""
-        for _ in range(tries):
-            tokens = self.space.sample(rng)
-            if not hasattr(self.benchmark, "feasible") or self.benchmark.feasible(tokens):
-                return tokens
-        raise ValueError(
-            f"{tries} random architectures all exceed the MACs limit "
-            f"({self.benchmark.limit_text()}): raise max_macs_m"
-        )
 
     def history(self) -> pd.DataFrame:
         """One row per answered query: `envs.HISTORY_COLUMNS` (NaN where a column does not

@@ -33,6 +33,6 @@ def run_random(
     (s,) = parse_settings("random", settings, RandomSettings)
     log = QueryLog(env_config, "random", s, progress, benchmark)
     rng = make_rng(env_config.seed)
-    while log.query(log.sample(rng)) is not None:
+    while log.query(log.benchmark.sample(rng)) is not None:
         pass
     return log.result()
