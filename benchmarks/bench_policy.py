@@ -25,10 +25,9 @@ from __future__ import annotations
 import argparse
 import time
 
-import gymnasium as gym
-import numpy as np
 import torch
 
+from envs import dsm_spaces
 from policies import DSMNASModule
 from ray.rllib.core.columns import Columns
 
@@ -36,17 +35,10 @@ K, M, L, C = 4, 4, 6, 5
 
 
 def make_module(use_graph: bool) -> DSMNASModule:
-    obs_space = gym.spaces.Dict(
-        {
-            "tokens": gym.spaces.Box(0, C - 1, shape=(K, L), dtype=np.int64),
-            "val_acc": gym.spaces.Box(0.0, 1.0, shape=(K,), dtype=np.float32),
-            "adj": gym.spaces.Box(0.0, 1.0, shape=(K, K), dtype=np.float32),
-            "op_mask": gym.spaces.Box(0.0, 1.0, shape=(L, C), dtype=np.float32),
-        }
-    )
+    obs_space, action_space = dsm_spaces(K, L, C, M)
     return DSMNASModule(
         observation_space=obs_space,
-        action_space=gym.spaces.MultiDiscrete([K] + [L, C] * M),
+        action_space=action_space,
         model_config={"use_graph": use_graph},
     )
 

@@ -22,6 +22,20 @@ HISTORY_COLUMNS = (
 )
 
 
+def dsm_spaces(K: int, L: int, C: int, M: int) -> tuple[spaces.Dict, spaces.MultiDiscrete]:
+    """DSMNAS-v0's (observation, action) spaces for K subspaces, L positions, C choices and
+    M edits: what a module built without an env (tests, benchmarks) is given."""
+    observation = spaces.Dict(
+        {
+            "tokens": spaces.Box(0, C - 1, (K, L), np.int64),
+            "val_acc": spaces.Box(0.0, 1.0, (K,), np.float32),
+            "adj": spaces.Box(0.0, 1.0, (K, K), np.float32),
+            "op_mask": spaces.Box(0.0, 1.0, (L, C), np.float32),
+        }
+    )
+    return observation, spaces.MultiDiscrete([K] + [L, C] * M)
+
+
 class DSMNASEnv(gym.Env):
     """## Description
     DSM-NAS (Automated Dominative Subspace Mining) keeps K candidate subspaces, each the
@@ -92,15 +106,7 @@ class DSMNASEnv(gym.Env):
         L, C, K, M = self.space.L, self.space.C, cfg.K, cfg.M
         self._op_mask = self.space.op_mask()
         self._acc_scale = self.benchmark.acc_scale
-        self.action_space = spaces.MultiDiscrete([K] + [L, C] * M)
-        self.observation_space = spaces.Dict(
-            {
-                "tokens": spaces.Box(0, C - 1, (K, L), np.int64),
-                "val_acc": spaces.Box(0.0, 1.0, (K,), np.float32),
-                "adj": spaces.Box(0.0, 1.0, (K, K), np.float32),
-                "op_mask": spaces.Box(0.0, 1.0, (L, C), np.float32),
-            }
-        )
+        self.observation_space, self.action_space = dsm_spaces(K, L, C, M)
         self._seeded = False
         self.graph: SubspaceGraph | None = None
         self.history: list[tuple] = []

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch_geometric.nn import MessagePassing
 
+from envs import dsm_spaces
 from policies import DSMModuleConfig, DSMNASModule, SubspaceGraphEncoder
 from ray.rllib.core.columns import Columns
 
@@ -17,15 +18,7 @@ K, L, C, M = 3, 6, 5, 2
 
 
 def make_spaces(k: int = K, l: int = L, c: int = C, m: int = M):
-    obs_space = gym.spaces.Dict(
-        {
-            "tokens": gym.spaces.Box(0, c - 1, shape=(k, l), dtype=np.int64),
-            "val_acc": gym.spaces.Box(0.0, 1.0, shape=(k,), dtype=np.float32),
-            "adj": gym.spaces.Box(0.0, 1.0, shape=(k, k), dtype=np.float32),
-            "op_mask": gym.spaces.Box(0.0, 1.0, shape=(l, c), dtype=np.float32),
-        }
-    )
-    return obs_space, gym.spaces.MultiDiscrete([k] + [l, c] * m)
+    return dsm_spaces(k, l, c, m)
 
 
 def weak_to_better_adj(val_acc: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from ray.rllib.core.distribution.torch.torch_distribution import TorchMultiCateg
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from torch import nn
 
+from envs import dsm_spaces
 from trainables.reinforce import (
     REINFORCE,
     REINFORCEConfig,
@@ -294,15 +295,7 @@ class DummyDSMEnv(gym.Env):
     """DSM-NAS's observation Dict with random content and a random reward."""
 
     def __init__(self, config=None):
-        self.observation_space = gym.spaces.Dict(
-            {
-                "tokens": gym.spaces.Box(0, C - 1, (K, L), np.int64),
-                "val_acc": gym.spaces.Box(0.0, 1.0, (K,), np.float32),
-                "adj": gym.spaces.Box(0.0, 1.0, (K, K), np.float32),
-                "op_mask": gym.spaces.Box(0.0, 1.0, (L, C), np.float32),
-            }
-        )
-        self.action_space = gym.spaces.MultiDiscrete(NVEC)
+        self.observation_space, self.action_space = dsm_spaces(K, L, C, M)
 
     def _obs(self):
         obs = self.observation_space.sample()

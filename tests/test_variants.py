@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-from envs import DSMNASEnv, EnvConfig
+from envs import DSMNASEnv, EnvConfig, dsm_spaces
 from envs.spaces import get_space
 from envs.spaces.nb201 import code
 from policies import DSMNASModule
@@ -32,17 +31,10 @@ DSM_SEED2_3000S = [
 
 def make_module(seed: int = 0, **model_config) -> DSMNASModule:
     torch.manual_seed(seed)
-    obs_space = gym.spaces.Dict(
-        {
-            "tokens": gym.spaces.Box(0, C - 1, shape=(K, L), dtype=np.int64),
-            "val_acc": gym.spaces.Box(0.0, 1.0, shape=(K,), dtype=np.float32),
-            "adj": gym.spaces.Box(0.0, 1.0, shape=(K, K), dtype=np.float32),
-            "op_mask": gym.spaces.Box(0.0, 1.0, shape=(L, C), dtype=np.float32),
-        }
-    )
+    obs_space, action_space = dsm_spaces(K, L, C, M)
     return DSMNASModule(
         observation_space=obs_space,
-        action_space=gym.spaces.MultiDiscrete([K] + [L, C] * M),
+        action_space=action_space,
         model_config=model_config,
     )
 
