@@ -3,13 +3,20 @@
 Importing `envs` registers `DSMNAS-v0` with gymnasium; this package never imports RLlib.
 """
 
-from gymnasium.envs.registration import register, registry
+from gymnasium.envs.registration import register
+from gymnasium.envs.registration import registry as _gym_registry
 
 from envs.config import EnvConfig
-from envs.dsm_env import HISTORY_COLUMNS, DSMNASEnv, dsm_spaces
+from envs.dsm_env import DSMNASEnv, dsm_spaces
+from envs.errors import ConfigError, MissingFileError
+from envs.records import HISTORY_COLUMNS, QueryRecord, history_frame
+from envs.registry import SpaceSpec, get_spec, space_names
 
 ENV_ID = "DSMNAS-v0"
-if ENV_ID not in registry:
+if ENV_ID not in _gym_registry:
     register(id=ENV_ID, entry_point="envs.dsm_env:DSMNASEnv")
 
-__all__ = ["DSMNASEnv", "EnvConfig", "ENV_ID", "HISTORY_COLUMNS", "dsm_spaces"]
+__all__ = [
+    "DSMNASEnv", "EnvConfig", "ENV_ID", "HISTORY_COLUMNS", "QueryRecord", "history_frame",
+    "SpaceSpec", "get_spec", "space_names", "ConfigError", "MissingFileError", "dsm_spaces",
+]

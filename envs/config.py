@@ -1,48 +1,47 @@
 """Settings of one DSM-NAS search environment: one dataclass, defaults in one place.
 
-Each field's `help` is also the CLI's help. `EnvConfig.from_dict` rejects unknown keys, and
-`validate` raises ValueError naming the bad value and what is allowed.
+`EnvConfig` holds the settings every space has (K, M, budget, reward, limits, ...). A space's
+own settings (NAS-Bench-201's `table`, the MobileNet-like space's `evaluator`, `checkpoint`,
+...) are declared by its `SpaceSpec.settings` dataclass: they are given and read like the
+others (`EnvConfig(space="mobilenet", evaluator="supernet")`, `cfg.evaluator`,
+`--set env.evaluator=supernet`) and kept in `options`. Defaults a space changes (K = 10 for
+mobilenet) come from its `SpaceSpec.env_defaults`, filled in for fields left at None.
+
+Each field's `help` is also the CLI's help. Unknown keys raise `ConfigError` listing the
+allowed ones; `validate` raises it naming the bad value and what is allowed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
+
+from envs.errors import ConfigError
+from envs.registry import SpaceSpec, get_spec
 
 REWARDS = ("improvement", "absolute")
-EVALUATORS = ("predictor", "supernet", "fitted")
-"""Rewards of the MobileNet-like space: OFA's pretrained ImageNet accuracy predictor, a
-weight-sharing supernet evaluated on held-out images, or an MLP fitted to supernet scores."""
-
-SPACE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "nb201": {"dataset": "cifar10", "K": 4, "M": 4},
-    "mobilenet": {
-        "K": 10, "M": 3, "evaluator": "predictor", "budget_queries": 10_000,
-        "max_macs_m": 600.0, "macs_resolution": 224, "over_limit": "query",
-    },
-}
-"""The paper's settings per space, filled in for fields left at None."""
-_MOBILENET_ONLY = (
-    "evaluator", "predictor", "checkpoint", "data", "resolution", "width_mult", "max_macs_m",
-    "macs_resolution", "over_limit", "evaluator_service",
-)
 OVER_LIMIT = ("query", "penalty")
+LEGACY_KEYS = (
+    "evaluator", "predictor", "checkpoint", "data", "resolution", "width_mult", "max_macs_m",
+    "macs_resolution", "evaluator_service", "table", "over_limit",
+)
+"""Keys of 0.2's flat EnvConfig: a saved config may name them with None for a space that
+does not have them (they meant "not set" there)."""
 
 
 def _f(default, help: str, **kw):
     return field(default=default, metadata={"help": help}, **kw)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class EnvConfig:
-    space: str = _f("nb201", "search space: nb201 or mobilenet")
+    space: str = _f("nb201", "search space: nb201, mobilenet, a plug-in's name, or "
+                    "'package.module:SPEC'")
     dataset: str | None = _f(
         None, "dataset whose validation accuracy is the reward (nb201: cifar10; mobilenet: "
         "imagenet for the OFA predictor, the checkpoint's for a supernet)"
-    )
-    table: str | None = _f(
-        None, "NAS-Bench-201 table (CSV/CSV.gz) or official file; default: embedded data"
     )
     K: int | None = _f(None, "number of candidate subspaces (graph nodes; nb201 4, mobilenet 10)")
     M: int | None = _f(None, "local search distance: (position, op) edits per step (nb201 4, mobilenet 3)")
@@ -62,89 +61,172 @@ class EnvConfig:
     charge_init: bool = _f(
         False, "charge the K initial centers' queries to the budget (official code: not charged)"
     )
-    evaluator: str | None = _f(None, f"mobilenet reward: {', '.join(EVALUATORS)} (default predictor)")
-    predictor: str | None = _f(
-        None, "predictor file: OFA's acc_predictor.pth (default ~/.torch/acc_predictor.pth) or a "
-        "fitted predictor (`dsmnas fit-predictor`)"
+    limits: tuple[tuple[str, float], ...] | None = _f(
+        None, "metric <= value constraints on centers and answers, e.g. {'latency_s': 0.02} "
+        "(any per-architecture metric the benchmark provides; mobilenet: macs_m <= 600)"
     )
-    checkpoint: str | None = _f(None, "supernet checkpoint (`dsmnas train-supernet`)")
-    data: str | None = _f(None, "images for the supernet evaluator (default: the checkpoint's)")
-    resolution: int | None = _f(
-        None, "search resolution (predictor default 224; supernet: the checkpoint's)"
-    )
-    width_mult: float | None = _f(
-        None, "OFA supernet width, 1.0 or 1.2 (predictor default 1.2; supernet: the checkpoint's)"
-    )
-    max_macs_m: float | None = _f(
-        None, "a center is replaced only by an architecture within this many million MACs (600)"
-    )
-    macs_resolution: int | None = _f(None, "resolution at which the MACs limit is counted (224)")
     over_limit: str | None = _f(
-        None, "a proposal over the MACs limit: 'query' it (the paper: reward as usual, never "
-        "a center) or give it a 'penalty' without a query (dsm-macs); default query"
+        None, "a proposal over a limit: 'query' it (the paper: reward as usual, never a "
+        "center) or give it a 'penalty' without a query (dsm-macs); default query"
     )
-    evaluator_service: str | None = _f(
-        None, "name of running supernet evaluator actors (default: evaluate in-process)"
+    options: tuple[tuple[str, Any], ...] = _f(
+        (), "the space's own settings (its SpaceSpec.settings), given as plain keys"
     )
 
-    def __post_init__(self):
-        defaults = SPACE_DEFAULTS.get(self.space, {})
-        for name, value in defaults.items():
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, value)
-        if self.space == "mobilenet" and self.dataset is None and self.evaluator == "predictor":
-            object.__setattr__(self, "dataset", "imagenet")
+    def __init__(self, space: str = "nb201", **values: Any):
+        spec = get_spec(space)
+        generic = {f.name for f in dataclasses.fields(EnvConfig)} - {"space", "options"}
+        options = dict(values.pop("options", None) or ())
+        limits = _limits_dict(values.pop("limits", None))
+        for alias, metric in spec.limit_aliases.items():
+            value = values.pop(alias, None)
+            if value is not None:  # None: the space's default limit
+                limits = {**(limits or {}), metric: value}
+        own = set(spec.option_names)
+        for key in [k for k in values if k not in generic]:
+            if key in own:
+                options[key] = values.pop(key)
+            elif key in LEGACY_KEYS and values[key] is None:
+                del values[key]
+        unknown = sorted(set(values) - generic)
+        if unknown:
+            allowed = sorted(generic | own | set(spec.limit_aliases) | {"space"})
+            raise ConfigError(
+                f"unknown environment setting(s) {unknown} for space {spec.name!r}; allowed: "
+                f"{', '.join(allowed)}"
+            )
+        if limits is None and "limits" in spec.env_defaults:
+            limits = dict(spec.env_defaults["limits"])
+        merged = {f.name: f.default for f in dataclasses.fields(EnvConfig)}
+        merged.update(values)
+        for name, default in spec.env_defaults.items():
+            if name != "limits" and merged.get(name) is None:
+                merged[name] = default
+        merged.update(space=space, limits=limits, options=spec.options(options))
+        if spec.complete is not None:
+            view = {**merged, **dict(merged["options"])}
+            for name, value in spec.complete(view).items():
+                if name in generic and merged.get(name) is None:
+                    merged[name] = value
+        if merged["init_centers"] is not None:
+            merged["init_centers"] = tuple(merged["init_centers"])
+        if merged["limits"] is not None:
+            merged["limits"] = tuple(sorted(_limits_dict(merged["limits"]).items()))
+        for name, value in merged.items():
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for names that are not fields: the space's own settings and aliases
+        if name.startswith("_"):
+            raise AttributeError(name)
+        d = self.__dict__
+        options = dict(d.get("options", ()))
+        if name in options:
+            return options[name]
+        if "space" in d:
+            metric = self.spec.limit_aliases.get(name)
+            if metric is not None:
+                return self.limit(metric)
+        raise AttributeError(
+            f"{type(self).__name__} of space {d.get('space')!r} has no setting {name!r}"
+        )
+
+    @property
+    def spec(self) -> SpaceSpec:
+        return get_spec(self.space)
+
+    def limit(self, metric: str) -> float | None:
+        """The limit on `metric`, or None."""
+        return dict(self.limits or ()).get(metric)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> "EnvConfig":
+    def from_dict(cls, values: Mapping[str, Any] | None) -> "EnvConfig":
         values = dict(values or {})
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(
-                f"unknown environment setting(s) {unknown}; allowed: {', '.join(sorted(names))}"
-            )
-        if values.get("init_centers") is not None:
-            values["init_centers"] = tuple(values["init_centers"])
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        """Plain data (JSON-able): the common fields, then the space's own settings flat."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "options"}
         if d["init_centers"] is not None:
             d["init_centers"] = list(d["init_centers"])
+        if d["limits"] is not None:
+            d["limits"] = dict(d["limits"])
+        d.update(self.options)
         return d
 
     def validate(self, L: int) -> None:
         """Check the settings that do not need the data; L is the space's positions."""
-        if self.space != "mobilenet":
-            given = [n for n in _MOBILENET_ONLY if getattr(self, n) is not None]
-            if given:
-                raise ValueError(
-                    f"setting(s) {given} apply only to the mobilenet space, not {self.space!r}"
-                )
-        elif self.evaluator not in EVALUATORS:
-            raise ValueError(
-                f"unknown evaluator {self.evaluator!r}; allowed: {', '.join(EVALUATORS)}"
+        spec = self.spec
+        if spec.budget == "queries" and self.budget_s is not None:
+            raise ConfigError(
+                f"the {spec.name} space counts its budget in queries: use budget_queries, not "
+                f"budget_s={self.budget_s!r}"
             )
-        elif self.over_limit not in OVER_LIMIT:
-            raise ValueError(
-                f"unknown over_limit {self.over_limit!r}; allowed: {', '.join(OVER_LIMIT)}"
+        if spec.budget == "seconds" and self.budget_queries is not None:
+            raise ConfigError(
+                f"the {spec.name} space counts its budget in simulated seconds: use budget_s, "
+                f"not budget_queries={self.budget_queries!r}"
             )
         if self.budget_queries is not None and not (
-            isinstance(self.budget_queries, int) and self.budget_queries >= 1
+            isinstance(self.budget_queries, int) and not isinstance(self.budget_queries, bool)
+            and self.budget_queries >= 1
         ):
-            raise ValueError(f"budget_queries must be an integer >= 1, got {self.budget_queries!r}")
-        if self.max_macs_m is not None and not self.max_macs_m > 0:
-            raise ValueError(f"max_macs_m must be > 0 (million MACs), got {self.max_macs_m!r}")
-        if not (isinstance(self.K, int) and self.K >= 1):
-            raise ValueError(f"K must be an integer >= 1, got {self.K!r}")
-        if not (isinstance(self.M, int) and 1 <= self.M <= L):
-            raise ValueError(f"M must be an integer in 1..{L} (L = {L} positions), got {self.M!r}")
-        if self.budget_s is not None and not self.budget_s > 0:
-            raise ValueError(f"budget_s must be > 0 seconds, got {self.budget_s!r}")
+            raise ConfigError(f"budget_queries must be an integer >= 1, got {self.budget_queries!r}")
+        if self.over_limit is not None and self.over_limit not in OVER_LIMIT:
+            raise ConfigError(
+                f"unknown over_limit {self.over_limit!r}; allowed: {', '.join(OVER_LIMIT)}"
+            )
+        if self.over_limit == "penalty" and not self.limits:
+            raise ConfigError("over_limit='penalty' needs a limit (e.g. --limit latency_s=0.02)")
+        for metric, value in self.limits or ():
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value) and value > 0):
+                raise ConfigError(f"limit {metric} <= {value!r}: the limit must be a number > 0")
+        if not (isinstance(self.K, int) and not isinstance(self.K, bool) and self.K >= 1):
+            raise ConfigError(f"K must be an integer >= 1, got {self.K!r}")
+        if not (isinstance(self.M, int) and not isinstance(self.M, bool) and 1 <= self.M <= L):
+            raise ConfigError(f"M must be an integer in 1..{L} (L = {L} positions), got {self.M!r}")
+        if self.budget_s is not None and not (
+            isinstance(self.budget_s, (int, float)) and not isinstance(self.budget_s, bool)
+            and self.budget_s > 0
+        ):
+            raise ConfigError(f"budget_s must be > 0 seconds, got {self.budget_s!r}")
+        if self.seed is not None and not (
+            isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0
+        ):
+            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.reward not in REWARDS:
-            raise ValueError(f"unknown reward {self.reward!r}; allowed: {', '.join(REWARDS)}")
+            raise ConfigError(f"unknown reward {self.reward!r}; allowed: {', '.join(REWARDS)}")
+        for name in ("update_subspaces", "cache_queries", "charge_init"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.init_centers is not None and len(self.init_centers) != self.K:
-            raise ValueError(
+            raise ConfigError(
                 f"init_centers has {len(self.init_centers)} architectures; K = {self.K} needed"
             )
+
+
+def _limits_dict(limits) -> dict[str, float] | None:
+    """Limits given as a mapping, (metric, value) pairs, or 'metric=value' strings."""
+    if limits is None:
+        return None
+    if isinstance(limits, Mapping):
+        items = list(limits.items())
+    elif isinstance(limits, str):
+        items = [limits]
+    else:
+        items = list(limits)
+    out: dict[str, float] = {}
+    for item in items:
+        if isinstance(item, str):
+            metric, eq, value = item.partition("=")
+            if not eq:
+                raise ConfigError(f"a limit is METRIC=VALUE (e.g. latency_s=0.02), got {item!r}")
+            try:
+                out[metric.strip()] = float(value)
+            except ValueError:
+                raise ConfigError(f"limit {item!r}: {value!r} is not a number") from None
+        else:
+            metric, value = item
+            out[str(metric)] = value
+    return out

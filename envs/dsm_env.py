@@ -14,12 +14,10 @@ from gymnasium import spaces
 
 from envs.benchmarks import make_benchmark
 from envs.config import EnvConfig
+from envs.errors import ConfigError
 from envs.graph import SubspaceGraph
+from envs.records import HISTORY_COLUMNS, QueryRecord
 from envs.spaces import get_space
-
-HISTORY_COLUMNS = (
-    "step", "subspace", "arch", "val_acc", "reward", "accepted", "cost_s", "sim_time_s",
-)
 
 
 def dsm_spaces(K: int, L: int, C: int, M: int) -> tuple[spaces.Dict, spaces.MultiDiscrete]:
@@ -67,9 +65,11 @@ class DSMNASEnv(gym.Env):
     Terminated when the next query would cross the budget: that query is not made, the
     step's reward is 0 and `info["queried"]` is False. Centers never get worse: alpha is
     replaced by beta only when R > 0 (and `update_subspaces` is on) and, in a space with a
-    MACs limit, beta is within it. With `over_limit="penalty"` a beta over the limit is not
-    queried (no budget spent; reward -100 * (MACs / limit - 1), `info["queried"]` False), and
-    the episode is truncated after `MAX_STEPS_PER_QUERY` steps per query of the budget.
+    space with limits (`metric <= value`, e.g. the mobile setting's MACs), beta is within them.
+    With `over_limit="penalty"` a beta over a limit is not queried (no budget spent; reward
+    -100 times its largest relative overshoot, e.g. -100 * (MACs / limit - 1),
+    `info["queried"]` False), and the episode is truncated after `MAX_STEPS_PER_QUERY` steps
+    per query of a query budget, or after `MAX_SKIPS_IN_A_ROW` such proposals in a row.
 
     ## Arguments
     The fields of `envs.config.EnvConfig` as keyword arguments (unknown ones raise).
@@ -82,6 +82,8 @@ class DSMNASEnv(gym.Env):
     MAX_STEPS_PER_QUERY = 10
     """With `over_limit="penalty"` an episode is truncated after this many steps per query of
     the budget (steps over the limit make no query, so they alone would never end it)."""
+    MAX_SKIPS_IN_A_ROW = 1000
+    """The same for budgets of simulated seconds: this many proposals in a row over a limit."""
 
     def __init__(self, config: dict[str, Any] | None = None, **kwargs):
         # RLlib passes an EnvContext (a dict) positionally; gymnasium.make passes kwargs.
@@ -95,27 +97,26 @@ class DSMNASEnv(gym.Env):
             self._init = np.stack([self.space.parse_any(a) for a in cfg.init_centers])
             over = [self.space.format(c) for c in self._init if not self.benchmark.feasible(c)]
             if over:
-                raise ValueError(
-                    f"init_centers {over} exceed the MACs limit ({self.benchmark.limit_text()})"
+                raise ConfigError(
+                    f"init_centers {over} exceed the limit ({self.benchmark.limit_text()})"
                 )
-        self.history_columns = HISTORY_COLUMNS + (
-            ("macs_m",) if hasattr(self.benchmark, "macs_m") else ()
-        )
-        """HISTORY_COLUMNS, plus `macs_m` (at the limit's resolution) in spaces that count
-        MACs."""
+        self.history_columns = HISTORY_COLUMNS + self.benchmark.history_metrics
+        """HISTORY_COLUMNS, then the benchmark's per-query metrics (`macs_m` in the
+        MobileNet-like space, any limited metric)."""
         L, C, K, M = self.space.L, self.space.C, cfg.K, cfg.M
         self._op_mask = self.space.op_mask()
         self._acc_scale = self.benchmark.acc_scale
         self.observation_space, self.action_space = dsm_spaces(K, L, C, M)
         self._seeded = False
         self.graph: SubspaceGraph | None = None
-        self.history: list[tuple] = []
+        self.history: list[QueryRecord] = []
         self.steps = 0
         self.skipped_over_limit = 0
         """Steps of this episode, and those of them over the MACs limit that made no query
         (`over_limit="penalty"`)."""
         self.episodes_finished = 0
-        self.last_finished: tuple[SubspaceGraph, list[tuple], dict] | None = None
+        self._skips_in_a_row = 0
+        self.last_finished: tuple[SubspaceGraph, list[QueryRecord], dict] | None = None
         """(final graph, history, clock state) of the last finished episode, kept for the
         caller: an RLlib env runner resets the env right after an episode ends."""
 
@@ -135,7 +136,7 @@ class DSMNASEnv(gym.Env):
         for c in centers:
             q = self.benchmark.query(c, charge=self.config.charge_init)
             if q is None:
-                raise ValueError(
+                raise ConfigError(
                     f"budget_s={self.benchmark.clock.budget_s} cannot pay for the "
                     f"{self.config.K} initial centers (charge_init is on)"
                 )
@@ -144,12 +145,13 @@ class DSMNASEnv(gym.Env):
         self.history = []
         self.steps = 0
         self.skipped_over_limit = 0
+        self._skips_in_a_row = 0
         return self._obs(), self._info()
 
     def step(self, action):
         a = np.asarray(action, dtype=np.int64)
         if a.shape != self.action_space.shape:
-            raise ValueError(
+            raise ConfigError(
                 f"action must have shape {self.action_space.shape} (subspace then "
                 f"{self.config.M} (position, op) pairs), got {a.tolist()}"
             )
@@ -158,30 +160,36 @@ class DSMNASEnv(gym.Env):
         val_alpha = float(self.graph.val_acc[i])
         beta = self.space.apply_edits(alpha, a[1:].reshape(-1, 2))
         self.steps += 1
-        if self.config.over_limit == "penalty" and not self.benchmark.feasible(beta):
-            # dsm-macs: MACs are counted, not measured: no query, minus the overshoot in %
+        bench = self.benchmark
+        if self.config.over_limit == "penalty" and not bench.feasible(beta):
+            # dsm-macs: a limited metric is counted, not measured: no query, minus the
+            # overshoot in %
             self.skipped_over_limit += 1
-            reward = -100.0 * (self.benchmark.macs_m(beta) / self.benchmark.max_macs_m - 1.0)
-            truncated = self.steps >= self.MAX_STEPS_PER_QUERY * self.benchmark.clock.budget_queries
+            self._skips_in_a_row += 1
+            reward = -100.0 * bench.overshoot(beta)
+            if bench.clock.budget_queries is not None:
+                truncated = self.steps >= self.MAX_STEPS_PER_QUERY * bench.clock.budget_queries
+            else:
+                truncated = self._skips_in_a_row >= self.MAX_SKIPS_IN_A_ROW
             if truncated:
                 self._finish()
             return self._obs(), reward, False, truncated, self._info(i, beta, queried=False)
-        q = self.benchmark.query(beta)
+        self._skips_in_a_row = 0
+        q = bench.query(beta)
         if q is None:
             self._finish()
             return self._obs(), 0.0, True, False, self._info(i, beta, queried=False)
         improvement = q.val_acc - val_alpha
-        # the mobile setting: a center is only replaced by an architecture within the limit
-        accepted = improvement > 0 and self.config.update_subspaces and self.benchmark.feasible(beta)
+        # the mobile setting: a center is only replaced by an architecture within the limits
+        accepted = improvement > 0 and self.config.update_subspaces and bench.feasible(beta)
         if accepted:
             self.graph.replace(i, beta, q.val_acc)
         reward = improvement if self.config.reward == "improvement" else q.val_acc
-        clock = self.benchmark.clock
-        row = (len(self.history), i, self.space.format(beta), q.val_acc, reward, accepted,
-               q.cost_s, clock.sim_time_s)
-        if len(self.history_columns) > len(HISTORY_COLUMNS):
-            row += (self.benchmark.macs_m(beta),)
-        self.history.append(row)
+        self.history.append(QueryRecord(
+            step=len(self.history), subspace=i, arch=self.space.format(beta),
+            val_acc=q.val_acc, reward=reward, accepted=accepted, cost_s=q.cost_s,
+            sim_time_s=bench.clock.sim_time_s, metrics=bench.query_metrics(beta),
+        ))
         info = self._info(i, beta, q.val_acc, q.cost_s, accepted)
         return self._obs(), float(reward), False, False, info
 
@@ -202,6 +210,7 @@ class DSMNASEnv(gym.Env):
             "history": list(self.history),
             "steps": self.steps,
             "skipped_over_limit": self.skipped_over_limit,
+            "skips_in_a_row": self._skips_in_a_row,
             "np_random": None if not self._seeded else self.np_random.bit_generator.state,
             "seeded": self._seeded,
             "episodes_finished": self.episodes_finished,
@@ -211,15 +220,19 @@ class DSMNASEnv(gym.Env):
     def set_state(self, state: dict[str, Any]) -> None:
         """Continue from `get_state()`'s output; the env must have the same config."""
         if EnvConfig.from_dict(state["config"]) != self.config:
-            raise ValueError(
+            raise ConfigError(
                 f"env state is of an env with config {state['config']}, not "
                 f"{self.config.to_dict()}"
             )
         self.graph = None if state["graph"] is None else SubspaceGraph.from_state(state["graph"])
         self.benchmark.clock.set_state(state["clock"])
-        self.history = list(state["history"])
+        self.history = [
+            r if isinstance(r, QueryRecord) else QueryRecord.from_row(r, self.history_columns)
+            for r in state["history"]  # positional rows in states saved by 0.2
+        ]
         self.steps = int(state.get("steps", 0))  # absent in states saved by 0.1
         self.skipped_over_limit = int(state.get("skipped_over_limit", 0))
+        self._skips_in_a_row = int(state.get("skips_in_a_row", 0))
         if state["np_random"] is not None:
             bits = getattr(np.random, state["np_random"]["bit_generator"])()
             bits.state = state["np_random"]
@@ -229,7 +242,10 @@ class DSMNASEnv(gym.Env):
         last = state["last_finished"]
         self.last_finished = (
             None if last is None
-            else (SubspaceGraph.from_state(last[0]), list(last[1]), dict(last[2]))
+            else (SubspaceGraph.from_state(last[0]), [
+                r if isinstance(r, QueryRecord) else QueryRecord.from_row(r, self.history_columns)
+                for r in last[1]
+            ], dict(last[2]))
         )
 
     def observation(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

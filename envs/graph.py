@@ -9,6 +9,7 @@ features (h_j - h_i) are the policy's business: the graph only says which edges 
 from __future__ import annotations
 
 import numpy as np
+from envs.errors import ConfigError
 
 
 def weak_to_better(val_acc: np.ndarray) -> np.ndarray:
@@ -28,7 +29,7 @@ class SubspaceGraph:
 
     def _set(self, centers: np.ndarray, val_acc: np.ndarray) -> None:
         if centers.ndim != 2 or len(centers) != len(val_acc) or len(centers) < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"a subspace graph needs K >= 1 centers with one accuracy each; got centers of "
                 f"shape {centers.shape} and {len(val_acc)} accuracies"
             )

@@ -27,6 +27,7 @@ import pandas as pd  # noqa: E402
 
 from experiments import report  # noqa: E402
 from experiments.compare import MethodSpec  # noqa: E402
+from envs.errors import ConfigError
 
 K_VALUES = (1, 2, 4, 8, 16)
 M_VALUES = (1, 2, 3, 4, 6)
@@ -67,7 +68,7 @@ def variants(name: str) -> tuple[MethodSpec, ...]:
     try:
         return ABLATIONS[name][1]
     except KeyError:
-        raise ValueError(
+        raise ConfigError(
             f"unknown ablation {name!r}; allowed: {', '.join(ABLATIONS)}"
         ) from None
 

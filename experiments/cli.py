@@ -6,12 +6,15 @@
     dsmnas export-nb201 SRC DST
     dsmnas compare / ablate / sweep ...   (see `dsmnas COMMAND --help`)
 
-User errors (bad values, missing files) print one line on stderr and exit with code 2.
+User errors (bad values, missing files: `envs.errors.ConfigError`) print one line on stderr
+and exit with code 2; any other exception is a bug (traceback, exit code 1). A comparison,
+ablation or sweep with failed runs writes its reports, then exits with code 3.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import textwrap
@@ -21,6 +24,7 @@ from dataclasses import fields
 
 from envs.config import EnvConfig
 from trainables.search import LearnerSettings
+from envs.errors import ConfigError, MissingFileError
 
 EXIT_USAGE = 2
 _SERVICES: list = []
@@ -39,27 +43,20 @@ def _help(cls, name: str) -> str:
     return f"{f.metadata['help']} (default: {f.default})"
 
 
-def _add_search(sub) -> None:
+def _add_search(sub, specs) -> None:
     p = sub.add_parser("search", help="run one DSM-NAS search", description=__doc__)
     e = lambda name: _help(EnvConfig, name)  # noqa: E731
     p.add_argument("--space", default=EnvConfig.space, help=e("space"))
     p.add_argument("--dataset", default=EnvConfig.dataset, help=e("dataset"))
-    p.add_argument("--table", default=None, help=e("table"))
     p.add_argument("--budget", dest="budget_s", type=float, default=None, help=e("budget_s"))
     p.add_argument("--budget-queries", type=int, default=None, help=e("budget_queries"))
     p.add_argument("--seed", type=int, default=0, help="seed of the search (default: 0)")
     p.add_argument("-K", type=int, default=EnvConfig.K, help=e("K"))
     p.add_argument("-M", type=int, default=EnvConfig.M, help=e("M"))
     p.add_argument("--reward", default=EnvConfig.reward, help=e("reward"))
-    m = p.add_argument_group("mobilenet space (OFA)")
-    m.add_argument("--evaluator", default=None, help=e("evaluator"))
-    m.add_argument("--predictor", default=None, help=e("predictor"))
-    m.add_argument("--checkpoint", default=None, help=e("checkpoint"))
-    m.add_argument("--data", default=None, help=e("data"))
-    m.add_argument("--resolution", type=int, default=None, help=e("resolution"))
-    m.add_argument("--width-mult", type=float, default=None, help=e("width_mult"))
-    m.add_argument("--max-macs", dest="max_macs_m", type=float, default=None, help=e("max_macs_m"))
-    _evaluator_options(m)
+    _add_limit_options(p)
+    _add_space_options(p, specs)
+    _evaluator_options(p.add_argument_group("supernet evaluator actors"))
     p.add_argument("--no-update", dest="update_subspaces", action="store_false",
                    help="keep the initial subspaces fixed (ablation)")
     p.add_argument("--init-from", dest="init_centers", nargs="+", default=None,
@@ -98,15 +95,14 @@ def _add_resume(sub) -> None:
 
 
 def _resume(args) -> int:
-    import json
 
     spec_path = os.path.join(args.dir, "search.json")
     if not os.path.exists(spec_path):
-        raise FileNotFoundError(f"{spec_path} not found: is {args.dir} a `dsmnas search --out`?")
+        raise MissingFileError(f"{spec_path} not found: is {args.dir} a `dsmnas search --out`?")
     from trainables.checkpoint import checkpoint_path
 
     if checkpoint_path(args.dir) is None:
-        raise FileNotFoundError(f"no checkpoint in {args.dir} to resume from")
+        raise MissingFileError(f"no checkpoint in {args.dir} to resume from")
     with open(spec_path) as f:
         spec = json.load(f)
     try:
@@ -114,8 +110,8 @@ def _resume(args) -> int:
         learner = LearnerSettings(**spec["learner"])
         every = int(spec["checkpoint_every"])
     except (KeyError, TypeError) as e:
-        raise ValueError(f"{spec_path} is not a search's config ({type(e).__name__}: {e})")
-    if env_cfg.evaluator_service is not None:  # the killed search's actors died with it
+        raise ConfigError(f"{spec_path} is not a search's config ({type(e).__name__}: {e})")
+    if getattr(env_cfg, "evaluator_service", None) is not None:  # its actors died with it
         _evaluator_service(env_cfg, spec.get("evaluator_actors", 1), spec.get("gpus_per_evaluator"))
     return _run_recorded(env_cfg, learner, args.dir, every, args.quiet, resume=True)
 
@@ -140,7 +136,9 @@ def _run_recorded(env_cfg, learner, out, checkpoint_every, quiet, resume=False) 
         "  test " + "  ".join(f"{k} {v:.2f}" for k, v in test.items())
         if test else "  (no test accuracy in this data)"
     )
-    macs = f"  {result.macs['macs_m']:.0f}M MACs at {result.macs['resolution']}" if result.macs else ""
+    metrics = result.metrics or {}
+    macs = f"  {metrics['macs_m']:.0f}M MACs at {metrics['resolution']}" if "resolution" in metrics else "".join(
+        f"  {k} {v:g}" for k, v in metrics.items() if not k.startswith("limit_"))
     print(f"best: {result.arch}  val {result.val_acc:.3f}{macs}{test_txt}")
     simulated = f"{result.sim_time_s:,.0f} s simulated, " if result.config["budget_s"] else ""
     print(f"{result.queries} queries, {simulated}{result.wall_time_s:.1f} s wall; "
@@ -149,16 +147,14 @@ def _run_recorded(env_cfg, learner, out, checkpoint_every, quiet, resume=False) 
 
 
 def _search(args) -> int:
-    env_cfg = EnvConfig(
-        space=args.space, dataset=args.dataset, table=args.table, K=args.K, M=args.M,
-        budget_s=args.budget_s, seed=args.seed, reward=args.reward,
-        update_subspaces=args.update_subspaces,
-        init_centers=tuple(args.init_centers) if args.init_centers else None,
-        cache_queries=args.cache_queries, charge_init=args.charge_init,
-        budget_queries=args.budget_queries, evaluator=args.evaluator, predictor=args.predictor,
-        checkpoint=args.checkpoint, data=args.data, resolution=args.resolution,
-        width_mult=args.width_mult, max_macs_m=args.max_macs_m,
-    )
+    env_cfg = EnvConfig.from_dict({
+        "space": args.space, "dataset": args.dataset, "K": args.K, "M": args.M,
+        "budget_s": args.budget_s, "seed": args.seed, "reward": args.reward,
+        "update_subspaces": args.update_subspaces,
+        "init_centers": tuple(args.init_centers) if args.init_centers else None,
+        "cache_queries": args.cache_queries, "charge_init": args.charge_init,
+        "budget_queries": args.budget_queries, **_env_options(args),
+    })
     from trainables.search import learner_for_space
 
     given = {k for k in ("lr", "entropy") if getattr(args, k) is not None}
@@ -168,7 +164,7 @@ def _search(args) -> int:
         weight_decay=args.weight_decay, batch_size=args.batch_size, use_graph=args.use_graph,
     ), given)
     if args.checkpoint_every < 0:
-        raise ValueError(f"--checkpoint-every must be >= 0 queries, got {args.checkpoint_every}")
+        raise ConfigError(f"--checkpoint-every must be >= 0 queries, got {args.checkpoint_every}")
     service = _evaluator_service(env_cfg, args.evaluator_actors, args.gpus_per_evaluator)
     if service is not None:
         env_cfg = dataclasses.replace(env_cfg, evaluator_service=service)
@@ -187,7 +183,6 @@ def _search(args) -> int:
               f"entropy={learner.entropy:g} seed={args.seed}")
     out = args.out or os.path.join("runs", time.strftime("search-%Y%m%d-%H%M%S"))
     # The full config first, so that `dsmnas resume OUT` can rebuild this search.
-    import json
     from dataclasses import asdict
 
     os.makedirs(out, exist_ok=True)
@@ -198,6 +193,111 @@ def _search(args) -> int:
                    "gpus_per_evaluator": args.gpus_per_evaluator}, f, indent=2)
         f.write("\n")
     return _run_recorded(env_cfg, learner, out, args.checkpoint_every, args.quiet)
+
+
+def _space_named(argv: list[str]) -> str | None:
+    """The value of --space in `argv` (parsed before the parser is built, so that a plug-in
+    space's own settings become flags)."""
+    for i, arg in enumerate(argv):
+        if arg == "--space" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--space="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _specs(argv: list[str]) -> list:
+    """The built-in spaces' specs, and the one `--space` names (a plug-in) if it resolves."""
+    from envs.registry import get_spec, space_names
+
+    names = list(space_names())
+    named = _space_named(argv)
+    if named is not None and named not in names:
+        names.append(named)
+    specs = []
+    for name in names:
+        try:
+            specs.append(get_spec(name))
+        except ConfigError:
+            if name == named:
+                continue  # reported, as one line, when the settings are checked
+            raise
+    return specs
+
+
+_OPTION_DESTS: dict[str, str] = {}
+"""argparse dest -> setting name of every space option flag (filled by `_add_space_options`)."""
+
+
+def _add_space_options(p, specs) -> None:
+    """One flag per space setting (`SpaceSpec.settings` fields, `limit_aliases`), grouped by
+    space; a flag given is passed as that setting, one not given leaves the space's default."""
+    import typing
+
+    seen: set[str] = set()
+    for spec in specs:
+        fields_ = [f for f in spec.option_fields() if f.name not in seen]
+        aliases = [a for a in spec.limit_aliases if a not in seen]
+        if not fields_ and not aliases:
+            continue
+        group = p.add_argument_group(f"{spec.name} space")
+        hints = typing.get_type_hints(spec.settings) if spec.settings is not None else {}
+        for f in fields_:
+            seen.add(f.name)
+            dest = f"space_{f.name}"
+            _OPTION_DESTS[dest] = f.name
+            default = "" if f.default is None else f" (default: {f.default})"
+            group.add_argument("--" + f.name.replace("_", "-"), dest=dest,
+                               type=_arg_type(hints.get(f.name)), default=argparse.SUPPRESS,
+                               help=f"{f.metadata.get('help', '')}{default}")
+        for alias in aliases:
+            seen.add(alias)
+            dest = f"space_{alias}"
+            _OPTION_DESTS[dest] = alias
+            group.add_argument("--" + alias.replace("_", "-"), dest=dest, type=float,
+                               default=argparse.SUPPRESS,
+                               help=f"shorthand for --limit {spec.limit_aliases[alias]}=VALUE")
+
+
+def _arg_type(hint):
+    import typing
+
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    kind = args[0]
+    if kind is bool:
+        return _parse_bool
+    return kind if kind in (int, float) else str
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return text.lower() == "true"
+
+
+def _add_limit_options(p) -> None:
+    p.add_argument("--limit", dest="limits", action="append", default=None,
+                   metavar="METRIC=VALUE",
+                   help="keep centers and answers within METRIC <= VALUE, for any metric the "
+                        "benchmark provides (nb201: latency_s, params_mb, flops_m; mobilenet: "
+                        "macs_m); repeatable")
+    p.add_argument("--over-limit", default=None, choices=("query", "penalty"),
+                   help=_help(EnvConfig, "over_limit"))
+
+
+def _env_options(args) -> dict:
+    """The env settings of the space-option and limit flags that were given."""
+    out = {name: getattr(args, dest) for dest, name in _OPTION_DESTS.items() if hasattr(args, dest)}
+    if getattr(args, "limits", None):
+        # added to the space's own limits (mobilenet: macs_m <= 600), the later winning
+        from envs.config import _limits_dict
+        from envs.registry import get_spec
+
+        defaults = dict(get_spec(args.space).env_defaults.get("limits", {}))
+        out["limits"] = {**defaults, **_limits_dict(list(args.limits))}
+    if getattr(args, "over_limit", None) is not None:
+        out["over_limit"] = args.over_limit
+    return out
 
 
 def _evaluator_options(p) -> None:
@@ -212,16 +312,17 @@ def _evaluator_options(p) -> None:
                         "GPUs shared evenly)")
 
 
-def _serve_trials(space: str, sets, actors: int | None, gpus: float | None,
+def _serve_trials(env: dict, sets, actors: int | None, gpus: float | None,
                   address: str | None) -> list[str]:
     """Start the evaluator actors that every trial shares (when asked for) and add their
-    name to the trials' env settings (`sets`, env.KEY=VALUE items)."""
+    name to the trials' env settings (`sets`, env.KEY=VALUE items, over `env`)."""
+    from experiments.compare import parse_value
+
     sets = list(sets or [])
     if not actors and gpus is None:
         return sets
-    env = dict(item[len("env."):].split("=", 1) for item in sets if item.startswith("env."))
-    cfg = EnvConfig(space=space, evaluator=env.get("evaluator"),
-                    checkpoint=env.get("checkpoint"), data=env.get("data"))
+    given = dict(item[len("env."):].split("=", 1) for item in sets if item.startswith("env."))
+    cfg = EnvConfig.from_dict({**env, **{k: parse_value(v) for k, v in given.items()}})
     name = _evaluator_service(cfg, actors or 0, gpus, address)
     return [*sets, f"env.evaluator_service={name}"]
 
@@ -231,16 +332,16 @@ def _evaluator_service(env_cfg: EnvConfig, actors: int, gpus: float | None,
     """Start `actors` supernet evaluator actors for `env_cfg` (none: evaluate in-process);
     the name the env finds them by."""
     if actors < 0:
-        raise ValueError(f"--evaluator-actors must be >= 0, got {actors}")
+        raise ConfigError(f"--evaluator-actors must be >= 0, got {actors}")
     if actors == 0:
         if gpus is not None:
-            raise ValueError("--gpus-per-evaluator needs --evaluator-actors N")
+            raise ConfigError("--gpus-per-evaluator needs --evaluator-actors N")
         return None
-    if env_cfg.space != "mobilenet" or env_cfg.evaluator != "supernet":
-        raise ValueError("--evaluator-actors serves a supernet: use it with --space mobilenet "
+    if getattr(env_cfg, "evaluator", None) != "supernet":
+        raise ConfigError("--evaluator-actors serves a supernet: use it with --space mobilenet "
                          "--evaluator supernet")
     if env_cfg.checkpoint is None:
-        raise ValueError("--evaluator-actors needs --checkpoint PATH (`dsmnas train-supernet`)")
+        raise ConfigError("--evaluator-actors needs --checkpoint PATH (`dsmnas train-supernet`)")
     from envs.benchmarks.supernet import read_checkpoint
 
     read_checkpoint(env_cfg.checkpoint)  # a bad path or file fails here, not in an actor
@@ -318,7 +419,7 @@ def _export(args) -> int:
     return 0
 
 
-def _add_compare(sub) -> None:
+def _add_compare(sub, specs) -> None:
     from trainables.methods import describe_methods
 
     p = sub.add_parser(
@@ -343,11 +444,11 @@ def _add_compare(sub) -> None:
     )
     p.add_argument("--methods", required=True,
                    help="comma-separated method names (see below), e.g. dsm,random")
-    _add_run_options(p)
+    _add_run_options(p, specs)
     p.set_defaults(run=_compare)
 
 
-def _add_run_options(p) -> None:
+def _add_run_options(p, specs) -> None:
     """Options shared by `compare` and `ablate`: seeds, data, budget, output, cluster, retries."""
     e = lambda name: _help(EnvConfig, name)  # noqa: E731
     p.add_argument("--seeds", type=int, default=10, help="runs per method (default: 10)")
@@ -355,8 +456,10 @@ def _add_run_options(p) -> None:
                    help="seeds are FIRST-SEED .. FIRST-SEED+SEEDS-1 (default: 0)")
     p.add_argument("--space", default=EnvConfig.space, help=e("space"))
     p.add_argument("--dataset", default=EnvConfig.dataset, help=e("dataset"))
-    p.add_argument("--table", default=None, help=e("table"))
     p.add_argument("--budget", dest="budget_s", type=float, default=None, help=e("budget_s"))
+    p.add_argument("--budget-queries", type=int, default=None, help=e("budget_queries"))
+    _add_limit_options(p)
+    _add_space_options(p, specs)
     p.add_argument("--out", default=None,
                    help="output folder (default: runs/<command>-<time>)")
     p.add_argument("--address", default=None,
@@ -375,24 +478,30 @@ def _add_run_options(p) -> None:
     _evaluator_options(p)
 
 
+def _run_env(args) -> dict:
+    """The shared env settings of a compare/ablate run's flags."""
+    env = {"space": args.space, "dataset": args.dataset, "budget_s": args.budget_s,
+           "budget_queries": args.budget_queries, **_env_options(args)}
+    return {k: v for k, v in env.items() if v is not None}
+
+
 def _compare(args) -> int:
     from experiments.compare import plan_compare, run_compare
 
     # Everything that can be wrong with the input fails here, in a second, before Ray starts.
     plan = plan_compare(
         args.methods, args.seeds, args.first_seed,
-        env={"space": args.space, "dataset": args.dataset, "table": args.table,
-             "budget_s": args.budget_s},
-        sets=_serve_trials(args.space, args.sets, args.evaluator_actors,
+        env=_run_env(args),
+        sets=_serve_trials(_run_env(args), args.sets, args.evaluator_actors,
                            args.gpus_per_evaluator, args.address),
     )
     out = args.out or os.path.join("runs", time.strftime("compare-%Y%m%d-%H%M%S"))
-    run_compare(plan, out, address=args.address, max_concurrent=args.max_concurrent,
-                retries=args.retries, resume=args.resume)
-    return 0
+    runs = run_compare(plan, out, address=args.address, max_concurrent=args.max_concurrent,
+                       retries=args.retries, resume=args.resume)
+    return _exit_code(runs)
 
 
-def _add_ablate(sub) -> None:
+def _add_ablate(sub, specs) -> None:
     from experiments.ablate import describe_ablations
 
     p = sub.add_parser(
@@ -404,7 +513,7 @@ def _add_ablate(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("name", help="which ablation (see below)")
-    _add_run_options(p)
+    _add_run_options(p, specs)
     p.set_defaults(run=_ablate)
 
 
@@ -414,9 +523,8 @@ def _ablate(args) -> int:
 
     plan = plan_compare(
         list(variants(args.name)), args.seeds, args.first_seed,
-        env={"space": args.space, "dataset": args.dataset, "table": args.table,
-             "budget_s": args.budget_s},
-        sets=_serve_trials(args.space, args.sets, args.evaluator_actors,
+        env=_run_env(args),
+        sets=_serve_trials(_run_env(args), args.sets, args.evaluator_actors,
                            args.gpus_per_evaluator, args.address),
     )
     out = args.out or os.path.join("runs", time.strftime(f"ablate-{args.name}-%Y%m%d-%H%M%S"))
@@ -425,10 +533,10 @@ def _ablate(args) -> int:
                        resume=args.resume)
     paths = write_ablation(args.name, runs, out, K=plan.env.K)
     print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
+    return _exit_code(runs)
 
 
-def _add_sweep(sub) -> None:
+def _add_sweep(sub, specs) -> None:
     from experiments.sweep import KEYS, SweepSettings
 
     p = sub.add_parser(
@@ -462,7 +570,7 @@ def _add_sweep(sub) -> None:
         f = next(f for f in fields(SweepSettings) if f.name == name)
         v = name[0].upper()
         p.add_argument(f"--{name}", default=None, metavar=f"{v}1,{v}2,...",
-                       help=f"{f.metadata['help']} (default: {f.default[0]:g})")
+                       help=f.metadata["help"])
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--grid", dest="mode", action="store_const", const="grid", default=None,
                       help="every combination (the default)")
@@ -473,10 +581,10 @@ def _add_sweep(sub) -> None:
                    help="sweep file (YAML), or NAME for experiments/sweeps/NAME.yaml")
     p.add_argument("--cpus-per-trial", type=float, default=None, help=h("cpus_per_trial"))
     p.add_argument("--gpus-per-trial", type=float, default=None, help=h("gpus_per_trial"))
-    _add_run_options(p)
+    _add_run_options(p, specs)
     # None = not given, so that a sweep file's value is kept; the defaults are SweepSettings'
     run_options = argparse.ArgumentParser(add_help=False)
-    _add_run_options(run_options)
+    _add_run_options(run_options, specs)
     p.set_defaults(**dict.fromkeys(vars(run_options.parse_args([]))), run=_sweep)
 
 
@@ -489,40 +597,66 @@ def _sweep(args) -> int:
         "draw_seed": args.draw_seed, "cpus_per_trial": args.cpus_per_trial,
         "gpus_per_trial": args.gpus_per_trial, "seeds": args.seeds,
         "first_seed": args.first_seed, "space": args.space, "dataset": args.dataset,
-        "table": args.table, "budget": args.budget_s, "out": args.out, "address": args.address,
-        "max_concurrent": args.max_concurrent, "retries": args.retries, "set": args.sets,
+        "table": getattr(args, "space_table", None), "budget": args.budget_s, "out": args.out,
+        "address": args.address,
+        "max_concurrent": args.max_concurrent, "retries": args.retries,
+        # the space-option and limit flags reach every run as env.KEY=VALUE items
+        "set": [*(args.sets or []), *(f"env.{k}={json.dumps(v)}"
+                                      for k, v in _env_options(args).items() if k != "table")]
+               or None,
     }
     # Everything that can be wrong with the input fails here, before Ray starts (unless
     # evaluator actors are asked for: they are started before the plan is checked).
     settings = resolve_settings(load_sweep_file(args.config) if args.config else None, flags)
-    served = _serve_trials(settings.space, settings.set, args.evaluator_actors,
+    served = _serve_trials({"space": settings.space}, settings.set, args.evaluator_actors,
                            args.gpus_per_evaluator, settings.address)
     settings = dataclasses.replace(settings, set=tuple(served))
     plan = plan_sweep(settings)
     out = settings.out or os.path.join("runs", time.strftime("sweep-%Y%m%d-%H%M%S"))
-    run_sweep(plan, out, resume=bool(args.resume))
-    return 0
+    runs = run_sweep(plan, out, resume=bool(args.resume))
+    return _exit_code(runs)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _exit_code(runs) -> int:
+    """0, or EXIT_FAILED_RUNS when some runs of a finished comparison failed."""
+    from experiments.report import FAILED
+
+    return EXIT_FAILED_RUNS if (runs["status"] == FAILED).any() else 0
+
+
+EXIT_BUG = 1
+EXIT_FAILED_RUNS = 3
+"""Exit codes: 0 all went well; 1 a bug (traceback printed); 2 bad input (one line); 3 a
+comparison, ablation or sweep finished and wrote its reports, but some runs failed."""
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The `dsmnas` parser; `argv` decides which plug-in space's settings become flags."""
+    specs = _specs(list(sys.argv[1:] if argv is None else argv))
     parser = _Parser(prog="dsmnas", description="DSM-NAS experiments on Ray")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _add_search(sub)
+    _add_search(sub, specs)
     _add_resume(sub)
     _add_export(sub)
     _add_train_supernet(sub)
     _add_fit_predictor(sub)
-    _add_compare(sub)
-    _add_ablate(sub)
-    _add_sweep(sub)
+    _add_compare(sub, specs)
+    _add_ablate(sub, specs)
+    _add_sweep(sub, specs)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser(argv)
+    except ConfigError as e:  # a plug-in space named by an entry point that does not load
+        print(f"dsmnas: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, LookupError) as e:  # LookupError: no such service
+    except ConfigError as e:  # bad input; anything else is a bug and keeps its traceback
         print(f"dsmnas {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -36,7 +36,8 @@ import pandas as pd
 from envs.benchmarks.base import budget_text
 from envs.config import EnvConfig
 from experiments import report
-from trainables.methods import method_names
+from trainables.methods import check_method, method_names
+from envs.errors import ConfigError
 
 _LABEL = re.compile(r"^[A-Za-z0-9_+-]+$")
 REFERENCE = "dsm"
@@ -94,18 +95,18 @@ def parse_methods(text: str) -> list[MethodSpec]:
             continue
         label, _, method = item.partition("=") if "=" in item else (item, "", item)
         if method not in method_names():
-            raise ValueError(
+            raise ConfigError(
                 f"unknown method {method!r}; allowed: {', '.join(method_names())}"
             )
         if not _LABEL.match(label) or label == "env":
-            raise ValueError(
+            raise ConfigError(
                 f"bad method label {label!r}: use letters, digits, '_', '+', '-' (not 'env')"
             )
         if label in {s.label for s in specs}:
-            raise ValueError(f"method {label!r} is listed twice")
+            raise ConfigError(f"method {label!r} is listed twice")
         specs.append(MethodSpec(label, method))
     if not specs:
-        raise ValueError("--methods names no method")
+        raise ConfigError("--methods names no method")
     return specs
 
 
@@ -131,7 +132,7 @@ def apply_sets(
         target, eq, value = item.partition("=")
         label, dot, key = target.partition(".")
         if not (eq and dot and key):
-            raise ValueError(f"--set {item!r}: expected METHOD.KEY=VALUE (or env.KEY=VALUE)")
+            raise ConfigError(f"--set {item!r}: expected METHOD.KEY=VALUE (or env.KEY=VALUE)")
         if label == "env":
             env[key] = parse_value(value)
         elif label in settings and key.startswith("env."):
@@ -139,7 +140,7 @@ def apply_sets(
         elif label in settings:
             settings[label][key] = parse_value(value)
         else:
-            raise ValueError(
+            raise ConfigError(
                 f"--set {item!r}: {label!r} is not a compared method; "
                 f"compared: {', '.join(settings)} (or env)"
             )
@@ -159,23 +160,27 @@ def plan_compare(
     parsed = parse_methods(methods) if isinstance(methods, str) else list(methods)
     specs, env_sets = apply_sets(parsed, sets)
     if not (isinstance(seeds, int) and seeds >= 1):
-        raise ValueError(f"--seeds must be an integer >= 1, got {seeds!r}")
+        raise ConfigError(f"--seeds must be an integer >= 1, got {seeds!r}")
     env = {**(env or {}), **env_sets}
     if env.get("table"):
         # trials run in other processes and folders: the table must not be a relative path
         env["table"] = str(Path(env["table"]).expanduser().resolve())
     if "seed" in env:
-        raise ValueError("env.seed is set per run; use --seeds and --first-seed")
+        raise ConfigError("env.seed is set per run; use --seeds and --first-seed")
     env_cfg = EnvConfig.from_dict(env)
     from envs import DSMNASEnv
 
     probe = DSMNASEnv(env_cfg.to_dict())
     probe.reset(seed=first_seed)  # also checks that the budget can pay for the start
     for spec in specs:
+        own_cfg = env_cfg
         if spec.env:
             if "seed" in spec.env:
-                raise ValueError(f"{spec.label}.env.seed is set per run; use --seeds")
-            DSMNASEnv({**env_cfg.to_dict(), **spec.env}).reset(seed=first_seed)
+                raise ConfigError(f"{spec.label}.env.seed is set per run; use --seeds")
+            own_cfg = EnvConfig.from_dict({**env_cfg.to_dict(), **spec.env})
+            DSMNASEnv(own_cfg.to_dict()).reset(seed=first_seed)
+        # unknown or mistyped settings, a space or budget the method cannot run in
+        check_method(spec.method, own_cfg, spec.settings, label=spec.label)
     datasets = tuple(probe.benchmark.report(probe.space.sample(np.random.default_rng(0))))
     return ComparePlan(
         methods=tuple(specs),
@@ -281,20 +286,20 @@ def previous_rows(plan: ComparePlan, out: Path, resume: bool) -> dict[tuple[str,
     if not runs_csv.exists():
         return {}
     if not resume:
-        raise ValueError(
+        raise ConfigError(
             f"{runs_csv} already exists: pass --resume to run only its failed and missing "
             "runs, or choose another --out"
         )
     if not plan_json.exists():
-        raise ValueError(f"cannot resume: {plan_json} is missing, so {runs_csv} cannot be "
+        raise ConfigError(f"cannot resume: {plan_json} is missing, so {runs_csv} cannot be "
                          "checked against this plan; choose another --out")
     diff = plan_difference(json.loads(plan_json.read_text()), plan_identity(plan))
     if diff:
-        raise ValueError(f"cannot resume {out}: it holds another plan ({diff}); "
+        raise ConfigError(f"cannot resume {out}: it holds another plan ({diff}); "
                          "choose another --out")
     frame = pd.read_csv(runs_csv)
     if list(frame.columns) != plan.columns:
-        raise ValueError(f"cannot resume: the columns of {runs_csv} are not this plan's "
+        raise ConfigError(f"cannot resume: the columns of {runs_csv} are not this plan's "
                          f"({', '.join(map(str, frame.columns))})")
     rows: dict[tuple[str, int], dict] = {}
     for rec in frame.to_dict("records"):
@@ -314,7 +319,8 @@ def _trial_dirname(trial) -> str:
 
 
 def _error_line(trial) -> str:
-    """The exception line (`Type: message`) of a trial's last error."""
+    """The exception line (`Type: message`) of a trial's last error (the last of its chain
+    that carries a message)."""
     text = ""
     try:
         # the driver's copy is written at once; the storage copy only after the next sync
@@ -323,9 +329,12 @@ def _error_line(trial) -> str:
     except Exception:  # noqa: BLE001 - a missing error file must not stop the comparison
         pass
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    for ln in reversed(lines):
-        if re.match(r"^[\w.]+(Error|Exception|Interrupt|Exit)\b.*", ln):
-            return ln
+    found = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt|Exit)\b.*", ln)]
+    # the last one with a message: RLlib re-raises an env's error as a bare `RuntimeError`
+    # from it, so the cause is the line that says what went wrong
+    with_message = [ln for ln in found if ":" in ln]
+    if with_message or found:
+        return (with_message or found)[-1]
     return lines[-1] if lines else "unknown error (no error file)"
 
 
@@ -430,9 +439,9 @@ def run_compare(
     reserves (`{"cpu": C, "gpu": G}`; default one CPU). `resume`: keep the ok rows of an
     earlier run of the same plan in `out_dir` and run only the others (see the module doc)."""
     if not (isinstance(retries, int) and retries >= 0):
-        raise ValueError(f"--retries must be an integer >= 0, got {retries!r}")
+        raise ConfigError(f"--retries must be an integer >= 0, got {retries!r}")
     if max_concurrent is not None and max_concurrent < 1:
-        raise ValueError(f"--max-concurrent must be >= 1, got {max_concurrent!r}")
+        raise ConfigError(f"--max-concurrent must be >= 1, got {max_concurrent!r}")
     out = Path(out_dir).expanduser().resolve()
     previous = previous_rows(plan, out, resume)
     todo = [k for k in plan.runs if previous.get(k, {}).get("status") != report.OK]
@@ -459,7 +468,7 @@ def _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, prin
     try:
         ensure_ray(address=address)
     except ConnectionError as e:
-        raise ValueError(
+        raise ConfigError(
             f"cannot connect to the Ray cluster at {address!r} ({e}); is it running, and is "
             "RAY_AUTH_MODE=token set when the cluster uses token authentication?"
         ) from None

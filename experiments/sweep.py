@@ -39,10 +39,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from envs.config import SPACE_DEFAULTS, EnvConfig  # noqa: E402
+from envs.config import EnvConfig  # noqa: E402
+from envs.registry import get_spec  # noqa: E402
 from experiments import report  # noqa: E402
 from experiments.compare import ComparePlan, MethodSpec, parse_value, plan_compare  # noqa: E402
 from trainables.search import LearnerSettings  # noqa: E402
+from envs.errors import ConfigError, MissingFileError
 
 SWEEP_DIR = Path(__file__).resolve().parent / "sweeps"
 """Where named sweep files live: `--config NAME` reads `SWEEP_DIR/NAME.yaml`."""
@@ -63,9 +65,12 @@ class SweepSettings:
     """What a sweep runs; the keys of a sweep file. Lists are given as YAML lists, one
     value, or comma-separated text ("2,4,8")."""
 
-    K: tuple[int, ...] = _f((SPACE_DEFAULTS["nb201"]["K"],), "number of candidate subspaces, values swept")
-    M: tuple[int, ...] = _f((SPACE_DEFAULTS["nb201"]["M"],), "local search distance, values swept")
-    entropy: tuple[float, ...] = _f((LearnerSettings.entropy,), "entropy weight, values swept")
+    K: tuple[int, ...] = _f((), "number of candidate subspaces, values swept (default: the "
+                            "space's, nb201 4, mobilenet 10)")
+    M: tuple[int, ...] = _f((), "local search distance, values swept (default: the space's, "
+                            "nb201 4, mobilenet 3)")
+    entropy: tuple[float, ...] = _f((), "entropy weight, values swept (default: the space's, "
+                                    "nb201 7.5e-4, mobilenet 1e-3)")
     mode: str = _f("grid", "grid: every combination; random: `samples` of them")
     samples: int | None = _f(None, "configurations drawn in random mode")
     draw_seed: int = _f(0, "seed of the random mode's draw")
@@ -115,11 +120,27 @@ class SweepPlan:
 
     @property
     def reference(self) -> str:
-        """The configuration the Welch t-tests compare with: the paper's defaults when swept,
-        else the first one."""
-        default = Config(SPACE_DEFAULTS["nb201"]["K"], SPACE_DEFAULTS["nb201"]["M"], LearnerSettings.entropy).label
+        """The configuration the Welch t-tests compare with: the space's paper settings when
+        swept, else the first one."""
+        default = paper_config(self.settings.space).label
         labels = [c.label for c in self.configs]
         return default if default in labels else labels[0]
+
+
+def paper_config(space: str) -> Config:
+    """The space's own K, M and entropy (its `SpaceSpec` defaults; the paper's values)."""
+    spec = get_spec(space)
+    return Config(spec.env_defaults.get("K"), spec.env_defaults.get("M"),
+                  spec.learner_defaults.get("entropy", LearnerSettings.entropy))
+
+
+def with_space_defaults(settings: SweepSettings) -> SweepSettings:
+    """`settings` with the space's own value for each parameter not swept (empty)."""
+    paper = paper_config(settings.space)
+    return dataclasses.replace(
+        settings, K=settings.K or (paper.K,), M=settings.M or (paper.M,),
+        entropy=settings.entropy or (paper.entropy,),
+    )
 
 
 # ----------------------------------------------------------------------------- settings
@@ -131,19 +152,19 @@ def load_sweep_file(path: str | Path) -> dict[str, Any]:
     if not p.exists() and p.suffix == "" and len(p.parts) == 1:
         p = SWEEP_DIR / f"{path}.yaml"
     if not p.is_file():
-        raise FileNotFoundError(f"sweep config {str(path)!r} does not exist")
+        raise MissingFileError(f"sweep config {str(path)!r} does not exist")
     try:
         values = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         line = f" (line {where.line + 1})" if where else ""
-        raise ValueError(f"sweep config {str(p)!r} is not valid YAML{line}") from None
+        raise ConfigError(f"sweep config {str(p)!r} is not valid YAML{line}") from None
     values = {} if values is None else values
     if not isinstance(values, dict):
-        raise ValueError(f"sweep config {str(p)!r} must be a mapping of keys to values")
+        raise ConfigError(f"sweep config {str(p)!r} must be a mapping of keys to values")
     unknown = sorted(map(str, set(values) - set(KEYS)))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown key(s) {unknown} in sweep config {str(p)!r}; allowed: {', '.join(KEYS)}"
         )
     return values
@@ -157,7 +178,7 @@ def resolve_settings(
     given = {k: v for k, v in (flags or {}).items() if v is not None}
     unknown = sorted(set(given) - set(KEYS))
     if unknown:
-        raise ValueError(f"unknown sweep setting(s) {unknown}; allowed: {', '.join(KEYS)}")
+        raise ConfigError(f"unknown sweep setting(s) {unknown}; allowed: {', '.join(KEYS)}")
     values = dict(file_values or {})
     if given.get("mode") == "grid" and "samples" not in given:
         values.pop("samples", None)  # --grid overrides a file's random draw
@@ -182,16 +203,16 @@ def parse_values(name: str, value: Any, kind: type) -> tuple:
     """A swept parameter's values: a list, one value, or comma-separated text."""
     items = _as_list(name, value)
     if not items:
-        raise ValueError(f"{name} lists no value")
+        raise ConfigError(f"{name} lists no value")
     out = []
     for item in items:
         v = _number(name, item, kind)
         if kind is int and v < 1:
-            raise ValueError(f"{name} must be integers >= 1, got {v}")
+            raise ConfigError(f"{name} must be integers >= 1, got {v}")
         if kind is float and not (math.isfinite(v) and v >= 0):
-            raise ValueError(f"{name} must be finite numbers >= 0, got {v}")
+            raise ConfigError(f"{name} must be finite numbers >= 0, got {v}")
         if v in out:
-            raise ValueError(f"{name} lists {v} twice")
+            raise ConfigError(f"{name} lists {v} twice")
         out.append(v)
     return tuple(out)
 
@@ -204,7 +225,7 @@ def _as_list(name: str, value: Any) -> list:
     if isinstance(value, (list, tuple)):
         return list(value)
     if isinstance(value, dict):
-        raise ValueError(f"{name} must be a value or a list, got a mapping")
+        raise ConfigError(f"{name} must be a value or a list, got a mapping")
     return [value]
 
 
@@ -215,14 +236,14 @@ def _items(value: Any) -> list:
 def _number(name: str, item: Any, kind: type) -> int | float:
     what = "an integer" if kind is int else "a number"
     if isinstance(item, bool) or not isinstance(item, (int, float, str)):
-        raise ValueError(f"{name}: {item!r} is not {what}")
+        raise ConfigError(f"{name}: {item!r} is not {what}")
     if isinstance(item, str):
         try:
             item = kind(item.strip())
         except ValueError:
-            raise ValueError(f"{name}: {item!r} is not {what}") from None
+            raise ConfigError(f"{name}: {item!r} is not {what}") from None
     if kind is int and not isinstance(item, int):
-        raise ValueError(f"{name}: {item!r} is not {what}")
+        raise ConfigError(f"{name}: {item!r} is not {what}")
     return kind(item)
 
 
@@ -232,26 +253,26 @@ def _scalar(key: str, value: Any) -> Any:
     if key in _FLOAT_KEYS:
         return _number(key, value, float)
     if not isinstance(value, str):
-        raise ValueError(f"{key} must be text, got {value!r}")
+        raise ConfigError(f"{key} must be text, got {value!r}")
     return value
 
 
 def _check(s: SweepSettings) -> None:
     if s.mode not in MODES:
-        raise ValueError(f"unknown mode {s.mode!r}; allowed: {', '.join(MODES)}")
+        raise ConfigError(f"unknown mode {s.mode!r}; allowed: {', '.join(MODES)}")
     if s.mode == "random":
         if s.samples is None:
-            raise ValueError("mode random needs samples (--random N)")
+            raise ConfigError("mode random needs samples (--random N)")
         if s.samples < 1:
-            raise ValueError(f"samples must be >= 1, got {s.samples}")
+            raise ConfigError(f"samples must be >= 1, got {s.samples}")
     elif s.samples is not None:
-        raise ValueError("samples is only for mode random (--random N)")
+        raise ConfigError("samples is only for mode random (--random N)")
     if s.draw_seed < 0:
-        raise ValueError(f"draw_seed must be >= 0, got {s.draw_seed}")
+        raise ConfigError(f"draw_seed must be >= 0, got {s.draw_seed}")
     if not s.cpus_per_trial > 0:
-        raise ValueError(f"cpus_per_trial must be > 0, got {s.cpus_per_trial}")
+        raise ConfigError(f"cpus_per_trial must be > 0, got {s.cpus_per_trial}")
     if not s.gpus_per_trial >= 0:
-        raise ValueError(f"gpus_per_trial must be >= 0, got {s.gpus_per_trial}")
+        raise ConfigError(f"gpus_per_trial must be >= 0, got {s.gpus_per_trial}")
 
 
 # --------------------------------------------------------------------------------- plan
@@ -259,12 +280,13 @@ def _check(s: SweepSettings) -> None:
 
 def configurations(settings: SweepSettings) -> tuple[Config, ...]:
     """The swept configurations (see the module docstring for the order and the draw)."""
+    settings = with_space_defaults(settings)
     grid = [Config(k, m, e) for k, m, e in
             itertools.product(settings.K, settings.M, settings.entropy)]
     if settings.mode == "grid":
         return tuple(grid)
     if settings.samples > len(grid):
-        raise ValueError(
+        raise ConfigError(
             f"--random {settings.samples}: the grid has only {len(grid)} configuration(s)"
         )
     rng = np.random.default_rng(settings.draw_seed)
@@ -282,9 +304,9 @@ def split_sets(sets: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
         target, eq, value = item.partition("=")
         prefix, dot, key = target.partition(".")
         if not (eq and dot and key) or prefix not in ("env", "dsm"):
-            raise ValueError(f"--set {item!r}: a sweep takes env.KEY=VALUE or dsm.KEY=VALUE")
+            raise ConfigError(f"--set {item!r}: a sweep takes env.KEY=VALUE or dsm.KEY=VALUE")
         if (prefix, key) in (("env", "K"), ("env", "M"), ("dsm", "entropy")):
-            raise ValueError(f"--set {item!r}: {key} is swept; use --{key}")
+            raise ConfigError(f"--set {item!r}: {key} is swept; use --{key}")
         if prefix == "env":
             env_sets.append(item)
         else:
@@ -296,6 +318,7 @@ def plan_sweep(settings: SweepSettings) -> SweepPlan:
     """Everything checked without Ray (configurations, `--set`, data, resources)."""
     from trainables.settings import parse_settings
 
+    settings = with_space_defaults(settings)
     configs = configurations(settings)
     env_sets, dsm = split_sets(settings.set)
     parse_settings("dsm", {**dsm, "entropy": 0.0}, LearnerSettings)
@@ -303,8 +326,9 @@ def plan_sweep(settings: SweepSettings) -> SweepPlan:
                         env={"K": c.K, "M": c.M}) for c in configs]
     compare = plan_compare(
         specs, settings.seeds, settings.first_seed,
-        env={"space": settings.space, "dataset": settings.dataset, "table": settings.table,
-             "budget_s": settings.budget},
+        env={k: v for k, v in {"space": settings.space, "dataset": settings.dataset,
+                               "table": settings.table, "budget_s": settings.budget}.items()
+             if v is not None},
         sets=env_sets,
     )
     resources = {"cpu": settings.cpus_per_trial}
@@ -336,7 +360,7 @@ def check_local_resources(resources: dict[str, float]) -> None:
             gpus = torch.cuda.device_count()
     for name, have in (("cpu", cpus), ("gpu", gpus)):
         if resources.get(name, 0) > have:
-            raise ValueError(
+            raise ConfigError(
                 f"--{name}s-per-trial {resources[name]:g}: the local Ray has {have:g} "
                 f"{name.upper()}(s); ask for fewer, or run on a cluster with --address"
             )
@@ -387,7 +411,7 @@ def best_config(summary: pd.DataFrame) -> pd.Series:
     an optimistic estimate."""
     ranked = summary[summary["n"] > 0]
     if ranked.empty:
-        raise ValueError("no configuration has a finished run")
+        raise ConfigError("no configuration has a finished run")
     return ranked.loc[ranked["val_acc_mean"].idxmax()]
 
 

@@ -64,6 +64,7 @@ from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from ray.rllib.utils.torch_utils import FLOAT_MIN
 
 from policies.gnn import SubspaceGraphEncoder
+from envs.errors import ConfigError
 
 __all__ = ["DSMController", "DSMModuleConfig", "DSMNASModule", "OBS_KEYS"]
 
@@ -102,16 +103,16 @@ class DSMModuleConfig:
         for name in ("hidden_size", "token_dim"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
         for name in ("node_logit_scale", "edit_logit_scale"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
                 math.isfinite(value) and value > 0
             ):
-                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+                raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
         for name in ("use_graph", "greedy_inference", "mask_noop_edits"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be a bool, got {getattr(self, name)!r}")
 
     @classmethod
     def from_dict(
@@ -128,7 +129,7 @@ class DSMModuleConfig:
         allowed = [f.name for f in dataclasses.fields(cls)]
         for key in model_config:
             if key not in allowed and key not in _RLLIB_AUTO_KEYS:
-                raise ValueError(
+                raise ConfigError(
                     f"unknown DSMNASModule model_config key {key!r}; allowed keys: {allowed}"
                 )
         return cls(**{k: v for k, v in model_config.items() if k in allowed})
@@ -141,13 +142,13 @@ def _read_spaces(
     if not isinstance(observation_space, gym.spaces.Dict) or any(
         key not in observation_space.spaces for key in OBS_KEYS
     ):
-        raise ValueError(
+        raise ConfigError(
             f"observation space must be a gymnasium Dict with keys {OBS_KEYS}, "
             f"got {observation_space}"
         )
     spaces = observation_space.spaces
     if len(spaces["tokens"].shape) != 2 or len(spaces["op_mask"].shape) != 2:
-        raise ValueError(
+        raise ConfigError(
             f"tokens must have shape (K, L) and op_mask (L, C), got "
             f"{spaces['tokens'].shape} and {spaces['op_mask'].shape}"
         )
@@ -160,16 +161,16 @@ def _read_spaces(
     }
     for key, shape in expected.items():
         if tuple(spaces[key].shape) != shape:
-            raise ValueError(
+            raise ConfigError(
                 f"observation {key!r} must have shape {shape} (K={num_nodes}, "
                 f"L={num_positions} from tokens), got {spaces[key].shape}"
             )
     if not isinstance(action_space, gym.spaces.MultiDiscrete):
-        raise ValueError(f"action space must be MultiDiscrete, got {action_space}")
+        raise ConfigError(f"action space must be MultiDiscrete, got {action_space}")
     nvec = [int(n) for n in action_space.nvec]
     num_edits = (len(nvec) - 1) // 2
     if num_edits < 1 or nvec != [num_nodes] + [num_positions, num_ops] * num_edits:
-        raise ValueError(
+        raise ConfigError(
             f"action space must be MultiDiscrete([K] + [L, C] * M) with K={num_nodes}, "
             f"L={num_positions}, C={num_ops}, M >= 1; got nvec={nvec}"
         )

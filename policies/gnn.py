@@ -34,10 +34,17 @@ loop over the batch.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import MessagePassing
-from torch_geometric.utils import dense_to_sparse, scatter
+
+with warnings.catch_warnings():
+    # torch-geometric's import calls torch.jit.script, which torch 2.14 deprecates: noise
+    # that is not ours to fix and would greet every user's first search
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+    from torch_geometric.nn import MessagePassing
+    from torch_geometric.utils import dense_to_sparse, scatter
 
 __all__ = ["EdgeSAGEConv", "SubspaceGraphEncoder"]
 

@@ -164,7 +164,7 @@ def test_bad_settings_raise_before_anything_runs(method, settings, message):
 
 def test_all_agents_are_registered():
     for name in ("ppo", "appo", "ppo-flat", "dsm-plus"):
-        assert name in METHODS and METHODS[name][1]
+        assert name in METHODS and METHODS[name].description
         assert callable(resolve(name))
     assert agents.FlatPPOSettings(hidden=[32, 16]).hidden == (32, 16)
     assert np.isclose(agents.PPOSettings().gamma, 0.0)

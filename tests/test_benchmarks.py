@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from envs.errors import ConfigError
+
 from envs.benchmarks import BudgetClock, NB201Benchmark, load_nb201, make_benchmark
 from envs.config import EnvConfig
 from envs.spaces.nb201 import NB201Space
@@ -66,7 +68,7 @@ def test_bad_budget_names_the_value(budget):
 def test_bad_dataset_and_space_name_what_is_allowed():
     with pytest.raises(ValueError, match="unknown dataset 'mnist'.*cifar10, cifar100, ImageNet16-120"):
         make_benchmark(EnvConfig(dataset="mnist"))
-    with pytest.raises(ValueError, match="no benchmark for search space 'foo'"):
+    with pytest.raises(ConfigError, match="unknown search space 'foo'; allowed: nb201, mobilenet"):
         make_benchmark(EnvConfig(space="foo"))
 
 

@@ -25,7 +25,8 @@ def test_cluster_yaml_places_work_where_intended(cluster):
     assert types[cluster["head_node_type"]]["resources"] == {"CPU": 0}
     assert types["gpu_worker"]["resources"]["supernet_evaluator"] > 0
     assert "supernet_evaluator" not in types["cpu_worker"]["resources"]
-    assert any("pip install" in c and "~/dsmnas" in c for c in cluster["setup_commands"])
+    # the GPU workers' evaluator actors import ofa: every node installs the ofa extra
+    assert any("pip install" in c and "dsmnas[ofa]" in c for c in cluster["setup_commands"])
     assert cluster["file_mounts"]["~/dsmnas"] == "."
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from envs import EnvConfig
 from experiments import compare, report
-from experiments.cli import main
+from experiments.cli import EXIT_FAILED_RUNS, main
 from trainables.methods import METHODS, method_names, run_method
 
 
@@ -22,8 +22,8 @@ def exit_code(argv):
 def test_help_lists_every_method_with_its_description(capsys):
     assert exit_code(["compare", "--help"]) == 0
     out = capsys.readouterr().out
-    for name, (_, description) in METHODS.items():
-        assert any(line.split()[:1] == [name] and description in line
+    for name, method in METHODS.items():
+        assert any(line.split()[:1] == [name] and method.description in line
                    for line in out.splitlines()), name
 
 
@@ -123,14 +123,18 @@ def test_compare_end_to_end_through_tune(nb201_table, tmp_path, ray_session, cap
 
 def test_a_failing_run_is_retried_then_reported(nb201_table, tmp_path, ray_session, capsys):
     out = tmp_path / "cmp"
-    rc = main(["compare", "--methods", "dsm,bad=dsm", "--set", "bad.bogus=1", "--seeds", "1",
-               "--retries", "1", "--table", nb201_table, "--budget", "1500", "--out", str(out)])
-    assert rc == 0
+    # a run that passes every check before Ray starts, then fails in its trial (a plug-in
+    # space whose benchmark raises at its third query)
+    rc = main(["compare", "--methods", "dsm,bad=dsm", "--seeds", "1",
+               "--set", "bad.env.space=tests.fixture_spaces:FAILING", "--set",
+               "bad.env.fail_after=3", "--retries", "1", "--table", nb201_table,
+               "--budget", "1500", "--out", str(out)])
+    assert rc == EXIT_FAILED_RUNS  # the reports are written, and the exit code says so
     runs = pd.read_csv(out / "runs.csv").set_index("method")
     assert runs.loc["dsm", "status"] == "ok"
     assert runs.loc["bad", "status"] == "failed" and pd.isna(runs.loc["bad", "val_acc"])
     error = runs.loc["bad", "error"]
-    assert error.startswith("ValueError: unknown dsm setting(s) ['bogus']")
+    assert error.startswith("RuntimeError: injected failure at query 3")
     assert error.endswith("(2 attempts)")  # the first try and one retry
     summary = pd.read_csv(out / "summary.csv").set_index("method")
     assert summary.loc["bad", ["n_runs", "n_ok", "n_failed"]].tolist() == [1, 0, 1]
@@ -138,7 +142,7 @@ def test_a_failing_run_is_retried_then_reported(nb201_table, tmp_path, ray_sessi
     assert f"- bad seed 0: {error}" in md and "## Failed runs (1)" in md
     assert not (out / "histories" / "bad-0.csv").exists()
     printed = capsys.readouterr().out
-    assert "bad seed 0 failed (attempt 1), retrying: ValueError" in printed
+    assert "bad seed 0 failed (attempt 1), retrying: RuntimeError" in printed
     assert "1 finished, 1 failed" in printed
 
 

@@ -49,6 +49,7 @@ from trainables.search import (
     dsm_algo_config,
     run_episode_search,
 )
+from envs.errors import ConfigError
 
 __all__ = [
     "APPOSettings",
@@ -80,7 +81,7 @@ def _settings(cls, values: dict[str, Any], method: str):
 def _check(obj, positive_ints=(), positive=(), nonnegative=(), unit=()) -> None:
     """ValueError naming the first field of `obj` outside its range."""
     def bad(name, what):
-        raise ValueError(f"{name} must be {what}, got {getattr(obj, name)!r}")
+        raise ConfigError(f"{name} must be {what}, got {getattr(obj, name)!r}")
 
     for name in positive_ints:
         v = getattr(obj, name)
@@ -151,7 +152,7 @@ class _PPOSchedule:
         _check(self, positive_ints=("train_batch_size", "minibatch_size", "num_epochs"),
                positive=("lr", "clip_param"), nonnegative=("entropy_coeff",), unit=("gamma",))
         if self.minibatch_size > self.train_batch_size:
-            raise ValueError(
+            raise ConfigError(
                 f"minibatch_size ({self.minibatch_size}) must be <= train_batch_size "
                 f"({self.train_batch_size})"
             )
@@ -328,7 +329,7 @@ class FlatPPOSettings(_PPOSchedule):
         if not (isinstance(hidden, (list, tuple)) and hidden and all(
             isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hidden
         )):
-            raise ValueError(f"hidden must be a non-empty list of integers >= 1, got {hidden!r}")
+            raise ConfigError(f"hidden must be a non-empty list of integers >= 1, got {hidden!r}")
         object.__setattr__(self, "hidden", tuple(hidden))
 
 
@@ -361,6 +362,18 @@ def run_ppo_flat(
 
 
 # -------------------------------------------------------------------------------- DSM-NAS+
+def check_dsm_plus(env_config: EnvConfig, settings: dict[str, Any] | None = None) -> None:
+    """DSM-NAS+ needs a space with the source dataset and a target dataset (NAS-Bench-201)."""
+    if env_config.dataset not in TRANSFER_TARGETS:
+        raise ConfigError(
+            f"dsm-plus transfers from {TRANSFER_SOURCE} to another NAS-Bench-201 dataset; "
+            f"dataset must be one of {', '.join(TRANSFER_TARGETS)}, got "
+            f"{env_config.dataset!r} (space {env_config.spec.name})"
+        )
+    if env_config.init_centers is not None:
+        raise ConfigError("dsm-plus picks its initial centers itself; do not set init_centers")
+
+
 def run_dsm_plus(
     env_config: EnvConfig, settings: dict[str, Any], progress: Progress = None
 ) -> SearchResult:
@@ -377,13 +390,7 @@ def run_dsm_plus(
     records the source search's answer, queries, simulated time and the centers it handed
     over.
     """
-    if env_config.dataset not in TRANSFER_TARGETS:
-        raise ValueError(
-            f"dsm-plus transfers from {TRANSFER_SOURCE} to another dataset; dataset must be "
-            f"one of {', '.join(TRANSFER_TARGETS)}, got {env_config.dataset!r}"
-        )
-    if env_config.init_centers is not None:
-        raise ValueError("dsm-plus picks its initial centers itself; do not set init_centers")
+    check_dsm_plus(env_config)
     learner = _settings(LearnerSettings, settings, "dsm-plus")
     source_cfg = dataclasses.replace(env_config, dataset=TRANSFER_SOURCE)
     source = run_episode_search(

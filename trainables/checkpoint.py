@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from envs import DSMNASEnv
+from envs import DSMNASEnv, history_frame
+from envs.errors import ConfigError, MissingFileError
 
 CHECKPOINT_DIR = "checkpoint"
 _OLD_DIR = ".checkpoint-old"
@@ -139,7 +140,7 @@ def truncate_csv(path: str | Path, rows: int) -> None:
     path = Path(path)
     lines = path.read_bytes().splitlines(keepends=True)
     if len(lines) < rows + 1:
-        raise ValueError(f"{path} has {max(len(lines) - 1, 0)} rows; the checkpoint needs {rows}")
+        raise ConfigError(f"{path} has {max(len(lines) - 1, 0)} rows; the checkpoint needs {rows}")
     path.write_bytes(b"".join(lines[: rows + 1]))
 
 
@@ -150,7 +151,7 @@ class SearchRecorder:
 
     def __init__(self, out_dir: str | Path, checkpoint_every: int = 25, resume: bool = False):
         if checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every must be >= 0 queries, got {checkpoint_every}")
+            raise ConfigError(f"checkpoint_every must be >= 0 queries, got {checkpoint_every}")
         self.out = Path(out_dir)
         self.checkpoint_every = checkpoint_every
         self.resume = resume
@@ -163,7 +164,7 @@ class SearchRecorder:
         if self.resume:
             path = checkpoint_path(self.out)
             if path is None:
-                raise FileNotFoundError(f"no checkpoint in {self.out} to resume from")
+                raise MissingFileError(f"no checkpoint in {self.out} to resume from")
             self.rows = self.checkpointed_rows = restore_checkpoint(algo, env, path)
             truncate_csv(self.history_path, self.rows)
         else:
@@ -180,7 +181,8 @@ class SearchRecorder:
         new = history[self.rows:]
         if new:
             with open(self.history_path, "a", newline="") as f:
-                pd.DataFrame(new, columns=env.history_columns).to_csv(f, header=False, index=False)
+                history_frame(new, env.benchmark.history_metrics).to_csv(
+                    f, header=False, index=False)
                 f.flush()
             self.rows = len(history)
         n = self.checkpoint_every

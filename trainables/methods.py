@@ -2,36 +2,74 @@
 
 A method spends the budget of the same `DSMNAS-v0` benchmark and clock (env settings from
 `EnvConfig`) and returns a `SearchResult` (answer, queries, simulated and wall time, one history
-row per query). Registry entries are "module:function" strings, imported only when used, so
-adding a method is adding one file and one line here. Each function has the signature
-`fn(env_config: EnvConfig, settings: dict, progress) -> SearchResult`; unknown settings raise.
+row per query). Registry entries (`Method`) are "module:name" strings, imported only when
+used, so adding a method is adding one file and one entry here. Each function has the
+signature `fn(env_config: EnvConfig, settings: dict, progress) -> SearchResult`;
+`check_method` refuses, before Ray starts, settings a method does not have (or of the wrong
+type) and spaces or budgets it cannot run in.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from envs import EnvConfig
+from envs.errors import ConfigError
 from trainables.search import SearchResult
+from trainables.settings import parse_settings
 
-METHODS: dict[str, tuple[str, str]] = {
-    # name: ("module:function", one-line description for --help)
-    "dsm": ("trainables.search:run_dsm", "DSM-NAS, the paper's method (REINFORCE, GNN+LSTM)"),
-    "random": ("trainables.searchers.random_search:run_random", "random search over the whole space"),
-    "reinforce": ("trainables.searchers.reinforce:run_reinforce", "REINFORCE, NAS-Bench-201's RL baseline (no RLlib)"),
-    "evolution": ("trainables.searchers.evolution:run_evolution", "regularized evolution (Real et al. 2019), NAS-Bench-201's R-EA"),
-    "local": ("trainables.searchers.local_search:run_local", "local search with restarts (White et al., UAI 2021)"),
-    "random-update": ("trainables.searchers.subspace_random:run_random_update", "random search with subspace update (Fig. 7): DSMNAS-v0, random actions"),
-    "random-mined": ("trainables.searchers.subspace_random:run_random_mined", "random search in DSM-NAS's final mined subspaces (Fig. 7)"),
-    "ppo": ("trainables.agents:run_ppo", "PPO (gamma 0) with the DSM-NAS GNN+LSTM controller"),
-    "appo": ("trainables.agents:run_appo", "APPO (gamma 0) with the DSM-NAS GNN+LSTM controller"),
-    "ppo-flat": ("trainables.agents:run_ppo_flat", "PPO, RLlib's default MLP on the flattened obs (no graph)"),
-    "dsm-plus": ("trainables.agents:run_dsm_plus", "DSM-NAS+: start from a cifar10 search's final centers"),
-    "dsm-nonoop": ("trainables.variants:run_dsm_nonoop", "dsm, but no edit may set a position to the op the center already has (no no-op edits)"),
-    "dsm-macs": ("trainables.variants:run_dsm_macs", "dsm, but proposals over the MACs limit cost no query and are penalised by their overshoot (mobilenet)"),
-    "ofa-evolution": ("trainables.searchers.ofa_evolution:run_ofa_evolution", "Once-for-All's EvolutionFinder (mobilenet space), each prediction a charged query"),
-    "dsm-cache": ("trainables.variants:run_dsm_cache", "dsm with repeats free (cache_queries): not the paper's budget rule, more queries per budget"),
+
+@dataclass(frozen=True)
+class Method:
+    """One registered method: what runs it, what it accepts, where it cannot run."""
+
+    run: str
+    """"module:function" with the signature `fn(env_config, settings, progress)`."""
+    description: str
+    """One line for --help."""
+    settings: tuple[str, ...] = ()
+    """"module:Class" settings dataclasses whose fields are its settings (checked, with their
+    types, before Ray starts)."""
+    check: str | None = None
+    """"module:function" `fn(env_config)` raising ConfigError where the method cannot run
+    (a space it does not support, a budget kind it cannot split)."""
+
+
+_LEARNER = "trainables.search:LearnerSettings"
+METHODS: dict[str, Method] = {
+    "dsm": Method("trainables.search:run_dsm", "DSM-NAS, the paper's method (REINFORCE, GNN+LSTM)", (_LEARNER,)),
+    "random": Method("trainables.searchers.random_search:run_random", "random search over the whole space",
+                     ("trainables.searchers.random_search:RandomSettings",)),
+    "reinforce": Method("trainables.searchers.reinforce:run_reinforce", "REINFORCE, NAS-Bench-201's RL baseline (no RLlib)",
+                        ("trainables.searchers.reinforce:ReinforceSettings",)),
+    "evolution": Method("trainables.searchers.evolution:run_evolution", "regularized evolution (Real et al. 2019), NAS-Bench-201's R-EA",
+                        ("trainables.searchers.evolution:EvolutionSettings",)),
+    "local": Method("trainables.searchers.local_search:run_local", "local search with restarts (White et al., UAI 2021)",
+                    ("trainables.searchers.local_search:LocalSettings",)),
+    "random-update": Method("trainables.searchers.subspace_random:run_random_update", "random search with subspace update (Fig. 7): DSMNAS-v0, random actions",
+                            ("trainables.searchers.subspace_random:RandomUpdateSettings",)),
+    "random-mined": Method("trainables.searchers.subspace_random:run_random_mined", "random search in DSM-NAS's final mined subspaces (Fig. 7)",
+                           ("trainables.searchers.subspace_random:RandomMinedSettings", _LEARNER),
+                           "trainables.searchers.subspace_random:check_random_mined"),
+    "ppo": Method("trainables.agents:run_ppo", "PPO (gamma 0) with the DSM-NAS GNN+LSTM controller",
+                  ("trainables.agents:PPOSettings",)),
+    "appo": Method("trainables.agents:run_appo", "APPO (gamma 0) with the DSM-NAS GNN+LSTM controller",
+                   ("trainables.agents:APPOSettings",)),
+    "ppo-flat": Method("trainables.agents:run_ppo_flat", "PPO, RLlib's default MLP on the flattened obs (no graph)",
+                       ("trainables.agents:FlatPPOSettings",)),
+    "dsm-plus": Method("trainables.agents:run_dsm_plus", "DSM-NAS+: start from a cifar10 search's final centers",
+                       (_LEARNER,), "trainables.agents:check_dsm_plus"),
+    "dsm-nonoop": Method("trainables.variants:run_dsm_nonoop", "dsm, but no edit may set a position to the op the center already has (no no-op edits)",
+                         (_LEARNER,), "trainables.variants:check_dsm_nonoop_settings"),
+    "dsm-macs": Method("trainables.variants:run_dsm_macs", "dsm, but proposals over a limit (mobilenet: MACs) cost no query and are penalised by their overshoot",
+                       (_LEARNER,), "trainables.variants:check_dsm_macs"),
+    "ofa-evolution": Method("trainables.searchers.ofa_evolution:run_ofa_evolution", "Once-for-All's EvolutionFinder (mobilenet space), each prediction a charged query",
+                            ("trainables.searchers.ofa_evolution:OFAEvolutionSettings",),
+                            "trainables.searchers.ofa_evolution:check_ofa_evolution"),
+    "dsm-cache": Method("trainables.variants:run_dsm_cache", "dsm with repeats free (cache_queries): not the paper's budget rule, more queries per budget",
+                        (_LEARNER,)),
 }
 
 
@@ -40,19 +78,40 @@ def method_names() -> list[str]:
 
 
 def describe_methods() -> str:
-    return "\n".join(f"  {name:14s} {desc}" for name, (_, desc) in METHODS.items())
+    return "\n".join(f"  {name:14s} {m.description}" for name, m in METHODS.items())
+
+
+def _import(target: str):
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _method(method: str) -> Method:
+    try:
+        return METHODS[method]
+    except KeyError:
+        raise ConfigError(
+            f"unknown method {method!r}; allowed: {', '.join(METHODS)}"
+        ) from None
 
 
 def resolve(method: str) -> Callable[..., SearchResult]:
-    """The function that runs `method`; ValueError listing the known names."""
-    try:
-        target = METHODS[method][0]
-    except KeyError:
-        raise ValueError(
-            f"unknown method {method!r}; allowed: {', '.join(METHODS)}"
-        ) from None
-    module, fn = target.split(":")
-    return getattr(importlib.import_module(module), fn)
+    """The function that runs `method`; ConfigError listing the known names."""
+    return _import(_method(method).run)
+
+
+def check_method(method: str, env_config: EnvConfig, settings: dict[str, Any] | None = None,
+                 label: str | None = None) -> None:
+    """Refuse, with one ConfigError, what `method` cannot run: unknown or mistyped settings,
+    a space or budget it does not support. Cheap: called before Ray starts."""
+    m = _method(method)
+    classes = [_import(c) for c in m.settings]
+    parse_settings(label or method, dict(settings or {}), *classes)
+    if m.check is not None:
+        try:
+            _import(m.check)(env_config, dict(settings or {}))
+        except ConfigError as e:
+            raise ConfigError(f"{label or method}: {e}") from None
 
 
 def run_method(
@@ -61,7 +120,9 @@ def run_method(
     settings: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> SearchResult:
-    """Run one search with `method` on the benchmark that `env_config` describes."""
+    """Run one search with `method` on the benchmark that `env_config` describes (after
+    `check_method`)."""
+    check_method(method, env_config, settings)
     result = resolve(method)(env_config, dict(settings or {}), progress)
     result.config.setdefault("method", method)
     return result

@@ -53,6 +53,7 @@ from ray.rllib.utils.metrics import (
 )
 from ray.rllib.utils.typing import ModuleID, StateDict, TensorType
 from ray.tune import Trainable
+from envs.errors import ConfigError
 
 __all__ = [
     "REINFORCE",
@@ -87,7 +88,7 @@ def ema_baseline_advantages(
         b = r if b is None else decay * b + (1.0 - decay) * r
         advantages.append(r - b)
     if b is None:
-        raise ValueError("ema_baseline_advantages needs at least one reward or a baseline")
+        raise ConfigError("ema_baseline_advantages needs at least one reward or a baseline")
     return advantages, b
 
 
@@ -152,7 +153,7 @@ class REINFORCEConfig(AlgorithmConfig):
     @override(AlgorithmConfig)
     def get_default_learner_class(self):
         if self.framework_str != "torch":
-            raise ValueError(
+            raise ConfigError(
                 f"REINFORCE supports framework 'torch' only, got {self.framework_str!r}"
             )
         return REINFORCETorchLearner
@@ -166,48 +167,48 @@ class REINFORCEConfig(AlgorithmConfig):
     def validate(self) -> None:
         super().validate()
         if not self.enable_rl_module_and_learner:
-            raise ValueError("REINFORCE runs on RLlib's new API stack only")
+            raise ConfigError("REINFORCE runs on RLlib's new API stack only")
         if not 0.0 <= self.baseline_decay < 1.0:
-            raise ValueError(f"baseline_decay must be in [0, 1), got {self.baseline_decay!r}")
+            raise ConfigError(f"baseline_decay must be in [0, 1), got {self.baseline_decay!r}")
         if self.entropy_coeff < 0.0:
-            raise ValueError(f"entropy_coeff must be >= 0, got {self.entropy_coeff!r}")
+            raise ConfigError(f"entropy_coeff must be >= 0, got {self.entropy_coeff!r}")
         if self.weight_decay < 0.0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if isinstance(self.lr, (int, float)) and self.lr <= 0.0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
         if (self.num_learners or 0) > 1:
             # Each Learner would keep its own baseline over its own shard of the batch.
-            raise ValueError(
+            raise ConfigError(
                 f"REINFORCE keeps one reward baseline; num_learners must be 0 or 1, "
                 f"got {self.num_learners!r}"
             )
         batch = self.total_train_batch_size
         if not isinstance(batch, int) or batch < 1:
-            raise ValueError(f"train_batch_size must be an int >= 1, got {batch!r}")
+            raise ConfigError(f"train_batch_size must be an int >= 1, got {batch!r}")
         # RLlib derives an evaluation config (complete episodes, its own runners) from
         # this one and validates it too; the sampling rules below are for training.
         if not self.in_evaluation:
             envs = self.num_envs_per_env_runner * max(self.num_env_runners or 0, 1)
             if batch % envs:
-                raise ValueError(
+                raise ConfigError(
                     f"train_batch_size ({batch}) must be a multiple of "
                     f"num_envs_per_env_runner x num_env_runners ({envs}) so that each "
                     f"update sees exactly train_batch_size env steps"
                 )
             if self.batch_mode != "truncate_episodes":
-                raise ValueError(
+                raise ConfigError(
                     f"REINFORCE samples fixed-size fragments; batch_mode must be "
                     f"'truncate_episodes', got {self.batch_mode!r}"
                 )
         if self.num_epochs != 1 or self.minibatch_size not in (None, batch):
             # The baseline must see each reward exactly once.
-            raise ValueError(
+            raise ConfigError(
                 f"REINFORCE does one update per batch: num_epochs must be 1 and "
                 f"minibatch_size None, got {self.num_epochs!r} and {self.minibatch_size!r}"
             )
         spec = self._rl_module_spec
         if spec is None or getattr(spec, "module_class", None) is None:
-            raise ValueError(
+            raise ConfigError(
                 "REINFORCE has no default RLModule: set "
                 "config.rl_module(rl_module_spec=RLModuleSpec(module_class=...))"
             )
@@ -244,7 +245,7 @@ class REINFORCETorchLearner(TorchLearner):
     ) -> TensorType:
         if Columns.LOSS_MASK in batch:
             # Time-ranked, zero-padded batches come from stateful modules only.
-            raise ValueError(
+            raise ConfigError(
                 f"REINFORCE supports non-recurrent RLModules only; module {module_id!r} "
                 f"is stateful"
             )

@@ -21,8 +21,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from envs import DSMNASEnv, EnvConfig
+from envs import DSMNASEnv, EnvConfig, history_frame
 from envs.benchmarks.base import progress_text
+from envs.errors import ConfigError
 
 
 def _f(default, help: str):
@@ -43,14 +44,27 @@ class LearnerSettings:
         False, "never pick the op the center already has at the edited position (dsm-nonoop)"
     )
 
-
-SPACE_LEARNER_DEFAULTS: dict[str, dict[str, Any]] = {"mobilenet": {"lr": 3e-4, "entropy": 1e-3}}
-"""The paper's learner settings where they differ from `LearnerSettings`' (NB201's)."""
+    def __post_init__(self):
+        for name, ok, what in (
+            ("lr", lambda v: v > 0, "a number > 0"),
+            ("entropy", lambda v: v >= 0, "a number >= 0"),
+            ("baseline_decay", lambda v: 0 <= v < 1, "a number in [0, 1)"),
+            ("weight_decay", lambda v: v >= 0, "a number >= 0"),
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(v):
+                raise ConfigError(f"{name} must be {what}, got {v!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
+                or self.batch_size < 1:
+            raise ConfigError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
 
 
 def learner_for_space(space: str, learner: LearnerSettings, given=()) -> LearnerSettings:
-    """`learner` with `space`'s defaults for the fields not in `given` (names set by the user)."""
-    defaults = {k: v for k, v in SPACE_LEARNER_DEFAULTS.get(space, {}).items() if k not in given}
+    """`learner` with the space's own defaults (its `SpaceSpec.learner_defaults`, e.g. the
+    paper's lr 3e-4 for mobilenet) for the fields not in `given` (names set by the user)."""
+    from envs.registry import get_spec
+
+    defaults = {k: v for k, v in get_spec(space).learner_defaults.items() if k not in given}
     return dataclasses.replace(learner, **defaults)
 
 
@@ -66,19 +80,20 @@ class SearchResult:
     history: pd.DataFrame
     test_acc: dict[str, float] | None = None
     config: dict[str, Any] = field(default_factory=dict)
-    macs: dict[str, float] | None = None
-    """Spaces that count MACs: `macs_m` (the answer's MACs in millions at the search
-    resolution), `resolution`, and the limit (`max_macs_m` at `macs_resolution`)."""
+    metrics: dict[str, float] | None = None
+    """The answer's per-architecture metrics and the limits, from the benchmark's
+    `answer_metrics` (None when it has neither); flattened into result.json. MobileNet-like:
+    `macs_m` at the search resolution, `resolution`, `max_macs_m` at `macs_resolution`."""
     final_centers: list[str] | None = None
     """The K centers of the final graph, by subspace index (in memory only, not in
     result.json): what DSM-NAS+ transfers to another dataset's search."""
 
     def to_json(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k not in ("history", "final_centers")}
-        for optional in ("test_acc", "macs"):
+        for optional in ("test_acc", "metrics"):
             if d[optional] is None:
                 del d[optional]
-        d.update(d.pop("macs", {}))
+        d.update(d.pop("metrics", {}))
         return d
 
     def save(self, out_dir: str | Path) -> Path:
@@ -159,13 +174,13 @@ def run_episode_search(
     """
     runners = algo_config.num_env_runners or 0
     if runners != 0 or algo_config.num_envs_per_env_runner != 1:
-        raise ValueError(
+        raise ConfigError(
             f"one search is one episode of one in-process env: num_env_runners must be 0 "
             f"and num_envs_per_env_runner 1, got {runners} and "
             f"{algo_config.num_envs_per_env_runner}"
         )
     if EnvConfig.from_dict(dict(algo_config.env_config or {})) != env_config:
-        raise ValueError(
+        raise ConfigError(
             f"algo_config's env_config {dict(algo_config.env_config or {})} is not "
             f"env_config {env_config.to_dict()}"
         )
@@ -175,7 +190,7 @@ def run_episode_search(
     try:
         env = local_env(algo)
         if not isinstance(env, DSMNASEnv):
-            raise ValueError(f"algo_config's env must be DSMNAS-v0, got {type(env).__name__}")
+            raise ConfigError(f"algo_config's env must be DSMNAS-v0, got {type(env).__name__}")
         budget = env.benchmark.clock.budget_s
         if recorder is not None:
             recorder.start(algo, env)
@@ -204,7 +219,7 @@ def run_episode_search(
         wall_time_s=wall_s,
         startup_s=startup_s,
         seed=seed,
-        history=pd.DataFrame(history, columns=env.history_columns),
+        history=history_frame(history, env.benchmark.history_metrics),
         test_acc=test or None,
         config={
             "env": env_config.to_dict(),
@@ -217,24 +232,11 @@ def run_episode_search(
             "skipped_over_limit": clock.get("skipped_over_limit", 0),
         },
         final_centers=[env.space.format(c) for c in graph.centers],
-        macs=answer_macs(env.benchmark, tokens),
+        metrics=env.benchmark.answer_metrics(tokens),
     )
     if progress:
         progress(_progress_line(env, wall_s, graph=graph, clock=clock) + "  done")
     return result
-
-
-def answer_macs(benchmark, tokens) -> dict[str, float] | None:
-    """`SearchResult.macs` of an answer, for benchmarks that count MACs (else None)."""
-    if not hasattr(benchmark, "macs_m"):
-        return None
-    return {
-        "macs_m": benchmark.macs_m(tokens, benchmark.resolution),
-        "resolution": benchmark.resolution,
-        "max_macs_m": benchmark.max_macs_m,
-        "macs_resolution": benchmark.macs_resolution,
-        "macs_m_at_limit_resolution": benchmark.macs_m(tokens),
-    }
 
 
 def run_dsm(env_config: EnvConfig, settings: dict[str, Any], progress=None) -> SearchResult:

@@ -1,21 +1,98 @@
-"""Method settings from a plain dict (the registry's `settings`): one rule for every method."""
+"""Method settings from a plain dict (the registry's `settings`): one rule for every method.
+
+A settings dataclass documents each field once (a docstring under it, or `metadata["help"]`);
+`parse_settings` builds it from `--set` values, a sweep file or Python, refusing unknown keys
+and values of the wrong type with one `ConfigError` before anything runs.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import functools
+import types
+import typing
+from typing import Any, Union
+
+from envs.errors import ConfigError
 
 
 def parse_settings(method: str, values: dict[str, Any] | None, *classes: type) -> tuple:
     """One instance of each settings dataclass in `classes`, each from the keys it has.
 
-    ValueError naming the unknown keys and listing the allowed ones."""
+    ConfigError naming the unknown keys (and listing the allowed ones) or a value whose type
+    is not the field's."""
     values = dict(values or {})
     names = [{f.name for f in dataclasses.fields(c)} for c in classes]
     allowed = sorted(set().union(*names))
     unknown = sorted(set(values) - set(allowed))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown {method} setting(s) {unknown}; allowed: {', '.join(allowed)}"
         )
-    return tuple(c(**{k: v for k, v in values.items() if k in n}) for c, n in zip(classes, names))
+    out = []
+    for cls, n in zip(classes, names):
+        given = {k: v for k, v in values.items() if k in n}
+        hints = _hints(cls)
+        for key, value in given.items():
+            if key in hints and not _matches(value, hints[key]):
+                raise ConfigError(
+                    f"{method} setting {key}={value!r}: expected {_describe(hints[key])}"
+                )
+        try:
+            out.append(cls(**given))
+        except TypeError as e:  # a settings class with required fields
+            raise ConfigError(f"{method} settings: {e}") from None
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # an annotation that does not resolve here: no type check
+        return {}
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether `value` is acceptable for a field annotated `hint` (ints for floats, lists for
+    tuples; an annotation this does not understand accepts anything)."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (tuple, list):
+        if not isinstance(value, (tuple, list)):
+            return False
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return not args or all(_matches(v, args[0]) for v in value)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    if hint is bool:
+        return "true or false"
+    if hint is int:
+        return "an integer"
+    if hint is float:
+        return "a number"
+    if hint is str:
+        return "text"
+    if origin in (tuple, list):
+        return "a list"
+    return str(hint)

@@ -44,6 +44,7 @@ from envs.benchmarks.supernet import (
     smallest_arch,
 )
 from envs.benchmarks.images import FASHION_MNIST, data_name, load_images, resolve_data
+from envs.errors import ConfigError
 
 CHECKPOINT_FILE = "supernet.pt"
 RESULTS_FILE = "train.json"
@@ -81,23 +82,23 @@ class SupernetTrainSettings:
             value = getattr(self, name)
             low = 0 if name == "n_random" else (8 if name == "resolution" else 1)
             if not (isinstance(value, int) and value >= low):
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
         for name in ("warmup_steps", "checkpoint_every", "seed"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
-                raise ValueError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
         if not (isinstance(self.progress_every, int) and self.progress_every >= 1):
-            raise ValueError(f"progress_every must be an integer >= 1, got {self.progress_every!r}")
+            raise ConfigError(f"progress_every must be an integer >= 1, got {self.progress_every!r}")
         if self.width_mult not in (1.0, 1.2):
-            raise ValueError(f"width_mult must be 1.0 or 1.2, got {self.width_mult!r}")
+            raise ConfigError(f"width_mult must be 1.0 or 1.2, got {self.width_mult!r}")
         if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
         if not self.weight_decay >= 0 or not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"weight_decay must be >= 0 and label_smoothing in [0, 1), got "
+            raise ConfigError(f"weight_decay must be >= 0 and label_smoothing in [0, 1), got "
                              f"{self.weight_decay!r} and {self.label_smoothing!r}")
         if self.minutes is not None and not self.minutes > 0:
-            raise ValueError(f"minutes must be > 0 or None, got {self.minutes!r}")
+            raise ConfigError(f"minutes must be > 0 or None, got {self.minutes!r}")
         if self.device not in ("cpu", "cuda"):
-            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+            raise ConfigError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up to `lr`, then cosine decay to 0 at `steps`."""
@@ -127,11 +128,11 @@ def train_supernet(
     names = {f.name for f in dataclasses.fields(SupernetTrainSettings)}
     unknown = sorted(set(settings) - names)
     if unknown:
-        raise ValueError(f"unknown supernet training settings {unknown}; allowed: {sorted(names)}")
+        raise ConfigError(f"unknown supernet training settings {unknown}; allowed: {sorted(names)}")
     cfg = SupernetTrainSettings(data=resolve_data(data), **settings)
     say = progress or (lambda line: None)
     if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for, but torch sees no CUDA device")
+        raise ConfigError("device 'cuda' asked for, but torch sees no CUDA device")
     path = os.path.join(out, CHECKPOINT_FILE)
     start_step, time_before_s, ckpt = 0, 0.0, None
     if resume:
@@ -140,15 +141,15 @@ def train_supernet(
         differ = {k: (saved.get(k), v) for k, v in dataclasses.asdict(cfg).items()
                   if k not in _RUN_ONLY and saved.get(k) != v}
         if differ:
-            raise ValueError(f"cannot resume {path} with other settings (saved, given): {differ}")
+            raise ConfigError(f"cannot resume {path} with other settings (saved, given): {differ}")
         start_step = int(ckpt["meta"]["steps"])
         time_before_s = float(ckpt["meta"]["train_time_s"])
     elif os.path.exists(path):
-        raise ValueError(f"{path} exists: resume it (--resume) or choose another --out")
+        raise ConfigError(f"{path} exists: resume it (--resume) or choose another --out")
 
     train = load_images(cfg.data, cfg.resolution, "train")
     if len(train) < cfg.batch_size:
-        raise ValueError(f"batch_size {cfg.batch_size} exceeds the {len(train)} training images")
+        raise ConfigError(f"batch_size {cfg.batch_size} exceeds the {len(train)} training images")
     torch.manual_seed(cfg.seed)
     net = build_supernet(cfg.width_mult, len(train.classes), cfg.dropout)
     if ckpt is not None:
@@ -295,11 +296,11 @@ def add_train_supernet_parser(subparsers) -> argparse.ArgumentParser:
 
 def _run(args) -> int:
     if args.resume and not args.out:
-        raise ValueError("--resume needs --out, the folder of the run to continue")
+        raise ConfigError("--resume needs --out, the folder of the run to continue")
     out = args.out or os.path.join("runs", time.strftime("supernet-%Y%m%d-%H%M%S"))
     if args.threads is not None:
         if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     settings = {name: getattr(args, name) for name in _CLI_FIELDS if name != "data"}
     train_supernet(args.data, out, progress=None if args.quiet else _print_flush,

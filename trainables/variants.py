@@ -10,7 +10,7 @@ Each variant is `run_search` with one documented change, and takes the same sett
   paper's queries repeat an architecture already queried; with the cache they cost nothing,
   so the search makes more queries than `dsm` on the same budget. That is a different budget
   rule from the paper's (every query charged), so compare it with baselines that also cache.
-- `dsm-macs` (MobileNet-like space): a proposal over the MACs limit is not queried (MACs are
+- `dsm-macs` (any space with a limit; the paper's MobileNet-like MACs): a proposal over a limit is not queried (MACs are
   counted, not measured, so it costs no budget) and is rewarded -100 * (MACs / limit - 1),
   minus its overshoot in percent (`EnvConfig.over_limit="penalty"`). In the paper's rule such
   a proposal is queried, rewarded by its accuracy gain, and can never become a center: after
@@ -25,16 +25,30 @@ from typing import Any
 from envs import EnvConfig
 from trainables.search import LearnerSettings, SearchResult, learner_for_space, run_search
 from trainables.settings import parse_settings
+from envs.errors import ConfigError
+
+
+def check_dsm_nonoop_settings(env_config: EnvConfig, settings: dict[str, Any]) -> None:
+    if settings.get("mask_noop_edits", True) is not True:
+        raise ConfigError(
+            "dsm-nonoop is dsm with mask_noop_edits=true; for mask_noop_edits=false use dsm"
+        )
+
+
+def check_dsm_macs(env_config: EnvConfig, settings: dict[str, Any] | None = None) -> None:
+    """dsm-macs penalises proposals over a limit: it needs one."""
+    if not env_config.limits:
+        raise ConfigError(
+            f"dsm-macs needs a limit (the mobilenet space's MACs, or --limit METRIC=VALUE); "
+            f"the {env_config.spec.name} space has none set"
+        )
 
 
 def run_dsm_nonoop(
     env_config: EnvConfig, settings: dict[str, Any], progress=None
 ) -> SearchResult:
     """DSM-NAS whose edits never set a position to the op the chosen center has there."""
-    if settings.get("mask_noop_edits", True) is not True:
-        raise ValueError(
-            "dsm-nonoop is dsm with mask_noop_edits=true; for mask_noop_edits=false use dsm"
-        )
+    check_dsm_nonoop_settings(env_config, settings)
     (learner,) = parse_settings("dsm-nonoop", settings, LearnerSettings)
     learner = learner_for_space(env_config.space, learner, settings)
     learner = dataclasses.replace(learner, mask_noop_edits=True)
@@ -56,8 +70,7 @@ def run_dsm_macs(
     env_config: EnvConfig, settings: dict[str, Any], progress=None
 ) -> SearchResult:
     """DSM-NAS whose proposals over the MACs limit cost no query and are penalised."""
-    if env_config.space != "mobilenet":
-        raise ValueError(f"dsm-macs needs a space with a MACs limit (mobilenet), not {env_config.space!r}")
+    check_dsm_macs(env_config)
     (learner,) = parse_settings("dsm-macs", settings, LearnerSettings)
     learner = learner_for_space(env_config.space, learner, settings)
     return run_search(

@@ -1,25 +1,23 @@
-"""Benchmarks: score architectures and keep the budget clock. `make_benchmark` picks one."""
+"""Benchmarks: score architectures and keep the budget clock. `make_benchmark` builds the one
+an `EnvConfig` describes, through its space's `SpaceSpec`."""
 
 from __future__ import annotations
 
-from envs.benchmarks.base import Benchmark, BudgetClock, Query
+from envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
 from envs.benchmarks.nb201 import DATASETS, NB201Benchmark, NB201Data, load_nb201
 
 
 def make_benchmark(cfg) -> Benchmark:
-    """The benchmark an `EnvConfig` describes; ValueError naming a bad value."""
-    if cfg.space == "nb201":
-        if cfg.budget_queries is not None:
-            raise ValueError("the nb201 space counts its budget in simulated seconds: use budget_s")
-        return NB201Benchmark(load_nb201(cfg.table), cfg.dataset, cfg.budget_s, cfg.cache_queries)
-    if cfg.space == "mobilenet":
-        from envs.benchmarks.mobilenet import make_mobilenet_benchmark
-
-        return make_mobilenet_benchmark(cfg)
-    raise ValueError(f"no benchmark for search space {cfg.space!r}; allowed: mobilenet, nb201")
+    """The benchmark an `EnvConfig` describes, with its limits; ConfigError naming a bad
+    value."""
+    spec = cfg.spec
+    cfg.validate(spec.space().L)
+    benchmark = spec.benchmark(cfg)
+    benchmark.set_limits(dict(cfg.limits or ()))
+    return benchmark
 
 
 __all__ = [
-    "Benchmark", "BudgetClock", "Query", "DATASETS", "NB201Benchmark", "NB201Data",
+    "Benchmark", "BudgetClock", "Metric", "Query", "DATASETS", "NB201Benchmark", "NB201Data",
     "load_nb201", "make_benchmark",
 ]

@@ -9,11 +9,23 @@ final report of an answer.
 from __future__ import annotations
 
 import abc
+import math
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 
 from envs.spaces import SearchSpace
+from envs.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A per-architecture metric a benchmark provides (other than the reward)."""
+
+    unit: str
+    """What a value is, in words: 'seconds per image', 'million MACs at 224x224'."""
+    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +53,11 @@ class BudgetClock:
         cache_queries: bool = False,
     ):
         if budget_s is None and budget_queries is None:
-            raise ValueError("a budget is needed: give budget_s or budget_queries")
+            raise ConfigError("a budget is needed: give budget_s or budget_queries")
         if budget_s is not None and not budget_s > 0:
-            raise ValueError(f"budget_s must be > 0 seconds, got {budget_s!r}")
+            raise ConfigError(f"budget_s must be > 0 seconds, got {budget_s!r}")
         if budget_queries is not None and budget_queries < 1:
-            raise ValueError(f"budget_queries must be >= 1, got {budget_queries!r}")
+            raise ConfigError(f"budget_queries must be >= 1, got {budget_queries!r}")
         self.budget_s = None if budget_s is None else float(budget_s)
         self.budget_queries = budget_queries
         self.cache_queries = bool(cache_queries)
@@ -150,23 +162,76 @@ class Benchmark(abc.ABC):
         """Test accuracy per dataset of an answer, for reports only ({} when the data has
         none). Searches must never call this."""
 
-    # -- limits (a MACs limit, in spaces that have one) ---------------------------------------
+    # -- per-architecture metrics and limits -------------------------------------------------
+    metrics: Mapping[str, Metric] = {}
+    """The per-architecture metrics this benchmark provides besides the reward (name ->
+    `Metric`), e.g. NAS-Bench-201's latency; any of them can be limited."""
+    recorded_metrics: tuple[str, ...] = ()
+    """Metrics written to every history row (e.g. the MobileNet-like space's `macs_m`);
+    limited metrics are recorded too."""
+    limits: Mapping[str, float] = {}
+    """Active constraints `metric <= value` (set by `set_limits`)."""
+
+    def metric(self, name: str, tokens: np.ndarray) -> float:
+        """The value of metric `name` for `tokens` (a benchmark with metrics overrides it)."""
+        raise ConfigError(f"{type(self).__name__} has no metric {name!r}")
+
+    def set_limits(self, limits: Mapping[str, float] | None) -> None:
+        """Constrain centers and answers to `metric <= value` for each item; ConfigError
+        naming a metric this benchmark does not provide."""
+        limits = dict(limits or {})
+        unknown = sorted(set(limits) - set(self.metrics))
+        if unknown:
+            allowed = ", ".join(f"{n} ({m.unit})" for n, m in self.metrics.items()) or "none"
+            raise ConfigError(
+                f"cannot limit {unknown}: {self.source} provides the metrics {allowed}"
+            )
+        self.limits = {name: float(v) for name, v in limits.items()}
+
+    @property
+    def history_metrics(self) -> tuple[str, ...]:
+        """The metric columns of this benchmark's histories: recorded, then limited ones."""
+        return tuple(dict.fromkeys([*self.recorded_metrics, *self.limits]))
+
+    def query_metrics(self, tokens: np.ndarray) -> tuple[tuple[str, float], ...]:
+        """(name, value) of `history_metrics` for one query's record."""
+        return tuple((name, self.metric(name, tokens)) for name in self.history_metrics)
+
     def feasible(self, tokens: np.ndarray) -> bool:
-        """Whether `tokens` may be a center or an answer (always, without a limit)."""
-        return True
+        """Whether `tokens` may be a center or an answer: within every limit."""
+        return all(self.metric(n, tokens) <= v for n, v in self.limits.items())
+
+    def overshoot(self, tokens: np.ndarray) -> float:
+        """The largest relative excess over a limit, max(metric / limit - 1); <= 0 within
+        all of them (the `over_limit="penalty"` reward is -100 times it)."""
+        return max((self.metric(n, tokens) / v - 1.0 for n, v in self.limits.items()),
+                   default=-math.inf)
 
     def limit_text(self) -> str | None:
-        """The limit in words, for messages (None: there is none)."""
-        return None
+        """The limits in words, for messages (None: there are none)."""
+        if not self.limits:
+            return None
+        return " and ".join(
+            f"{n} <= {v:g} ({self.metrics[n].unit})" for n, v in self.limits.items()
+        )
+
+    def answer_metrics(self, tokens: np.ndarray) -> dict[str, float] | None:
+        """Fields that `result.json` adds for an answer: its history metrics and the limits
+        (None when there are neither)."""
+        if not self.history_metrics:
+            return None
+        out: dict[str, Any] = dict(self.query_metrics(tokens))
+        out.update({f"limit_{n}": v for n, v in self.limits.items()})
+        return out
 
     def sample(self, rng: np.random.Generator, tries: int = 1000) -> np.ndarray:
-        """A uniform sample of the space within the limit, redrawn while it is not (checking
-        the limit costs no query)."""
+        """A uniform sample of the space within the limits, redrawn while it is not (checking
+        a limit costs no query)."""
         for _ in range(tries):
             tokens = self.space.sample(rng)
             if self.feasible(tokens):
                 return tokens
-        raise ValueError(
+        raise ConfigError(
             f"{tries} random architectures all exceed the limit ({self.limit_text()}): "
-            f"raise max_macs_m"
+            f"raise it"
         )

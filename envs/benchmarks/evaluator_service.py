@@ -28,6 +28,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
+from envs.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def arch_key(arch: dict) -> str:
     try:
         return json.dumps({k: [int(v) for v in arch[k]] for k in sorted(arch)})
     except (TypeError, ValueError, AttributeError) as err:
-        raise ValueError(
+        raise ConfigError(
             f"an architecture must be a dict of integer lists like "
             f"{{'ks': [...20], 'e': [...20], 'd': [...5]}}, got {arch!r}"
         ) from err
@@ -170,9 +171,9 @@ class EvaluatorClient:
         timeout_s: float | None = None,
     ):
         if not names:
-            raise ValueError("EvaluatorClient needs at least one actor name")
+            raise ConfigError("EvaluatorClient needs at least one actor name")
         if retries < 0:
-            raise ValueError(f"retries must be >= 0, got {retries!r}")
+            raise ConfigError(f"retries must be >= 0, got {retries!r}")
         self.names = list(names)
         self.namespace = namespace
         self.retries = int(retries)
@@ -338,11 +339,11 @@ def actor_options(
     `ray.cluster_resources()` is `cluster`. Pure, so placement rules are testable."""
     cluster_gpus = float(cluster.get("GPU", 0))
     if gpus_per_actor is not None and not 0 <= gpus_per_actor:
-        raise ValueError(f"gpus_per_actor must be >= 0 or None, got {gpus_per_actor!r}")
+        raise ConfigError(f"gpus_per_actor must be >= 0 or None, got {gpus_per_actor!r}")
     if gpus_per_actor is not None and gpus_per_actor > 1 and gpus_per_actor != int(gpus_per_actor):
-        raise ValueError(f"gpus_per_actor above 1 must be whole, got {gpus_per_actor!r}")
+        raise ConfigError(f"gpus_per_actor above 1 must be whole, got {gpus_per_actor!r}")
     if require_gpu and gpus_per_actor == 0:
-        raise ValueError("require_gpu=True contradicts gpus_per_actor=0")
+        raise ConfigError("require_gpu=True contradicts gpus_per_actor=0")
     if gpus_per_actor is None:
         gpus = gpu_fraction(n_actors, cluster_gpus) if cluster_gpus >= 1 else (
             1.0 if require_gpu else 0.0)
@@ -436,7 +437,7 @@ def start_evaluators(
             "start_evaluators()"
         )
     if n_actors < 1:
-        raise ValueError(f"n_actors must be >= 1, got {n_actors!r}")
+        raise ConfigError(f"n_actors must be >= 1, got {n_actors!r}")
     options, device = actor_options(
         ray.cluster_resources(), n_actors, gpus_per_actor, cpus_per_actor, resource, require_gpu
     )
@@ -464,7 +465,7 @@ def start_evaluators(
             )
     except ValueError as err:  # name taken
         EvaluatorService(names, namespace, handles, device, options).shutdown()
-        raise ValueError(
+        raise ConfigError(
             f"evaluator actor name {actor_name!r} is taken in namespace {namespace!r}: shut "
             f"the running service down or pick another name ({err})"
         ) from err

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from envs.spaces.mobilenet import DEPTHS, EXPANDS, KERNELS, UNITS, MobileNetSpace
+from envs.errors import ConfigError, MissingFileError
 
 FORMAT = "dsmnas-fitted-predictor"
 VERSION = 1
@@ -50,7 +51,7 @@ def _features(encoder, archs: Sequence[dict], image_size: int) -> np.ndarray:
     for i, arch in enumerate(archs):
         size = arch.get("image_size", image_size)
         if size != image_size:
-            raise ValueError(
+            raise ConfigError(
                 f"this predictor was fitted at image size {image_size}, got an arch at {size}"
             )
         out[i] = encoder.arch2feature({**arch, "image_size": image_size})
@@ -121,17 +122,17 @@ def fit_predictor(
     import torch
 
     if n_samples < 10:
-        raise ValueError(f"n_samples must be >= 10 to hold some out, got {n_samples!r}")
+        raise ConfigError(f"n_samples must be >= 10 to hold some out, got {n_samples!r}")
     if not 0 < held_out < 1:
-        raise ValueError(f"held_out must be a fraction in (0, 1), got {held_out!r}")
+        raise ConfigError(f"held_out must be a fraction in (0, 1), got {held_out!r}")
     if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs!r}")
+        raise ConfigError(f"epochs must be >= 1, got {epochs!r}")
     target = evaluate if hasattr(evaluate, "evaluate") else getattr(evaluate, "__self__", None)
     score = evaluate.evaluate if hasattr(evaluate, "evaluate") else evaluate
     info = _source_info(target) if target is not None else {}
     image_size = image_size or info.get("resolution")
     if not image_size:
-        raise ValueError("image_size is needed: the evaluator does not tell its resolution")
+        raise ConfigError("image_size is needed: the evaluator does not tell its resolution")
     log = log or (lambda msg: None)
 
     archs = sample_archs(n_samples, seed)
@@ -143,7 +144,7 @@ def fit_predictor(
     eval_time_s = time.perf_counter() - start
     y = np.asarray(accs, dtype=np.float64)
     if y.shape != (len(archs),) or not np.all(np.isfinite(y)) or y.min() < 0 or y.max() > 100:
-        raise ValueError(
+        raise ConfigError(
             f"evaluate must return one top-1 accuracy in [0, 100] per arch; got {len(y)} "
             f"values for {len(archs)} archs, range [{np.nanmin(y):.3g}, {np.nanmax(y):.3g}]"
         )
@@ -245,18 +246,18 @@ def load_fitted(path: str, device: str = "cpu") -> FittedPredictor:
 
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"fitted predictor {path!r} not found")
+        raise MissingFileError(f"fitted predictor {path!r} not found")
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
-        raise ValueError(
+        raise ConfigError(
             f"{path} is not a fitted predictor file (`dsmnas fit-predictor`): "
             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a fitted predictor file (`dsmnas fit-predictor`)")
+        raise ConfigError(f"{path} is not a fitted predictor file (`dsmnas fit-predictor`)")
     if payload.get("version") != VERSION:
-        raise ValueError(
+        raise ConfigError(
             f"{path} is a fitted predictor of version {payload.get('version')!r}; this code "
             f"reads version {VERSION}"
         )

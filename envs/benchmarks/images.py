@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from envs.errors import ConfigError, MissingFileError
 
 FASHION_MNIST = "fashion-mnist"
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -91,7 +92,7 @@ def resolve_data(data: str | None) -> str:
     data = _check_data(data)
     if data == FASHION_MNIST:
         if not _is_idx_folder(FASHION_MNIST_DIR):
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"Fashion-MNIST not found in {FASHION_MNIST_DIR}: install it with `apt-get "
                 f"install dataset-fashion-mnist`, or give --data an image folder (one subfolder "
                 f"per class)"
@@ -107,9 +108,9 @@ def load_images(data: str | None, resolution: int, split: str) -> ImageSet:
     or an image folder with one subfolder per class.
     """
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+        raise ConfigError(f"split must be one of {list(SPLITS)}, got {split!r}")
     if not (isinstance(resolution, int) and not isinstance(resolution, bool) and resolution >= 8):
-        raise ValueError(f"resolution must be an integer >= 8 pixels, got {resolution!r}")
+        raise ConfigError(f"resolution must be an integer >= 8 pixels, got {resolution!r}")
     source = resolve_data(data)
     root = FASHION_MNIST_DIR if source == FASHION_MNIST else source
     if _is_idx_folder(root):
@@ -126,12 +127,12 @@ def read_idx(path: str) -> np.ndarray:
     with opener(path, "rb") as f:
         raw = f.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPE:
-        raise ValueError(f"{path} is not an unsigned-byte idx file (bad magic number {raw[:4]!r})")
+        raise ConfigError(f"{path} is not an unsigned-byte idx file (bad magic number {raw[:4]!r})")
     ndim = raw[3]
     dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(np.int64)
     data = np.frombuffer(raw, dtype=_IDX_DTYPE[raw[2]], offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: header says {dims.tolist()} ({np.prod(dims)} values), "
+        raise ConfigError(f"{path}: header says {dims.tolist()} ({np.prod(dims)} values), "
                          f"file holds {data.size}")
     return data.reshape(dims)
 
@@ -145,14 +146,14 @@ def _load_idx_split(root: str, split: str):
     images = read_idx(os.path.join(root, image_file))
     labels = read_idx(os.path.join(root, label_file)).astype(np.int64)
     if images.ndim != 3 or labels.shape != images.shape[:1]:
-        raise ValueError(f"{root}: images {images.shape} and labels {labels.shape} do not pair")
+        raise ConfigError(f"{root}: images {images.shape} and labels {labels.shape} do not pair")
     n_classes = int(labels.max()) + 1  # of the whole file: a split may miss a class
     is_fashion = os.path.isdir(FASHION_MNIST_DIR) and os.path.samefile(root, FASHION_MNIST_DIR)
     classes = FASHION_MNIST_CLASSES if is_fashion else tuple(map(str, range(n_classes)))
     if split != "test":
         n_val = IDX_VAL_IMAGES if len(labels) > 2 * IDX_VAL_IMAGES else len(labels) // 10
         if n_val < 1:
-            raise ValueError(f"{root}: {len(labels)} training images are too few to hold out val")
+            raise ConfigError(f"{root}: {len(labels)} training images are too few to hold out val")
         cut = slice(-n_val, None) if split == "val" else slice(None, -n_val)
         images, labels = images[cut], labels[cut]
     return torch.from_numpy(images.copy())[:, None], torch.from_numpy(labels.copy()), classes
@@ -164,11 +165,11 @@ def _load_folder_split(root: str, split: str, resolution: int):
 
     has = {s: os.path.isdir(os.path.join(root, s)) for s in SPLITS}
     if (has["val"] or has["test"]) and not has["train"]:
-        raise ValueError(f"{root} has val/ or test/ but no train/ subfolder: put the training "
+        raise ConfigError(f"{root} has val/ or test/ but no train/ subfolder: put the training "
                          f"images under train/ (or use class subfolders only)")
     pool_root = os.path.join(root, "train") if has["train"] else root
     if not any(entry.is_dir() for entry in os.scandir(pool_root)):
-        raise ValueError(f"{pool_root} holds no class subfolders: an image folder needs one "
+        raise ConfigError(f"{pool_root} holds no class subfolders: an image folder needs one "
                          f"subfolder of images per class (or give 'fashion-mnist')")
     if split != "train" and has[split]:
         folder = ImageFolder(os.path.join(root, split), allow_empty=True)
@@ -179,10 +180,10 @@ def _load_folder_split(root: str, split: str, resolution: int):
                        carve_test=not has["test"], root=root)
     classes = tuple(ImageFolder(pool_root, allow_empty=True).classes)
     if tuple(folder.classes) != classes:
-        raise ValueError(f"{root}: {split}/ has classes {folder.classes}, training images have "
+        raise ConfigError(f"{root}: {split}/ has classes {folder.classes}, training images have "
                          f"{list(classes)}; the splits need the same class subfolders")
     if not files:
-        raise ValueError(f"{root}: no images for the {split} split (extensions "
+        raise ConfigError(f"{root}: no images for the {split} split (extensions "
                          f"{', '.join(IMAGE_EXTENSIONS)} in class subfolders)")
     images = torch.stack([_read_image(path, resolution) for path, _ in files])
     labels = torch.tensor([label for _, label in files], dtype=torch.int64)
@@ -194,14 +195,14 @@ def _carve(samples, split, carve_val, carve_test, root):
     (seed 0) whose first part is test, next val, rest train."""
     n = len(samples)
     if n == 0:
-        raise ValueError(f"{root}: no images for the {split} split (extensions "
+        raise ConfigError(f"{root}: no images for the {split} split (extensions "
                          f"{', '.join(IMAGE_EXTENSIONS)} in class subfolders)")
     order = np.random.default_rng(0).permutation(n)
     n_part = max(1, round(CARVE_FRACTION * n))
     n_test = n_part if carve_test else 0
     n_val = n_part if carve_val else 0
     if n - n_test - n_val < 1:
-        raise ValueError(f"{root}: {n} images are too few to carve out val/test splits; add "
+        raise ConfigError(f"{root}: {n} images are too few to carve out val/test splits; add "
                          f"val/ and test/ subfolders or more images")
     parts = {"test": order[:n_test], "val": order[n_test:n_test + n_val],
              "train": order[n_test + n_val:]}
@@ -233,12 +234,12 @@ def _check_data(data) -> str:
     if data is None:
         return FASHION_MNIST
     if not isinstance(data, (str, os.PathLike)):
-        raise ValueError(f"data must be {FASHION_MNIST!r} or an image folder path, got {data!r}")
+        raise ConfigError(f"data must be {FASHION_MNIST!r} or an image folder path, got {data!r}")
     data = os.fspath(data)
     if data == FASHION_MNIST:
         return data
     if not os.path.isdir(data):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"data {data!r} is neither {FASHION_MNIST!r} nor an existing folder; allowed: "
             f"{FASHION_MNIST!r} or an image folder with one subfolder per class (optionally "
             f"under train/, val/, test/)"

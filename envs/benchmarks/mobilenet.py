@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import abc
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from envs.benchmarks.base import Benchmark, BudgetClock, Query
+from envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
+from envs.registry import SpaceSpec
 from envs.spaces.mobilenet import MobileNetSpace, macs_m
+from envs.errors import ConfigError, MissingFileError
 
 DEFAULT_PREDICTOR = os.path.join(os.path.expanduser("~"), ".torch", "acc_predictor.pth")
 """Where `ofa`'s tutorial loader looks for the pretrained predictor before downloading it."""
@@ -35,6 +38,8 @@ class MobileNetBenchmark(Benchmark):
     space = MobileNetSpace()
     acc_scale = 100.0
 
+    recorded_metrics = ("macs_m",)
+
     def __init__(
         self,
         resolution: int,
@@ -46,10 +51,18 @@ class MobileNetBenchmark(Benchmark):
     ):
         self.resolution = int(resolution)
         self.width_mult = float(width_mult)
-        self.max_macs_m = max_macs_m
         self.macs_resolution = int(macs_resolution)
+        self.metrics = {"macs_m": Metric(
+            f"million MACs at {self.macs_resolution}x{self.macs_resolution}",
+            "ofa's analytic MobileNetV3 count")}
+        self.limits = {} if max_macs_m is None else {"macs_m": float(max_macs_m)}
         self.clock = BudgetClock(budget_queries=budget_queries, cache_queries=cache_queries)
         self._macs: dict[tuple[int, int], float] = {}
+
+    @property
+    def max_macs_m(self) -> float | None:
+        """The MACs limit in millions at `macs_resolution` (None: no limit)."""
+        return self.limits.get("macs_m")
 
     @abc.abstractmethod
     def score(self, archs: list[dict]) -> list[float]:
@@ -58,7 +71,7 @@ class MobileNetBenchmark(Benchmark):
     # -- Benchmark -------------------------------------------------------------------------
     def query(self, tokens: np.ndarray, charge: bool = True) -> Query | None:
         if charge:
-            answered, _, cached = self.clock.charge(self._key(tokens), 0.0)
+            answered, _, cached = self.clock.charge(self.space.key(tokens), 0.0)
             if not answered:
                 return None
         else:
@@ -75,22 +88,25 @@ class MobileNetBenchmark(Benchmark):
     def macs_m(self, tokens: np.ndarray, resolution: int | None = None) -> float:
         """MACs in millions at `resolution` (default: the limit's resolution)."""
         r = self.macs_resolution if resolution is None else int(resolution)
-        key = (self._key(tokens), r)
+        key = (self.space.key(tokens), r)
         if key not in self._macs:
             self._macs[key] = macs_m(self.space.to_ofa(tokens), r, self.width_mult)
         return self._macs[key]
 
-    def feasible(self, tokens: np.ndarray) -> bool:
-        """Within the MACs limit (always, when there is none)."""
-        return self.max_macs_m is None or self.macs_m(tokens) <= self.max_macs_m
+    def metric(self, name: str, tokens: np.ndarray) -> float:
+        if name != "macs_m":
+            return super().metric(name, tokens)
+        return self.macs_m(tokens)
 
-    def limit_text(self) -> str | None:
-        if self.max_macs_m is None:
-            return None
-        return f"<= {self.max_macs_m:g}M MACs at {self.macs_resolution}"
-
-    def _key(self, tokens: np.ndarray) -> int:
-        return int("".join(str(int(t)) for t in tokens))
+    def answer_metrics(self, tokens: np.ndarray) -> dict[str, float]:
+        """The answer's MACs at the search resolution and at the limit's, and the limit."""
+        return {
+            "macs_m": self.macs_m(tokens, self.resolution),
+            "resolution": self.resolution,
+            "max_macs_m": self.max_macs_m,
+            "macs_resolution": self.macs_resolution,
+            "macs_m_at_limit_resolution": self.macs_m(tokens),
+        }
 
 
 class PredictorBenchmark(MobileNetBenchmark):
@@ -101,12 +117,12 @@ class PredictorBenchmark(MobileNetBenchmark):
     def __init__(self, predictor: str | None = None, resolution: int = 224,
                  width_mult: float = 1.2, dataset: str = "imagenet", **kw):
         if resolution not in PREDICTOR_RESOLUTIONS:
-            raise ValueError(
+            raise ConfigError(
                 f"the OFA accuracy predictor encodes resolutions {list(PREDICTOR_RESOLUTIONS)}; "
                 f"got {resolution!r}"
             )
         if dataset != "imagenet":
-            raise ValueError(f"the OFA accuracy predictor predicts imagenet accuracy, not {dataset!r}")
+            raise ConfigError(f"the OFA accuracy predictor predicts imagenet accuracy, not {dataset!r}")
         super().__init__(resolution, width_mult, **kw)
         self.dataset = dataset
         self.predictor_path = _predictor_path(predictor)
@@ -140,7 +156,7 @@ class SupernetBenchmark(MobileNetBenchmark):
             where = f"service:{service}"
         else:
             if checkpoint is None:
-                raise ValueError(
+                raise ConfigError(
                     "the supernet evaluator needs a checkpoint (`dsmnas train-supernet`) or a "
                     "running evaluator service"
                 )
@@ -173,7 +189,7 @@ class FittedBenchmark(MobileNetBenchmark):
     def __init__(self, predictor: str | None, dataset: str | None = None,
                  resolution: int | None = None, width_mult: float | None = None, **kw):
         if predictor is None:
-            raise ValueError("the fitted evaluator needs --predictor PATH (`dsmnas fit-predictor`)")
+            raise ConfigError("the fitted evaluator needs --predictor PATH (`dsmnas fit-predictor`)")
         from envs.benchmarks.fitted import load_fitted
 
         self.model = load_fitted(predictor)
@@ -202,13 +218,13 @@ class FittedBenchmark(MobileNetBenchmark):
 
 def _agree(name: str, given, actual) -> None:
     if given is not None and given != actual:
-        raise ValueError(f"{name} {given!r} does not match the evaluator's {actual!r}")
+        raise ConfigError(f"{name} {given!r} does not match the evaluator's {actual!r}")
 
 
 def _predictor_path(path: str | None) -> str:
     p = path or DEFAULT_PREDICTOR
     if not os.path.isfile(p):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"OFA accuracy predictor {p!r} not found: pass --predictor PATH to your copy of "
             f"acc_predictor.pth (released with mit-han-lab/once-for-all); nothing is downloaded"
         )
@@ -225,7 +241,7 @@ def load_ofa_predictor(path: str, device: str = "cpu"):
         state = torch.load(path, map_location=device, weights_only=True)
         predictor.model.load_state_dict(state)
     except Exception as e:  # a wrong file: say which, and what it should be
-        raise ValueError(
+        raise ConfigError(
             f"{path} is not OFA's acc_predictor.pth (an MLP 128-400-400-400-1 state dict): "
             f"{type(e).__name__}: {str(e).splitlines()[0]}"
         ) from None
@@ -234,13 +250,12 @@ def load_ofa_predictor(path: str, device: str = "cpu"):
 
 
 def make_mobilenet_benchmark(cfg) -> MobileNetBenchmark:
-    """The benchmark an `EnvConfig` of the mobilenet space describes."""
+    """The benchmark an `EnvConfig` of the mobilenet space describes (its MACs limit is set
+    from `cfg.limits` by `envs.benchmarks.make_benchmark`)."""
     common = dict(
         budget_queries=cfg.budget_queries, cache_queries=cfg.cache_queries,
-        max_macs_m=cfg.max_macs_m, macs_resolution=cfg.macs_resolution,
+        max_macs_m=None, macs_resolution=cfg.macs_resolution,
     )
-    if cfg.budget_s is not None:
-        raise ValueError("the mobilenet space counts its budget in queries: use budget_queries")
     if cfg.evaluator == "predictor":
         return PredictorBenchmark(
             cfg.predictor, cfg.resolution or 224, cfg.width_mult or 1.2, cfg.dataset, **common
@@ -251,3 +266,60 @@ def make_mobilenet_benchmark(cfg) -> MobileNetBenchmark:
             cfg.width_mult, **common,
         )
     return FittedBenchmark(cfg.predictor, cfg.dataset, cfg.resolution, cfg.width_mult, **common)
+
+
+EVALUATORS = ("predictor", "supernet", "fitted")
+"""Rewards of the MobileNet-like space: OFA's pretrained ImageNet accuracy predictor, a
+weight-sharing supernet evaluated on held-out images, or an MLP fitted to supernet scores."""
+
+
+def _h(help: str, default=None):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class MobileNetSettings:
+    """The MobileNet-like space's own env settings."""
+
+    evaluator: str = _h(f"reward: {', '.join(EVALUATORS)}", "predictor")
+    predictor: str | None = _h(
+        "predictor file: OFA's acc_predictor.pth (default ~/.torch/acc_predictor.pth) or a "
+        "fitted predictor (`dsmnas fit-predictor`)")
+    checkpoint: str | None = _h("supernet checkpoint (`dsmnas train-supernet`)")
+    data: str | None = _h("images for the supernet evaluator (default: the checkpoint's)")
+    resolution: int | None = _h(
+        "search resolution (predictor default 224; supernet: the checkpoint's)")
+    width_mult: float | None = _h(
+        "OFA supernet width, 1.0 or 1.2 (predictor default 1.2; supernet: the checkpoint's)")
+    macs_resolution: int = _h("resolution at which MACs (and their limit) are counted", 224)
+    evaluator_service: str | None = _h(
+        "name of running supernet evaluator actors (default: evaluate in-process)")
+
+    def __post_init__(self):
+        if self.evaluator not in EVALUATORS:
+            raise ConfigError(
+                f"unknown evaluator {self.evaluator!r}; allowed: {', '.join(EVALUATORS)}"
+            )
+
+
+def _complete(values: dict) -> dict:
+    # OFA's predictor predicts ImageNet accuracy; a supernet's dataset is its checkpoint's
+    return {"dataset": "imagenet"} if values["evaluator"] == "predictor" else {}
+
+
+SPEC = SpaceSpec(
+    name="mobilenet",
+    space=MobileNetSpace,
+    benchmark=make_mobilenet_benchmark,
+    settings=MobileNetSettings,
+    env_defaults={
+        "K": 10, "M": 3, "budget_queries": 10_000, "limits": {"macs_m": 600.0},
+        "over_limit": "query",
+    },
+    learner_defaults={"lr": 3e-4, "entropy": 1e-3},
+    budget="queries",
+    limit_aliases={"max_macs_m": "macs_m"},
+    complete=_complete,
+    description="MobileNet-like OFA space (20 tokens, <= 600M MACs): OFA's predictor, a "
+                "supernet, or a fitted predictor",
+)

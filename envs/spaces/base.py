@@ -13,6 +13,7 @@ import abc
 import functools
 
 import numpy as np
+from envs.errors import ConfigError
 
 TOKEN_DTYPE = np.int64
 
@@ -69,11 +70,19 @@ class SearchSpace(abc.ABC):
         """`tokens` as a canonical token array, or ValueError naming them and the rule broken."""
         t = np.asarray(tokens)
         if not self.is_valid(t):
-            raise ValueError(
+            raise ConfigError(
                 f"invalid {self.name} architecture tokens {t.tolist()}: expected {self.L} "
                 f"integers in 0..{self.C - 1} allowed by the space's op mask"
             )
         return self.canonical(t.astype(TOKEN_DTYPE))
+
+    def key(self, tokens: np.ndarray) -> int:
+        """The architecture's integer id: its tokens read as the digits of a base-C number
+        (the one key of caches and repeat detection; NAS-Bench-201's dense id)."""
+        k = 0
+        for t in np.asarray(tokens).tolist():
+            k = k * self.C + int(t)
+        return k
 
     # -- moves -------------------------------------------------------------------------------
     def distance(self, a: np.ndarray, b: np.ndarray) -> int:

@@ -24,6 +24,7 @@ import re
 import numpy as np
 
 from envs.spaces.base import TOKEN_DTYPE, SearchSpace
+from envs.errors import ConfigError
 
 KERNELS = (3, 5, 7)
 EXPANDS = (3, 4, 6)
@@ -40,7 +41,7 @@ _FILL = (KERNELS[0], EXPANDS[0])
 
 def token_of(kernel: int, expand: int) -> int:
     if kernel not in KERNELS or expand not in EXPANDS:
-        raise ValueError(
+        raise ConfigError(
             f"(kernel {kernel!r}, expand {expand!r}) is not in the space; allowed: kernel in "
             f"{list(KERNELS)}, expand in {list(EXPANDS)}"
         )
@@ -49,7 +50,7 @@ def token_of(kernel: int, expand: int) -> int:
 
 def check_width(width_mult: float) -> float:
     if width_mult not in (1.0, 1.2):
-        raise ValueError(f"width_mult must be 1.0 or 1.2 (OFA's MobileNetV3 supernets), got {width_mult!r}")
+        raise ConfigError(f"width_mult must be 1.0 or 1.2 (OFA's MobileNetV3 supernets), got {width_mult!r}")
     return float(width_mult)
 
 
@@ -68,7 +69,7 @@ class MobileNetSpace(SearchSpace):
     def parse(self, text: str) -> np.ndarray:
         s = str(text).strip()
         if not _TEXT.match(s):
-            raise ValueError(
+            raise ConfigError(
                 f"not a {self.name} architecture: {text!r}; expected 20 digits 0-9 in five "
                 f"units of four, e.g. '5973-4400-1230-9999-5500'"
             )
@@ -121,18 +122,18 @@ class MobileNetSpace(SearchSpace):
         try:
             ks, e, d = list(arch["ks"]), list(arch["e"]), list(arch["d"])
         except (KeyError, TypeError):
-            raise ValueError(
+            raise ConfigError(
                 f"not an ofa subnet dict: {arch!r}; expected keys 'ks' (20), 'e' (20), 'd' (5)"
             ) from None
         if len(ks) != self.L or len(e) != self.L or len(d) != UNITS:
-            raise ValueError(
+            raise ConfigError(
                 f"ofa subnet dict needs {self.L} 'ks', {self.L} 'e' and {UNITS} 'd' values, got "
                 f"{len(ks)}, {len(e)} and {len(d)}"
             )
         tokens = np.zeros(self.L, dtype=TOKEN_DTYPE)
         for u, depth in enumerate(d):
             if depth not in DEPTHS:
-                raise ValueError(f"unit {u} depth {depth!r} is not allowed; allowed: {list(DEPTHS)}")
+                raise ConfigError(f"unit {u} depth {depth!r} is not allowed; allowed: {list(DEPTHS)}")
             for j in range(depth):
                 p = MAX_DEPTH * u + j
                 tokens[p] = token_of(ks[p], e[p])
@@ -150,7 +151,7 @@ class MobileNetSpace(SearchSpace):
             source = path
         if not isinstance(config, dict) or config.get("name") != "MobileNetV3":
             name = config.get("name") if isinstance(config, dict) else type(config).__name__
-            raise ValueError(
+            raise ConfigError(
                 f"{source}: a {name!r} net.config is not in the MobileNet-like space; allowed: "
                 f"'MobileNetV3' configs (OFA's ProxylessNAS-space networks have other units)"
             )
@@ -163,7 +164,7 @@ class MobileNetSpace(SearchSpace):
                 last_channels = conv["out_channels"]
             units[-1].append(token_of(conv["kernel_size"], conv["expand_ratio"]))
         if len(units) != UNITS or not all(min(DEPTHS) <= len(u) <= MAX_DEPTH for u in units):
-            raise ValueError(
+            raise ConfigError(
                 f"{source}: blocks form units of depths {[len(u) for u in units]}; expected "
                 f"{UNITS} units of depth {min(DEPTHS)}..{MAX_DEPTH}"
             )
@@ -195,6 +196,6 @@ def macs_m(arch: dict, resolution: int, width_mult: float = 1.2) -> float:
     """MACs in millions of an `ofa` subnet dict at `resolution` x `resolution`, from `ofa`'s
     analytic MobileNetV3 model of the `width_mult` supernet (equal to its profiler's count)."""
     if not (isinstance(resolution, int) and resolution > 0):
-        raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
+        raise ConfigError(f"resolution must be a positive integer, got {resolution!r}")
     model = _flops_model(check_width(width_mult))
     return float(model.get_efficiency({**arch, "image_size": resolution}))

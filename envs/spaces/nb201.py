@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from envs.spaces.base import TOKEN_DTYPE, SearchSpace
+from envs.errors import ConfigError
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 # (to_node, from_node) of each token position, in the official order.
@@ -39,13 +40,13 @@ class NB201Space(SearchSpace):
     def parse(self, text: str) -> np.ndarray:
         m = _TEXT_RE.match(text.strip()) if isinstance(text, str) else None
         if m is None:
-            raise ValueError(
+            raise ConfigError(
                 f"invalid NAS-Bench-201 architecture string {text!r}: expected the form "
                 "'|op~0|+|op~0|op~1|+|op~0|op~1|op~2|' with op in " + ", ".join(OPS)
             )
         bad = [op for op in m.groups() if op not in _OP_INDEX]
         if bad:
-            raise ValueError(
+            raise ConfigError(
                 f"invalid NAS-Bench-201 architecture string {text!r}: unknown op {bad[0]!r}; "
                 "allowed: " + ", ".join(OPS)
             )
@@ -65,6 +66,9 @@ class NB201Space(SearchSpace):
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         return rng.integers(0, self.C, size=self.L, dtype=TOKEN_DTYPE)
+
+    def key(self, tokens: np.ndarray) -> int:
+        return code(tokens)
 
 
 def code(tokens: np.ndarray) -> np.ndarray | int:

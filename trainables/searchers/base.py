@@ -19,14 +19,16 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from envs import HISTORY_COLUMNS, EnvConfig
+from envs import EnvConfig, QueryRecord, history_frame
 from envs.benchmarks import Benchmark, make_benchmark
 from envs.benchmarks.base import progress_text
 from envs.spaces import get_space
 from trainables.settings import parse_settings  # noqa: F401  (re-exported)
-from trainables.search import SearchResult, answer_macs
+from trainables.search import SearchResult
+from envs.errors import ConfigError
 
 Progress = Callable[[str], None] | None
+_RECORD_FIELDS = ("subspace", "reward", "accepted")
 
 
 def make_rng(seed: int | None, stream: int = 0) -> np.random.Generator:
@@ -60,7 +62,7 @@ class QueryLog:
         self.env_config = cfg
         self.method = method
         self.settings = settings
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[QueryRecord] = []
         self.best_tokens: np.ndarray | None = None
         self.best_val = -math.inf
         self._progress = progress
@@ -86,19 +88,15 @@ class QueryLog:
         return q.val_acc
 
     def record(self, tokens: np.ndarray, val_acc: float, cost_s: float, **columns) -> None:
-        """Add the history row of a query already charged to this log's clock."""
-        row = {
-            "step": len(self.rows),
-            "arch": self.space.format(tokens),
-            "val_acc": val_acc,
-            "cost_s": cost_s,
-            "sim_time_s": self.clock.sim_time_s,
-            **columns,
-        }
-        if hasattr(self.benchmark, "macs_m"):
-            row["macs_m"] = self.benchmark.macs_m(tokens)
-        self.rows.append(row)
-        # strict: the first of equal answers wins; an answer must be within the MACs limit
+        """Add the history record of a query already charged to this log's clock; `columns`
+        are `QueryRecord`'s subspace / reward / accepted, or the method's own columns."""
+        base = {k: columns.pop(k) for k in _RECORD_FIELDS if k in columns}
+        self.rows.append(QueryRecord(
+            step=len(self.rows), arch=self.space.format(tokens), val_acc=val_acc,
+            cost_s=cost_s, sim_time_s=self.clock.sim_time_s, **base,
+            metrics=self.benchmark.query_metrics(tokens), extra=tuple(columns.items()),
+        ))
+        # strict: the first of equal answers wins; an answer must be within the limits
         if val_acc > self.best_val and self.benchmark.feasible(tokens):
             self.best_val, self.best_tokens = val_acc, np.array(tokens)
         now = time.perf_counter()
@@ -106,11 +104,14 @@ class QueryLog:
             self._last_print = now
             self._progress(self._line(now - self.start))
 
+    def mark_accepted(self, step: int) -> None:
+        """Set the `accepted` field of the record of query `step` (local search's moves)."""
+        self.rows[step] = dataclasses.replace(self.rows[step], accepted=True)
+
     def history(self) -> pd.DataFrame:
-        """One row per answered query: `envs.HISTORY_COLUMNS` (NaN where a column does not
-        apply to the method), then the method's own columns."""
-        extra = [c for row in self.rows for c in row if c not in HISTORY_COLUMNS]
-        return pd.DataFrame(self.rows, columns=[*HISTORY_COLUMNS, *dict.fromkeys(extra)])
+        """One row per answered query (`envs.records.history_frame`): NaN where a column
+        does not apply to the method, then the method's own columns."""
+        return history_frame(self.rows, self.benchmark.history_metrics)
 
     def result(
         self,
@@ -124,7 +125,7 @@ class QueryLog:
         wall_s = time.perf_counter() - self.start
         if answer is None:
             if self.best_tokens is None:
-                raise ValueError(
+                raise ConfigError(
                     f"{self.method}: the budget ({progress_text(self.clock.state())}) paid "
                     f"for no query at all"
                 )
@@ -157,7 +158,7 @@ class QueryLog:
                 "cache_queries": state["cache_queries"],
             },
             final_centers=final_centers,
-            macs=answer_macs(self.benchmark, tokens),
+            metrics=self.benchmark.answer_metrics(tokens),
         )
         if self._progress:
             self._progress(self._line(wall_s, val) + "  done")

@@ -29,6 +29,7 @@ from envs.benchmarks import Benchmark
 from envs.spaces import SearchSpace
 from trainables.search import SearchResult
 from trainables.searchers.base import Progress, QueryLog, make_rng, parse_settings
+from envs.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class EvolutionSettings:
         for name in ("population_size", "sample_size"):
             v = getattr(self, name)
             if not (isinstance(v, int) and v >= 1):
-                raise ValueError(f"evolution {name} must be an integer >= 1, got {v!r}")
+                raise ConfigError(f"evolution {name} must be an integer >= 1, got {v!r}")
 
 
 def mutate(space: SearchSpace, tokens: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -68,7 +69,7 @@ def run_evolution(
     # Members as (step, tokens, val_acc); the deque's left end is the oldest.
     population: collections.deque = collections.deque()
     while len(population) < s.population_size:
-        tokens = log.space.sample(rng)
+        tokens = log.benchmark.sample(rng)  # within the limits, when there are any
         val = log.query(tokens, parent=math.nan)
         if val is None:
             return log.result()

@@ -68,7 +68,7 @@ def run_local(
     log = QueryLog(env_config, "local", s, progress, benchmark)
     rng = make_rng(env_config.seed)
     while True:
-        current = log.space.sample(rng)
+        current = log.benchmark.sample(rng)  # within the limits, when there are any
         val = log.query(current, parent=math.nan, accepted=True)
         if val is None:
             return log.result()
@@ -87,4 +87,4 @@ def run_local(
             if moved is None:
                 break  # local optimum: restart
             step, current, val = moved
-            log.rows[step]["accepted"] = True
+            log.mark_accepted(step)

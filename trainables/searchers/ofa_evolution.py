@@ -23,6 +23,7 @@ from envs import EnvConfig
 from envs.benchmarks import Benchmark
 from trainables.search import SearchResult
 from trainables.searchers.base import Progress, QueryLog, parse_settings
+from envs.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,11 @@ class OFAEvolutionSettings:
 
     def __post_init__(self):
         if self.population_size < 2:
-            raise ValueError(f"population_size must be >= 2, got {self.population_size!r}")
+            raise ConfigError(f"population_size must be >= 2, got {self.population_size!r}")
         for name in ("parent_ratio", "mutation_ratio", "arch_mutate_prob"):
             v = getattr(self, name)
             if not 0 < v <= 1:
-                raise ValueError(f"{name} must be in (0, 1], got {v!r}")
+                raise ConfigError(f"{name} must be in (0, 1], got {v!r}")
 
 
 class _BudgetSpent(Exception):
@@ -74,6 +75,21 @@ class _Efficiency:
         return self.benchmark.macs_m(self.benchmark.space.from_ofa(sample))
 
 
+def check_ofa_evolution(env_config: EnvConfig, settings: dict[str, Any] | None = None) -> None:
+    """OFA's EvolutionFinder mutates OFA subnet dicts: the MobileNet-like space only."""
+    from envs.spaces import get_space
+    from envs.spaces.mobilenet import MobileNetSpace
+
+    if not isinstance(get_space(env_config.space), MobileNetSpace):
+        raise ConfigError(
+            f"ofa-evolution searches the MobileNet-like (OFA) space only, not "
+            f"{env_config.spec.name!r}"
+        )
+    unsupported = sorted(set(dict(env_config.limits or ())) - {"macs_m"})
+    if unsupported:
+        raise ConfigError(f"ofa-evolution's EvolutionFinder limits MACs only, not {unsupported}")
+
+
 def run_ofa_evolution(
     env_config: EnvConfig,
     settings: dict[str, Any],
@@ -85,13 +101,12 @@ def run_ofa_evolution(
     from ofa.nas.search_algorithm import EvolutionFinder
 
     (s,) = parse_settings("ofa-evolution", settings, OFAEvolutionSettings)
-    if env_config.space != "mobilenet":
-        raise ValueError(f"ofa-evolution searches the mobilenet space only, not {env_config.space!r}")
+    check_ofa_evolution(env_config)
     log = QueryLog(env_config, "ofa-evolution", s, progress, benchmark)
     bench = log.benchmark
     budget = bench.clock.budget_queries
     generations = max(1, (budget - s.population_size) // s.population_size)
-    limit = bench.max_macs_m if bench.max_macs_m is not None else float("inf")
+    limit = bench.limits.get("macs_m", float("inf"))
     finder = EvolutionFinder(
         _Efficiency(bench), _Predictor(log, bench.resolution),
         population_size=s.population_size, max_time_budget=generations,

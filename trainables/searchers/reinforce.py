@@ -44,6 +44,7 @@ from envs import EnvConfig
 from envs.benchmarks import Benchmark
 from trainables.search import SearchResult
 from trainables.searchers.base import Progress, QueryLog, make_rng, parse_settings
+from envs.errors import ConfigError
 
 CONTROLLERS = ("table", "lstm")
 DEFAULT_LR = {"table": 1e-2, "lstm": 1e-3}
@@ -63,15 +64,15 @@ class ReinforceSettings:
 
     def __post_init__(self):
         if self.controller not in CONTROLLERS:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown reinforce controller {self.controller!r}; allowed: {', '.join(CONTROLLERS)}"
             )
         if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"reinforce lr must be > 0, got {self.lr!r}")
+            raise ConfigError(f"reinforce lr must be > 0, got {self.lr!r}")
         if not 0 <= self.ema_momentum < 1:
-            raise ValueError(f"reinforce ema_momentum must be in [0, 1), got {self.ema_momentum!r}")
+            raise ConfigError(f"reinforce ema_momentum must be in [0, 1), got {self.ema_momentum!r}")
         if not (isinstance(self.hidden, int) and self.hidden >= 1):
-            raise ValueError(f"reinforce hidden must be an integer >= 1, got {self.hidden!r}")
+            raise ConfigError(f"reinforce hidden must be an integer >= 1, got {self.hidden!r}")
 
     @property
     def learning_rate(self) -> float:

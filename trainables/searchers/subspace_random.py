@@ -40,6 +40,7 @@ from envs import DSMNASEnv, EnvConfig
 from envs.spaces import SearchSpace
 from trainables.search import LearnerSettings, SearchResult, run_search
 from trainables.searchers.base import Progress, QueryLog, make_rng, parse_settings
+from envs.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class RandomMinedSettings:
 
     def __post_init__(self):
         if not 0 < self.mine_fraction < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"random-mined mine_fraction must be in (0, 1), got {self.mine_fraction!r}"
             )
 
@@ -86,9 +87,9 @@ def run_random_update(
         _, _, terminated, _, _ = env.step(np.array(action))
         if terminated:
             break
-        _, subspace, arch, val, reward, accepted, cost_s, _ = env.history[-1]
-        log.record(env.space.parse(arch), val, cost_s,
-                   subspace=subspace, reward=reward, accepted=accepted)
+        r = env.history[-1]
+        log.record(env.space.parse(r.arch), r.val_acc, r.cost_s,
+                   subspace=r.subspace, reward=r.reward, accepted=r.accepted)
     arch, val = env.best()
     return log.result(
         answer=(env.space.parse(arch), val),
@@ -112,7 +113,7 @@ def sample_ball(
         ways[p] = ways[p + 1]
         ways[p, 1:] += alternatives[p] * ways[p + 1, :-1]
     if ways[0, 1:].sum() == 0:
-        raise ValueError(f"no architecture differs from {space.format(center)} at all")
+        raise ConfigError(f"no architecture differs from {space.format(center)} at all")
     k = 1 + int(rng.choice(M, p=ways[0, 1:] / ways[0, 1:].sum()))
     beta = np.array(center, copy=True)
     for p in range(L):
@@ -125,19 +126,26 @@ def sample_ball(
     return space.canonical(beta)
 
 
+def check_random_mined(env_config: EnvConfig, settings: dict[str, Any] | None = None) -> None:
+    """random-mined splits a budget of simulated seconds and replays its first phase."""
+    if env_config.spec.budget != "seconds":
+        raise ConfigError(
+            f"random-mined splits a budget of simulated seconds; the {env_config.spec.name} "
+            f"space counts queries"
+        )
+    if env_config.charge_init:
+        # The initial centers' charges could not be replayed: they are not in the history.
+        raise ConfigError("random-mined does not support charge_init=True")
+
+
 def run_random_mined(
     env_config: EnvConfig, settings: dict[str, Any], progress: Progress = None
 ) -> SearchResult:
     """DSM-NAS on `mine_fraction` of the budget, then random search in its final subspaces
     (settings: `RandomMinedSettings` and `LearnerSettings`). Ray must be initialised."""
     s, learner = parse_settings("random-mined", settings, RandomMinedSettings, LearnerSettings)
-    if env_config.charge_init:
-        # The initial centers' charges could not be replayed: they are not in the history.
-        raise ValueError("random-mined does not support charge_init=True")
+    check_random_mined(env_config, settings)
     log = QueryLog(env_config, "random-mined", s, progress)
-    if log.budget_s is None:
-        raise ValueError("random-mined splits a budget of simulated seconds; this space counts "
-                         "queries (use the nb201 space)")
     mine_cfg = dataclasses.replace(env_config, budget_s=s.mine_fraction * log.budget_s)
     mined = run_search(
         mine_cfg, learner, progress=(lambda line: progress(f"[mine] {line}")) if progress else None

@@ -1,0 +1,146 @@
+"""Search spaces as plug-ins: one `SpaceSpec` per space, found by name or import string.
+
+A space is named in settings (`EnvConfig.space`, `--space`) by
+- a registered short name: the built-in `nb201` and `mobilenet` (`BUILTIN` below), or a name
+  that an installed package declares in the `dsmnas.spaces` entry-point group
+  (`[project.entry-points."dsmnas.spaces"] myspace = "mypkg.myspace:SPEC"`);
+- an import string `package.module:NAME` naming a `SpaceSpec` (or a function returning one).
+
+Only the name travels in an env config, so every Ray worker and cluster node resolves it again
+by importing the module: a plug-in works wherever its module is importable, and nothing has to
+be patched into the driver. Adding a space is writing its module (its `SearchSpace`, its
+benchmark and its `SPEC`); a built-in one adds one line to `BUILTIN`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from envs.errors import ConfigError
+
+if TYPE_CHECKING:
+    from envs.benchmarks.base import Benchmark
+    from envs.config import EnvConfig
+    from envs.spaces.base import SearchSpace
+
+ENTRY_POINT_GROUP = "dsmnas.spaces"
+BUILTIN: dict[str, str] = {
+    "nb201": "envs.benchmarks.nb201:SPEC",
+    "mobilenet": "envs.benchmarks.mobilenet:SPEC",
+}
+BUDGETS = ("seconds", "queries")
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    """Everything the platform needs to know about one search space, declared once.
+
+    Callers ask the spec; nothing outside a space's own module tests which space it is.
+    """
+
+    name: str
+    """Short name, used in messages and results."""
+    space: Callable[[], "SearchSpace"]
+    """Builds the `SearchSpace` (encoding, validity, masks, edits, distance, sampling)."""
+    benchmark: Callable[["EnvConfig"], "Benchmark"]
+    """Builds the benchmark (scores and budget clock) from an `EnvConfig`; its own settings
+    are read as attributes of the config (`cfg.table`). Limits are applied afterwards."""
+    settings: type | None = None
+    """A dataclass of the space's own env settings (each field documented with
+    `metadata={"help": ...}`); its fields become `EnvConfig` keys for this space."""
+    env_defaults: Mapping[str, Any] = field(default_factory=dict)
+    """`EnvConfig` values for fields left at None (K, M, dataset, budget_queries, limits...)."""
+    learner_defaults: Mapping[str, Any] = field(default_factory=dict)
+    """DSM-NAS learner settings where this space's paper values differ (lr, entropy)."""
+    budget: str = "seconds"
+    """What the budget counts: simulated "seconds" (`budget_s`) or charged "queries"
+    (`budget_queries`); the other budget field is refused."""
+    limit_aliases: Mapping[str, str] = field(default_factory=dict)
+    """Setting names that stand for one limit, e.g. {"max_macs_m": "macs_m"}."""
+    complete: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    """Fills defaults that depend on other settings (given the merged values, returns the
+    values to set where they are None)."""
+    description: str = ""
+
+    def __post_init__(self):
+        if self.budget not in BUDGETS:
+            raise ConfigError(f"space {self.name!r}: budget must be one of {BUDGETS}, got {self.budget!r}")
+        if self.settings is not None and not dataclasses.is_dataclass(self.settings):
+            raise ConfigError(f"space {self.name!r}: settings must be a dataclass, got {self.settings!r}")
+
+    @property
+    def option_names(self) -> tuple[str, ...]:
+        """The names of the space's own settings."""
+        if self.settings is None:
+            return ()
+        return tuple(f.name for f in dataclasses.fields(self.settings))
+
+    def option_fields(self) -> tuple[dataclasses.Field, ...]:
+        return () if self.settings is None else dataclasses.fields(self.settings)
+
+    def options(self, values: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+        """The space's settings, defaults filled in, checked by the settings dataclass."""
+        if self.settings is None:
+            if values:
+                raise ConfigError(f"space {self.name!r} has no settings of its own, got {sorted(values)}")
+            return ()
+        obj = self.settings(**values)
+        return tuple((f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj))
+
+
+def builtin_names() -> tuple[str, ...]:
+    return tuple(BUILTIN)
+
+
+def space_names() -> tuple[str, ...]:
+    """Built-in names and those of installed plug-ins (entry points)."""
+    return tuple(dict.fromkeys([*BUILTIN, *_entry_points()]))
+
+
+def get_spec(name: str) -> SpaceSpec:
+    """The spec registered as `name`, or imported from `package.module:NAME`; ConfigError
+    naming the known names otherwise."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"a search space is a name or 'package.module:NAME', got {name!r}")
+    return _resolve(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _resolve(name: str) -> SpaceSpec:
+    target = BUILTIN.get(name) or _entry_points().get(name)
+    if target is None and ":" not in name:
+        raise ConfigError(
+            f"unknown search space {name!r}; allowed: {', '.join(space_names())}, or "
+            f"'package.module:NAME' naming a SpaceSpec"
+        )
+    target = target or name
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        if e.name is not None and module_name.startswith(e.name):
+            raise ConfigError(
+                f"search space {name!r}: cannot import module {module_name!r} ({e}); is it on "
+                f"the Python path of every Ray worker?"
+            ) from None
+        raise
+    try:
+        spec = getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(f"search space {name!r}: module {module_name!r} has no {attr!r}") from None
+    if callable(spec) and not isinstance(spec, SpaceSpec):
+        spec = spec()
+    if not isinstance(spec, SpaceSpec):
+        raise ConfigError(f"search space {name!r}: {target} is a {type(spec).__name__}, not a SpaceSpec")
+    return spec
+
+
+@functools.lru_cache(maxsize=1)
+def _entry_points() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
