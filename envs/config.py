@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from envs.errors import ConfigError
+from envs.settings import setting
 from envs.registry import SpaceSpec, get_spec
 
 REWARDS = ("improvement", "absolute")
@@ -31,45 +32,42 @@ LEGACY_KEYS = (
 does not have them (they meant "not set" there)."""
 
 
-def _f(default, help: str, **kw):
-    return field(default=default, metadata={"help": help}, **kw)
-
 
 @dataclass(frozen=True, init=False)
 class EnvConfig:
-    space: str = _f("nb201", "search space: nb201, mobilenet, a plug-in's name, or "
+    space: str = setting("nb201", "search space: nb201, mobilenet, a plug-in's name, or "
                     "'package.module:SPEC'")
-    dataset: str | None = _f(
+    dataset: str | None = setting(
         None, "dataset whose validation accuracy is the reward (nb201: cifar10; mobilenet: "
         "imagenet for the OFA predictor, the checkpoint's for a supernet)"
     )
-    K: int | None = _f(None, "number of candidate subspaces (graph nodes; nb201 4, mobilenet 10)")
-    M: int | None = _f(None, "local search distance: (position, op) edits per step (nb201 4, mobilenet 3)")
-    budget_s: float | None = _f(
+    K: int | None = setting(None, "number of candidate subspaces (graph nodes; nb201 4, mobilenet 10)")
+    M: int | None = setting(None, "local search distance: (position, op) edits per step (nb201 4, mobilenet 3)")
+    budget_s: float | None = setting(
         None, "simulated search-time budget in seconds (default: the data source's)"
     )
-    budget_queries: int | None = _f(
+    budget_queries: int | None = setting(
         None, "budget in charged queries (mobilenet default 10,000, the paper's)"
     )
-    seed: int | None = _f(None, "seed of the first reset (initial centers)")
-    reward: str = _f("improvement", "reward: 'improvement' R(b|a)=val(b)-val(a), or 'absolute' val(b)")
-    update_subspaces: bool = _f(True, "replace a center by a better beta (off: fixed subspaces)")
-    init_centers: tuple[str, ...] | None = _f(
+    seed: int | None = setting(None, "seed of the first reset (initial centers)")
+    reward: str = setting("improvement", "reward: 'improvement' R(b|a)=val(b)-val(a), or 'absolute' val(b)")
+    update_subspaces: bool = setting(True, "replace a center by a better beta (off: fixed subspaces)")
+    init_centers: tuple[str, ...] | None = setting(
         None, "K architecture strings to start from (DSM-NAS+ transfer); default: K random"
     )
-    cache_queries: bool = _f(False, "repeated queries are free (default: every query is charged)")
-    charge_init: bool = _f(
+    cache_queries: bool = setting(False, "repeated queries are free (default: every query is charged)")
+    charge_init: bool = setting(
         False, "charge the K initial centers' queries to the budget (official code: not charged)"
     )
-    limits: tuple[tuple[str, float], ...] | None = _f(
+    limits: tuple[tuple[str, float], ...] | None = setting(
         None, "metric <= value constraints on centers and answers, e.g. {'latency_s': 0.02} "
         "(any per-architecture metric the benchmark provides; mobilenet: macs_m <= 600)"
     )
-    over_limit: str | None = _f(
+    over_limit: str | None = setting(
         None, "a proposal over a limit: 'query' it (the paper: reward as usual, never a "
         "center) or give it a 'penalty' without a query (dsm-macs); default query"
     )
-    options: tuple[tuple[str, Any], ...] = _f(
+    options: tuple[tuple[str, Any], ...] = setting(
         (), "the space's own settings (its SpaceSpec.settings), given as plain keys"
     )
 

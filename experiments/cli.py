@@ -23,6 +23,7 @@ import dataclasses
 from dataclasses import fields
 
 from envs.config import EnvConfig
+from envs.settings import help_of
 from trainables.search import LearnerSettings
 from envs.errors import ConfigError, MissingFileError
 
@@ -38,14 +39,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _help(cls, name: str) -> str:
-    f = next(f for f in fields(cls) if f.name == name)
-    return f"{f.metadata['help']} (default: {f.default})"
 
 
 def _add_search(sub, specs) -> None:
     p = sub.add_parser("search", help="run one DSM-NAS search", description=__doc__)
-    e = lambda name: _help(EnvConfig, name)  # noqa: E731
+    e = lambda name: help_of(EnvConfig, name)  # noqa: E731
     p.add_argument("--space", default=EnvConfig.space, help=e("space"))
     p.add_argument("--dataset", default=EnvConfig.dataset, help=e("dataset"))
     p.add_argument("--budget", dest="budget_s", type=float, default=None, help=e("budget_s"))
@@ -63,7 +61,7 @@ def _add_search(sub, specs) -> None:
                    help=e("init_centers"))
     p.add_argument("--cache", dest="cache_queries", action="store_true", help=e("cache_queries"))
     p.add_argument("--charge-init", action="store_true", help=e("charge_init"))
-    s = lambda name: _help(LearnerSettings, name)  # noqa: E731
+    s = lambda name: help_of(LearnerSettings, name)  # noqa: E731
     p.add_argument("--lr", type=float, default=None,
                    help=s("lr") + "; mobilenet: 3e-4, the paper's")
     p.add_argument("--entropy", type=float, default=None,
@@ -248,14 +246,15 @@ def _add_space_options(p, specs) -> None:
             _OPTION_DESTS[dest] = f.name
             default = "" if f.default is None else f" (default: {f.default})"
             group.add_argument("--" + f.name.replace("_", "-"), dest=dest,
-                               type=_arg_type(hints.get(f.name)), default=argparse.SUPPRESS,
+                               metavar=f.name.upper(), type=_arg_type(hints.get(f.name)),
+                               default=argparse.SUPPRESS,
                                help=f"{f.metadata.get('help', '')}{default}")
         for alias in aliases:
             seen.add(alias)
             dest = f"space_{alias}"
             _OPTION_DESTS[dest] = alias
             group.add_argument("--" + alias.replace("_", "-"), dest=dest, type=float,
-                               default=argparse.SUPPRESS,
+                               metavar="VALUE", default=argparse.SUPPRESS,
                                help=f"shorthand for --limit {spec.limit_aliases[alias]}=VALUE")
 
 
@@ -282,7 +281,7 @@ def _add_limit_options(p) -> None:
                         "benchmark provides (nb201: latency_s, params_mb, flops_m; mobilenet: "
                         "macs_m); repeatable")
     p.add_argument("--over-limit", default=None, choices=("query", "penalty"),
-                   help=_help(EnvConfig, "over_limit"))
+                   help=help_of(EnvConfig, "over_limit"))
 
 
 def _env_options(args) -> dict:
@@ -316,13 +315,13 @@ def _serve_trials(env: dict, sets, actors: int | None, gpus: float | None,
                   address: str | None) -> list[str]:
     """Start the evaluator actors that every trial shares (when asked for) and add their
     name to the trials' env settings (`sets`, env.KEY=VALUE items, over `env`)."""
-    from experiments.compare import parse_value
+    from experiments.compare import split_set
 
     sets = list(sets or [])
     if not actors and gpus is None:
         return sets
-    given = dict(item[len("env."):].split("=", 1) for item in sets if item.startswith("env."))
-    cfg = EnvConfig.from_dict({**env, **{k: parse_value(v) for k, v in given.items()}})
+    given = {key: value for target, key, value in map(split_set, sets) if target == "env"}
+    cfg = EnvConfig.from_dict({**env, **given})
     name = _evaluator_service(cfg, actors or 0, gpus, address)
     return [*sets, f"env.evaluator_service={name}"]
 
@@ -448,27 +447,32 @@ def _add_compare(sub, specs) -> None:
     p.set_defaults(run=_compare)
 
 
+def _setting_flag(p, cls, name: str, **kw) -> None:
+    """`--NAME` for field `name` of settings class `cls`: its type, default and help."""
+    import typing
+
+    f = next(f for f in fields(cls) if f.name == name)
+    hint = typing.get_type_hints(cls)[name]
+    p.add_argument("--" + name.replace("_", "-"), type=_arg_type(hint), default=f.default,
+                   help=help_of(cls, name), **kw)
+
+
 def _add_run_options(p, specs) -> None:
     """Options shared by `compare` and `ablate`: seeds, data, budget, output, cluster, retries."""
-    e = lambda name: _help(EnvConfig, name)  # noqa: E731
-    p.add_argument("--seeds", type=int, default=10, help="runs per method (default: 10)")
-    p.add_argument("--first-seed", type=int, default=0,
-                   help="seeds are FIRST-SEED .. FIRST-SEED+SEEDS-1 (default: 0)")
+    e = lambda name: help_of(EnvConfig, name)  # noqa: E731
+    from experiments.compare import RunSettings
+
+    run = lambda name, **kw: _setting_flag(p, RunSettings, name, **kw)  # noqa: E731
+    run("seeds")
+    run("first_seed")
     p.add_argument("--space", default=EnvConfig.space, help=e("space"))
     p.add_argument("--dataset", default=EnvConfig.dataset, help=e("dataset"))
     p.add_argument("--budget", dest="budget_s", type=float, default=None, help=e("budget_s"))
     p.add_argument("--budget-queries", type=int, default=None, help=e("budget_queries"))
     _add_limit_options(p)
     _add_space_options(p, specs)
-    p.add_argument("--out", default=None,
-                   help="output folder (default: runs/<command>-<time>)")
-    p.add_argument("--address", default=None,
-                   help="address of a running Ray cluster (e.g. auto or HOST:6379); "
-                        "default: start a local Ray")
-    p.add_argument("--max-concurrent", type=int, default=None,
-                   help="most trials at once (default: one per free CPU)")
-    p.add_argument("--retries", type=int, default=2,
-                   help="times a failed run is retried before it counts as failed (default: 2)")
+    for name in ("out", "address", "max_concurrent", "retries"):
+        run(name)
     p.add_argument("--resume", action="store_true",
                    help="--out already holds runs.csv of the same plan: keep its ok runs, run "
                         "only the failed and missing ones, report over all")
@@ -565,7 +569,7 @@ def _add_sweep(sub, specs) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    h = lambda name: _help(SweepSettings, name)  # noqa: E731
+    h = lambda name: help_of(SweepSettings, name)  # noqa: E731
     for name in ("K", "M", "entropy"):
         f = next(f for f in fields(SweepSettings) if f.name == name)
         v = name[0].upper()

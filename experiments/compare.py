@@ -35,6 +35,7 @@ import pandas as pd
 
 from envs.benchmarks.base import budget_text
 from envs.config import EnvConfig
+from envs.settings import setting
 from experiments import report
 from trainables.methods import check_method, method_names
 from envs.errors import ConfigError
@@ -42,6 +43,21 @@ from envs.errors import ConfigError
 _LABEL = re.compile(r"^[A-Za-z0-9_+-]+$")
 REFERENCE = "dsm"
 """The method that the Welch t-tests compare against."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a comparison, an ablation or a sweep runs: their shared flags and sweep-file keys."""
+
+    seeds: int = setting(10, "runs per method (per configuration in a sweep)")
+    first_seed: int = setting(0, "seeds are first_seed .. first_seed+seeds-1")
+    out: str | None = setting(None, "output folder (default: runs/<command>-<time>)")
+    address: str | None = setting(
+        None, "address of a running Ray cluster (e.g. auto or HOST:6379); default: start a "
+        "local Ray")
+    max_concurrent: int | None = setting(
+        None, "most trials at once (default: as the resources allow)")
+    retries: int = setting(2, "times a failed run is retried before it counts as failed")
 
 
 @dataclass(frozen=True)
@@ -120,6 +136,16 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def split_set(item: str) -> tuple[str, str, Any]:
+    """One `--set TARGET.KEY=VALUE` item (also a sweep file's `set` entry): (target, key,
+    value parsed by `parse_value`); the key may itself hold dots (`dsm.env.K`)."""
+    target, eq, value = str(item).partition("=")
+    prefix, dot, key = target.partition(".")
+    if not (eq and dot and key and prefix):
+        raise ConfigError(f"--set {item!r}: expected METHOD.KEY=VALUE (or env.KEY=VALUE)")
+    return prefix, key, parse_value(value)
+
+
 def apply_sets(
     specs: Sequence[MethodSpec], sets: Sequence[str]
 ) -> tuple[list[MethodSpec], dict[str, Any]]:
@@ -129,16 +155,13 @@ def apply_sets(
     own_env = {s.label: dict(s.env) for s in specs}
     env: dict[str, Any] = {}
     for item in sets:
-        target, eq, value = item.partition("=")
-        label, dot, key = target.partition(".")
-        if not (eq and dot and key):
-            raise ConfigError(f"--set {item!r}: expected METHOD.KEY=VALUE (or env.KEY=VALUE)")
+        label, key, value = split_set(item)
         if label == "env":
-            env[key] = parse_value(value)
+            env[key] = value
         elif label in settings and key.startswith("env."):
-            own_env[label][key[len("env."):]] = parse_value(value)
+            own_env[label][key[len("env."):]] = value
         elif label in settings:
-            settings[label][key] = parse_value(value)
+            settings[label][key] = value
         else:
             raise ConfigError(
                 f"--set {item!r}: {label!r} is not a compared method; "

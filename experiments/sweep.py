@@ -27,7 +27,8 @@ import dataclasses
 import itertools
 import math
 import os
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -42,9 +43,12 @@ import yaml  # noqa: E402
 from envs.config import EnvConfig  # noqa: E402
 from envs.registry import get_spec  # noqa: E402
 from experiments import report  # noqa: E402
-from experiments.compare import ComparePlan, MethodSpec, parse_value, plan_compare  # noqa: E402
+from experiments.compare import (  # noqa: E402
+    ComparePlan, MethodSpec, RunSettings, plan_compare, split_set,
+)
 from trainables.search import LearnerSettings  # noqa: E402
 from envs.errors import ConfigError, MissingFileError
+from envs.settings import setting
 
 SWEEP_DIR = Path(__file__).resolve().parent / "sweeps"
 """Where named sweep files live: `--config NAME` reads `SWEEP_DIR/NAME.yaml`."""
@@ -56,43 +60,31 @@ MIN_COLOR_RANGE = 0.2
 """Smallest accuracy range (points) the heatmap's colours span."""
 
 
-def _f(default, help: str, **kw):
-    return field(default=default, metadata={"help": help}, **kw)
-
 
 @dataclass(frozen=True)
-class SweepSettings:
+class SweepSettings(RunSettings):
     """What a sweep runs; the keys of a sweep file. Lists are given as YAML lists, one
     value, or comma-separated text ("2,4,8")."""
 
-    K: tuple[int, ...] = _f((), "number of candidate subspaces, values swept (default: the "
+    K: tuple[int, ...] = setting((), "number of candidate subspaces, values swept (default: the "
                             "space's, nb201 4, mobilenet 10)")
-    M: tuple[int, ...] = _f((), "local search distance, values swept (default: the space's, "
+    M: tuple[int, ...] = setting((), "local search distance, values swept (default: the space's, "
                             "nb201 4, mobilenet 3)")
-    entropy: tuple[float, ...] = _f((), "entropy weight, values swept (default: the space's, "
+    entropy: tuple[float, ...] = setting((), "entropy weight, values swept (default: the space's, "
                                     "nb201 7.5e-4, mobilenet 1e-3)")
-    mode: str = _f("grid", "grid: every combination; random: `samples` of them")
-    samples: int | None = _f(None, "configurations drawn in random mode")
-    draw_seed: int = _f(0, "seed of the random mode's draw")
-    seeds: int = _f(10, "runs per configuration")
-    first_seed: int = _f(0, "seeds are first_seed .. first_seed+seeds-1")
-    space: str = _f(EnvConfig.space, "search space")
-    dataset: str = _f(EnvConfig.dataset, "dataset whose validation accuracy is the reward")
-    table: str | None = _f(None, "NAS-Bench-201 table or official file; default: embedded data")
-    budget: float | None = _f(None, "simulated seconds per search; default: the data source's")
-    out: str | None = _f(None, "output folder; default: runs/sweep-<time>")
-    address: str | None = _f(None, "a running Ray cluster (auto, HOST:6379); default: local Ray")
-    max_concurrent: int | None = _f(None, "most trials at once; default: as resources allow")
-    retries: int = _f(2, "times a failed run is retried")
-    set: tuple[str, ...] = _f((), "env.KEY=VALUE (every run's env) or dsm.KEY=VALUE items")
-    cpus_per_trial: float = _f(1.0, "CPUs each trial reserves (torch uses that many threads)")
-    gpus_per_trial: float = _f(0.0, "GPUs each trial reserves")
+    mode: str = setting("grid", "grid: every combination; random: `samples` of them")
+    samples: int | None = setting(None, "configurations drawn in random mode")
+    draw_seed: int = setting(0, "seed of the random mode's draw")
+    space: str = setting(EnvConfig.space, "search space")
+    dataset: str = setting(EnvConfig.dataset, "dataset whose validation accuracy is the reward")
+    table: str | None = setting(None, "NAS-Bench-201 table or official file; default: embedded data")
+    budget: float | None = setting(None, "simulated seconds per search; default: the data source's")
+    set: tuple[str, ...] = setting((), "env.KEY=VALUE (every run's env) or dsm.KEY=VALUE items")
+    cpus_per_trial: float = setting(1.0, "CPUs each trial reserves (torch uses that many threads)")
+    gpus_per_trial: float = setting(0.0, "GPUs each trial reserves")
 
 
 KEYS = tuple(f.name for f in dataclasses.fields(SweepSettings))
-_INT_KEYS = ("samples", "draw_seed", "seeds", "first_seed", "max_concurrent", "retries")
-_FLOAT_KEYS = ("budget", "cpus_per_trial", "gpus_per_trial")
-_STR_KEYS = ("mode", "space", "dataset", "table", "out", "address")
 
 
 @dataclass(frozen=True)
@@ -191,7 +183,7 @@ def resolve_settings(
             values[key] = parse_values(key, values[key], int)
     if "entropy" in values:
         values["entropy"] = parse_values("entropy", values["entropy"], float)
-    for key in _INT_KEYS + _FLOAT_KEYS + _STR_KEYS:
+    for key in set(KEYS) - {"K", "M", "entropy", "set"}:
         if values.get(key) is not None:
             values[key] = _scalar(key, values[key])
     settings = SweepSettings(**values)
@@ -248,13 +240,20 @@ def _number(name: str, item: Any, kind: type) -> int | float:
 
 
 def _scalar(key: str, value: Any) -> Any:
-    if key in _INT_KEYS:
-        return _number(key, value, int)
-    if key in _FLOAT_KEYS:
-        return _number(key, value, float)
+    """A scalar setting as its field's type says (YAML may give "2e4" as text)."""
+    kind = _kind(key)
+    if kind in (int, float):
+        return _number(key, value, kind)
     if not isinstance(value, str):
         raise ConfigError(f"{key} must be text, got {value!r}")
     return value
+
+
+def _kind(key: str) -> type:
+    """int, float or str: the non-None type of SweepSettings' field `key`."""
+    hint = typing.get_type_hints(SweepSettings)[key]
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    return args[0]
 
 
 def _check(s: SweepSettings) -> None:
@@ -301,22 +300,24 @@ def split_sets(sets: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     env_sets: list[str] = []
     dsm: dict[str, Any] = {}
     for item in sets:
-        target, eq, value = item.partition("=")
-        prefix, dot, key = target.partition(".")
-        if not (eq and dot and key) or prefix not in ("env", "dsm"):
+        try:
+            prefix, key, value = split_set(item)
+        except ConfigError:
+            prefix, key, value = "", "", None
+        if prefix not in ("env", "dsm"):
             raise ConfigError(f"--set {item!r}: a sweep takes env.KEY=VALUE or dsm.KEY=VALUE")
         if (prefix, key) in (("env", "K"), ("env", "M"), ("dsm", "entropy")):
             raise ConfigError(f"--set {item!r}: {key} is swept; use --{key}")
         if prefix == "env":
             env_sets.append(item)
         else:
-            dsm[key] = parse_value(value)
+            dsm[key] = value
     return env_sets, dsm
 
 
 def plan_sweep(settings: SweepSettings) -> SweepPlan:
     """Everything checked without Ray (configurations, `--set`, data, resources)."""
-    from trainables.settings import parse_settings
+    from envs.settings import parse_settings
 
     settings = with_space_defaults(settings)
     configs = configurations(settings)

@@ -3,6 +3,8 @@ so that they reach Tune's worker processes as a user's plug-in would.
 
 `FAILING`: NAS-Bench-201 whose benchmark raises after `fail_after` queries: a run that passes
 every check before Ray starts and then fails inside its trial.
+`TOY`: a space of its own (5 positions x 4 choices, a query budget, a limitable `size` metric,
+test scores for reports) in a few lines: what a plug-in needs and nothing more.
 """
 
 from __future__ import annotations
@@ -40,4 +42,69 @@ def _failing(cfg) -> FailingBenchmark:
 FAILING = SpaceSpec(
     name="nb201-failing", space=NB201Space, benchmark=_failing, settings=FailingSettings,
     env_defaults={"dataset": "cifar10", "K": 4, "M": 4},
+)
+
+
+# -- TOY: a space of its own, budget in queries, one limitable metric ---------------------------
+import numpy as np  # noqa: E402
+
+from envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query  # noqa: E402
+from envs.settings import setting  # noqa: E402
+from envs.spaces.base import SearchSpace  # noqa: E402
+
+
+class ToySpace(SearchSpace):
+    """5 positions x 4 choices; the text form is the digits, e.g. '01230'."""
+
+    name = "toy"
+    L, C = 5, 4
+
+    def parse(self, text):
+        if not (isinstance(text, str) and len(text) == self.L and set(text) <= set("0123")):
+            raise ValueError(f"not a toy architecture: {text!r}")
+        return np.array([int(c) for c in text], dtype=np.int64)
+
+    def format(self, tokens):
+        return "".join(str(int(t)) for t in tokens)
+
+
+@dataclass(frozen=True)
+class ToySettings:
+    peak: str = setting("31203", "the best architecture")
+
+
+class ToyBenchmark(Benchmark):
+    """Accuracy falls with the distance to `peak`; `size` is the sum of the tokens."""
+
+    space = ToySpace()
+    val_metric = "toy_val"
+    metrics = {"size": Metric("token sum")}
+
+    def __init__(self, peak: str, budget_queries: int, cache: bool):
+        self.peak = self.space.parse(peak)
+        self.dataset, self.source = "toy", "toy"
+        self.clock = BudgetClock(budget_queries=budget_queries, cache_queries=cache)
+
+    def _val(self, tokens):
+        return 90.0 - 7.0 * float(np.abs(np.asarray(tokens) - self.peak).sum()) / self.space.L
+
+    def query(self, tokens, charge=True):
+        if charge and not self.clock.charge(self.space.key(tokens), 0.0)[0]:
+            return None
+        return Query(self._val(tokens), 0.0)
+
+    def cost_s(self, tokens):
+        return 0.0
+
+    def report(self, tokens):
+        return {"toy": self._val(tokens) - 1.0}
+
+    def metric(self, name, tokens):
+        return float(np.sum(tokens)) if name == "size" else super().metric(name, tokens)
+
+
+TOY = SpaceSpec(
+    name="toy", space=ToySpace, settings=ToySettings,
+    benchmark=lambda cfg: ToyBenchmark(cfg.peak, cfg.budget_queries, cfg.cache_queries),
+    env_defaults={"K": 3, "M": 2, "budget_queries": 40}, budget="queries",
 )

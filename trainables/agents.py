@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from envs import DSMNASEnv, EnvConfig
-from trainables.settings import parse_settings
+from envs.settings import parse_settings
 from trainables.search import (
     LearnerSettings,
     SearchResult,

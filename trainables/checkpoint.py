@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from envs import DSMNASEnv, history_frame
 from envs.errors import ConfigError, MissingFileError

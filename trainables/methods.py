@@ -18,7 +18,7 @@ from typing import Any, Callable
 from envs import EnvConfig
 from envs.errors import ConfigError
 from trainables.search import SearchResult
-from trainables.settings import parse_settings
+from envs.settings import parse_settings
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,10 @@ def check_method(method: str, env_config: EnvConfig, settings: dict[str, Any] | 
         try:
             _import(m.check)(env_config, dict(settings or {}))
         except ConfigError as e:
-            raise ConfigError(f"{label or method}: {e}") from None
+            name = label or method
+            if str(e).startswith(name):
+                raise
+            raise ConfigError(f"{name}: {e}") from None
 
 
 def run_method(

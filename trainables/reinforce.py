@@ -54,6 +54,7 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.typing import ModuleID, StateDict, TensorType
 from ray.tune import Trainable
 from envs.errors import ConfigError
+from trainables.learner import LearnerSettings
 
 __all__ = [
     "REINFORCE",
@@ -93,30 +94,31 @@ def ema_baseline_advantages(
 
 
 class REINFORCEConfig(AlgorithmConfig):
-    """Settings of `REINFORCE`; defaults are the paper's NAS-Bench-201 ones.
+    """Settings of `REINFORCE`; defaults are `trainables.learner.LearnerSettings`' (the
+    paper's NAS-Bench-201 ones).
 
     REINFORCE-specific fields (set them with `.training(...)`):
-        baseline_decay: weight of the old baseline in the reward EMA (0.9, official code).
-        entropy_coeff: weight of the entropy bonus (7.5e-4, the paper on NB201).
-        weight_decay: Adam weight decay (0.0; the official NB201 code uses 2.37e-5).
+        baseline_decay: weight of the old baseline in the reward EMA (official code: 0.9).
+        entropy_coeff: weight of the entropy bonus (`LearnerSettings.entropy`).
+        weight_decay: Adam weight decay (the official NB201 code uses 2.37e-5).
         share_module_in_process: when the only Learner and the only EnvRunner live in
             the driver process on the same device, let the EnvRunner sample with the
             Learner's module object instead of a copy, so no weights are copied after
             each update (True). Sampling and updating alternate in one thread, so the
             sampler always sees the latest weights, exactly as after a weight sync.
     Inherited fields with REINFORCE defaults:
-        lr: Adam learning rate (1e-2, the paper on NB201).
-        train_batch_size: env steps (architecture queries) per update (1, the paper).
+        lr: Adam learning rate.
+        train_batch_size: env steps (architecture queries) per update (the paper: 1).
         grad_clip / grad_clip_by: optional gradient clipping (off).
     """
 
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class or REINFORCE)
-        self.lr = 1e-2
-        self.train_batch_size = 1
-        self.baseline_decay = 0.9
-        self.entropy_coeff = 7.5e-4
-        self.weight_decay = 0.0
+        self.lr = LearnerSettings.lr
+        self.train_batch_size = LearnerSettings.batch_size
+        self.baseline_decay = LearnerSettings.baseline_decay
+        self.entropy_coeff = LearnerSettings.entropy
+        self.weight_decay = LearnerSettings.weight_decay
         self.share_module_in_process = True
         # One DSM-NAS episode is a whole search (~200 steps): never wait for its end;
         # "auto" makes the fragments of all env runners add up to the train batch.
@@ -408,14 +410,14 @@ def reinforce_config(
     env: Any,
     env_config: Optional[Dict[str, Any]] = None,
     model_config: Optional[Dict[str, Any]] = None,
-    lr: float = 1e-2,
-    entropy_coeff: float = 7.5e-4,
+    lr: float = LearnerSettings.lr,
+    entropy_coeff: float = LearnerSettings.entropy,
     seed: Optional[int] = None,
     *,
     module_class: Optional[type] = None,
-    baseline_decay: float = 0.9,
-    weight_decay: float = 0.0,
-    train_batch_size: int = 1,
+    baseline_decay: float = LearnerSettings.baseline_decay,
+    weight_decay: float = LearnerSettings.weight_decay,
+    train_batch_size: int = LearnerSettings.batch_size,
     grad_clip: Optional[float] = None,
     num_env_runners: int = 0,
 ) -> REINFORCEConfig:

@@ -24,39 +24,8 @@ import pandas as pd
 from envs import DSMNASEnv, EnvConfig, history_frame
 from envs.benchmarks.base import progress_text
 from envs.errors import ConfigError
+from trainables.learner import LearnerSettings
 
-
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass(frozen=True)
-class LearnerSettings:
-    """REINFORCE settings; defaults are the paper's for NAS-Bench-201."""
-
-    lr: float = _f(1e-2, "Adam learning rate")
-    entropy: float = _f(7.5e-4, "entropy weight (lambda)")
-    baseline_decay: float = _f(0.9, "decay of the reward's moving-average baseline")
-    weight_decay: float = _f(0.0, "Adam weight decay")
-    batch_size: int = _f(1, "environment steps (queries) per policy update")
-    use_graph: bool = _f(True, "GNN over the subspace graph (off: per-node FC, Fig. 8b)")
-    mask_noop_edits: bool = _f(
-        False, "never pick the op the center already has at the edited position (dsm-nonoop)"
-    )
-
-    def __post_init__(self):
-        for name, ok, what in (
-            ("lr", lambda v: v > 0, "a number > 0"),
-            ("entropy", lambda v: v >= 0, "a number >= 0"),
-            ("baseline_decay", lambda v: 0 <= v < 1, "a number in [0, 1)"),
-            ("weight_decay", lambda v: v >= 0, "a number >= 0"),
-        ):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(v):
-                raise ConfigError(f"{name} must be {what}, got {v!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
-                or self.batch_size < 1:
-            raise ConfigError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
 
 
 def learner_for_space(space: str, learner: LearnerSettings, given=()) -> LearnerSettings:
@@ -241,7 +210,7 @@ def run_episode_search(
 
 def run_dsm(env_config: EnvConfig, settings: dict[str, Any], progress=None) -> SearchResult:
     """`run_search` with `LearnerSettings` from a dict (the methods registry's signature)."""
-    from trainables.settings import parse_settings
+    from envs.settings import parse_settings
 
     (learner,) = parse_settings("dsm", settings, LearnerSettings)
     return run_search(env_config, learner_for_space(env_config.space, learner, settings), progress=progress)

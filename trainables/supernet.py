@@ -30,7 +30,7 @@ import math
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -45,13 +45,11 @@ from envs.benchmarks.supernet import (
 )
 from envs.benchmarks.images import FASHION_MNIST, data_name, load_images, resolve_data
 from envs.errors import ConfigError
+from envs.settings import setting
 
 CHECKPOINT_FILE = "supernet.pt"
 RESULTS_FILE = "train.json"
 
-
-def _f(default, help: str, **kw):
-    return field(default=default, metadata={"help": help}, **kw)
 
 
 @dataclass(frozen=True)
@@ -59,23 +57,23 @@ class SupernetTrainSettings:
     """How a supernet is trained; `resume` requires the same values as the run it continues
     (except `minutes`, `checkpoint_every`, `progress_every` and `device`)."""
 
-    data: str = _f(FASHION_MNIST, "'fashion-mnist' or an image folder (one subfolder per class)")
-    resolution: int = _f(32, "image side in pixels")
-    width_mult: float = _f(1.0, "OFA MobileNetV3 width, 1.0 or 1.2")
-    steps: int = _f(900, "optimizer steps (the learning-rate schedule spans them)")
-    batch_size: int = _f(128, "images per step (every subnet of the step sees the same batch)")
-    lr: float = _f(0.1, "peak SGD learning rate (Nesterov momentum 0.9, cosine decay)")
-    weight_decay: float = _f(3e-5, "L2 on convolution and linear weights (not BN, not biases)")
-    warmup_steps: int = _f(50, "linear learning-rate warm-up steps")
-    label_smoothing: float = _f(0.1, "cross-entropy label smoothing")
-    dropout: float = _f(0.0, "dropout before the classifier")
-    n_random: int = _f(1, "random subnets per step, besides the largest")
-    smallest: bool = _f(False, "also train the smallest subnet every step (full sandwich)")
-    seed: int = _f(0, "seeds the weights, batch order and subnet sampling")
-    checkpoint_every: int = _f(100, "steps between checkpoints (0: only when stopping)")
-    minutes: float | None = _f(None, "wall-clock limit: checkpoint and stop when reached")
-    progress_every: int = _f(20, "steps between progress lines")
-    device: str = _f("cpu", "'cpu' or 'cuda'")
+    data: str = setting(FASHION_MNIST, "'fashion-mnist' or an image folder (one subfolder per class)")
+    resolution: int = setting(32, "image side in pixels")
+    width_mult: float = setting(1.0, "OFA MobileNetV3 width, 1.0 or 1.2")
+    steps: int = setting(900, "optimizer steps (the learning-rate schedule spans them)")
+    batch_size: int = setting(128, "images per step (every subnet of the step sees the same batch)")
+    lr: float = setting(0.1, "peak SGD learning rate (Nesterov momentum 0.9, cosine decay)")
+    weight_decay: float = setting(3e-5, "L2 on convolution and linear weights (not BN, not biases)")
+    warmup_steps: int = setting(50, "linear learning-rate warm-up steps")
+    label_smoothing: float = setting(0.1, "cross-entropy label smoothing")
+    dropout: float = setting(0.0, "dropout before the classifier")
+    n_random: int = setting(1, "random subnets per step, besides the largest")
+    smallest: bool = setting(False, "also train the smallest subnet every step (full sandwich)")
+    seed: int = setting(0, "seeds the weights, batch order and subnet sampling")
+    checkpoint_every: int = setting(100, "steps between checkpoints (0: only when stopping)")
+    minutes: float | None = setting(None, "wall-clock limit: checkpoint and stop when reached")
+    progress_every: int = setting(20, "steps between progress lines")
+    device: str = setting("cpu", "'cpu' or 'cuda'")
 
     def __post_init__(self):
         for name in ("resolution", "steps", "batch_size", "n_random"):

@@ -24,7 +24,7 @@ from typing import Any
 
 from envs import EnvConfig
 from trainables.search import LearnerSettings, SearchResult, learner_for_space, run_search
-from trainables.settings import parse_settings
+from envs.settings import parse_settings
 from envs.errors import ConfigError
 
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import abc
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
 from envs.registry import SpaceSpec
+from envs.settings import setting
 from envs.spaces.mobilenet import MobileNetSpace, macs_m
 from envs.errors import ConfigError, MissingFileError
 
@@ -273,27 +274,25 @@ EVALUATORS = ("predictor", "supernet", "fitted")
 weight-sharing supernet evaluated on held-out images, or an MLP fitted to supernet scores."""
 
 
-def _h(help: str, default=None):
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass(frozen=True)
 class MobileNetSettings:
     """The MobileNet-like space's own env settings."""
 
-    evaluator: str = _h(f"reward: {', '.join(EVALUATORS)}", "predictor")
-    predictor: str | None = _h(
-        "predictor file: OFA's acc_predictor.pth (default ~/.torch/acc_predictor.pth) or a "
-        "fitted predictor (`dsmnas fit-predictor`)")
-    checkpoint: str | None = _h("supernet checkpoint (`dsmnas train-supernet`)")
-    data: str | None = _h("images for the supernet evaluator (default: the checkpoint's)")
-    resolution: int | None = _h(
-        "search resolution (predictor default 224; supernet: the checkpoint's)")
-    width_mult: float | None = _h(
-        "OFA supernet width, 1.0 or 1.2 (predictor default 1.2; supernet: the checkpoint's)")
-    macs_resolution: int = _h("resolution at which MACs (and their limit) are counted", 224)
-    evaluator_service: str | None = _h(
-        "name of running supernet evaluator actors (default: evaluate in-process)")
+    evaluator: str = setting("predictor", f"reward: {', '.join(EVALUATORS)}")
+    predictor: str | None = setting(
+        None, "predictor file: OFA's acc_predictor.pth (default ~/.torch/acc_predictor.pth) "
+        "or a fitted predictor (`dsmnas fit-predictor`)")
+    checkpoint: str | None = setting(None, "supernet checkpoint (`dsmnas train-supernet`)")
+    data: str | None = setting(
+        None, "images for the supernet evaluator (default: the checkpoint's)")
+    resolution: int | None = setting(
+        None, "search resolution (predictor default 224; supernet: the checkpoint's)")
+    width_mult: float | None = setting(
+        None, "OFA supernet width, 1.0 or 1.2 (predictor default 1.2; supernet: the "
+        "checkpoint's)")
+    macs_resolution: int = setting(224, "resolution at which MACs (and their limit) are counted")
+    evaluator_service: str | None = setting(
+        None, "name of running supernet evaluator actors (default: evaluate in-process)")
 
     def __post_init__(self):
         if self.evaluator not in EVALUATORS:

@@ -35,6 +35,7 @@ import pandas as pd
 
 from envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
 from envs.registry import SpaceSpec
+from envs.settings import setting
 from envs.spaces.nb201 import NUM_ARCHS, NB201Space, code, decode
 from envs.errors import ConfigError, MissingFileError
 
@@ -257,8 +258,8 @@ class NB201Benchmark(Benchmark):
 class NB201Settings:
     """NAS-Bench-201's own env settings."""
 
-    table: str | None = field(default=None, metadata={
-        "help": "NAS-Bench-201 table (CSV/CSV.gz) or official file; default: embedded data"})
+    table: str | None = setting(
+        None, "NAS-Bench-201 table (CSV/CSV.gz) or official file; default: embedded data")
 
 
 def make_nb201_benchmark(cfg) -> NB201Benchmark:

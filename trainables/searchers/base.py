@@ -23,7 +23,7 @@ from envs import EnvConfig, QueryRecord, history_frame
 from envs.benchmarks import Benchmark, make_benchmark
 from envs.benchmarks.base import progress_text
 from envs.spaces import get_space
-from trainables.settings import parse_settings  # noqa: F401  (re-exported)
+from envs.settings import parse_settings  # noqa: F401  (re-exported)
 from trainables.search import SearchResult
 from envs.errors import ConfigError
 

@@ -1,8 +1,10 @@
-"""Method settings from a plain dict (the registry's `settings`): one rule for every method.
+"""Settings dataclasses: one way to declare a field, one way to build them from plain values.
 
-A settings dataclass documents each field once (a docstring under it, or `metadata["help"]`);
-`parse_settings` builds it from `--set` values, a sweep file or Python, refusing unknown keys
-and values of the wrong type with one `ConfigError` before anything runs.
+Every settings class of the project (the env's, a space's, the learner's, each method's, a
+sweep's) is a dataclass whose fields are declared with `setting(default, help)`: the help is
+written once and becomes the CLI's help. `parse_settings` builds such classes from `--set`
+values, a sweep file or Python, refusing unknown keys and values of the wrong type with one
+`ConfigError` before anything runs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,26 @@ import typing
 from typing import Any, Union
 
 from envs.errors import ConfigError
+
+
+def setting(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field with its one-line help (shown by the CLI and the docs)."""
+    return dataclasses.field(default=default, metadata={"help": help}, **kw)
+
+
+def help_of(cls: type, name: str) -> str:
+    """The help of field `name` of settings class `cls`, with its default (unless None)."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    default = "" if f.default is None else f" (default: {f.default})"
+    return f"{f.metadata.get('help', '')}{default}"
+
+
+def check_types(owner: str, cls: type, values: dict[str, Any]) -> None:
+    """ConfigError naming the first of `values` whose type is not its field's in `cls`."""
+    hints = _hints(cls)
+    for key, value in values.items():
+        if key in hints and not _matches(value, hints[key]):
+            raise ConfigError(f"{owner} setting {key}={value!r}: expected {_describe(hints[key])}")
 
 
 def parse_settings(method: str, values: dict[str, Any] | None, *classes: type) -> tuple:
@@ -32,12 +54,7 @@ def parse_settings(method: str, values: dict[str, Any] | None, *classes: type) -
     out = []
     for cls, n in zip(classes, names):
         given = {k: v for k, v in values.items() if k in n}
-        hints = _hints(cls)
-        for key, value in given.items():
-            if key in hints and not _matches(value, hints[key]):
-                raise ConfigError(
-                    f"{method} setting {key}={value!r}: expected {_describe(hints[key])}"
-                )
+        check_types(method, cls, given)
         try:
             out.append(cls(**given))
         except TypeError as e:  # a settings class with required fields
