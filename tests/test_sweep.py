@@ -50,6 +50,30 @@ def test_plan_gives_each_configuration_its_env_and_entropy():
     assert plan.reference == "K2-M3-ent0.00075"  # the paper's K4-M4 is not swept
 
 
+def test_parameters_not_swept_take_the_spaces_own_values():
+    # the bug: `--space mobilenet --M 1,3` planned NB201's K = 4 and entropy 7.5e-4
+    s = sweep.with_space_defaults(resolve_settings(flags={"space": "mobilenet", "M": "1,3"}))
+    assert (s.K, s.M, s.entropy) == ((10,), (1, 3), (1e-3,))
+    assert [c.label for c in configurations(s)] == ["K10-M1-ent0.001", "K10-M3-ent0.001"]
+    assert sweep.paper_config("mobilenet") == Config(10, 3, 1e-3)
+    assert sweep.paper_config("nb201") == Config(4, 4, 7.5e-4)
+    # a plug-in space's own defaults too
+    toy = sweep.with_space_defaults(resolve_settings(flags={"space": "tests.fixture_spaces:TOY"}))
+    assert (toy.K, toy.M) == ((3,), (2,))
+
+
+def test_mobilenet_sweep_plans_the_papers_values_and_reference(ofa_predictor):
+    s = resolve_settings(flags={"space": "mobilenet", "M": "1,3", "seeds": 1,
+                                "set": [f"env.predictor={ofa_predictor}"]})
+    plan = sweep.plan_sweep(s)
+    assert [(m.label, m.settings, m.env) for m in plan.compare.methods] == [
+        ("K10-M1-ent0.001", {"entropy": 1e-3}, {"K": 10, "M": 1}),
+        ("K10-M3-ent0.001", {"entropy": 1e-3}, {"K": 10, "M": 3}),
+    ]
+    assert plan.reference == "K10-M3-ent0.001"  # the paper's mobilenet setting
+    assert plan.compare.env.budget_queries == 10_000
+
+
 def test_random_draw_is_seeded_distinct_and_in_grid_order():
     base = {"K": "1,2,4,8", "M": "1,2,3,4", "entropy": "0,5e-4,1e-3", "samples": 10}
     grid = configurations(resolve_settings(flags={k: v for k, v in base.items() if k != "samples"}))
