@@ -20,6 +20,11 @@ from envs.spaces.nb201 import NB201Space
         (["--table", "/no/such.csv"], "'/no/such.csv' does not exist"),
         (["-K", "1", "--init-from", "|nope|"], "invalid NAS-Bench-201 architecture string '|nope|'"),
         (["--budgt", "5"], "unrecognized arguments: --budgt"),
+        (["--seed", "-1"], "seed must be an integer >= 0, got -1"),
+        (["--space", "mobilenet", "--table", "x.csv"],
+         "unknown environment setting(s) ['table'] for space 'mobilenet'"),
+        (["--space", "nosuchpkg.mod:SPEC"], "cannot import module 'nosuchpkg.mod'"),
+        (["--space", "envs.config:EnvConfig"], "is a EnvConfig, not a SpaceSpec"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
@@ -65,3 +70,24 @@ def test_search_end_to_end_on_the_shared_table(nb201_table, tmp_path, ray_sessio
     assert result["seed"] == 1 and result["config"]["env"]["K"] == 4
     assert result["config"]["val_metric"] == "val_acc_12ep"
     assert "best:" in capsys.readouterr().out
+
+
+def test_a_bug_keeps_its_traceback_and_exit_code_1(monkeypatch):
+    # only ConfigError is bad input; any other exception propagates (Python: exit code 1)
+    import experiments.cli as cli
+
+    def broken(args):
+        raise ValueError("too many values to unpack (expected 8)")
+
+    monkeypatch.setattr(cli, "_search", broken)
+    with pytest.raises(ValueError, match="too many values to unpack"):
+        main(["search"])
+
+
+def test_importing_the_controller_prints_no_warning():
+    # torch-geometric's import calls the deprecated torch.jit.script under torch 2.14
+    out = subprocess.run(
+        [sys.executable, "-W", "error::FutureWarning", "-c", "import policies.gnn"],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
