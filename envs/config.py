@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from envs.errors import ConfigError
 from envs.settings import setting
-from envs.registry import SpaceSpec, get_spec
+from envs.registry import SpaceSpec, get_spec, normalize
 
 REWARDS = ("improvement", "absolute")
 OVER_LIMIT = ("query", "penalty")
@@ -72,6 +72,7 @@ class EnvConfig:
     )
 
     def __init__(self, space: str = "nb201", **values: Any):
+        space = normalize(space)
         spec = get_spec(space)
         generic = {f.name for f in dataclasses.fields(EnvConfig)} - {"space", "options"}
         options = dict(values.pop("options", None) or ())

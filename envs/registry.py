@@ -4,7 +4,8 @@ A space is named in settings (`EnvConfig.space`, `--space`) by
 - a registered short name: the built-in `nb201` and `mobilenet` (`BUILTIN` below), or a name
   that an installed package declares in the `dsmnas.spaces` entry-point group
   (`[project.entry-points."dsmnas.spaces"] myspace = "mypkg.myspace:SPEC"`);
-- an import string `package.module:NAME` naming a `SpaceSpec` (or a function returning one).
+- an import string `package.module:NAME` naming a `SpaceSpec` (or a function returning one);
+- `table:FILE`: your own table of architectures (`envs.benchmarks.table_file`).
 
 Only the name travels in an env config, so every Ray worker and cluster node resolves it again
 by importing the module: a plug-in works wherever its module is importable, and nothing has to
@@ -17,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -32,6 +34,8 @@ BUILTIN: dict[str, str] = {
     "nb201": "envs.benchmarks.nb201:SPEC",
     "mobilenet": "envs.benchmarks.mobilenet:SPEC",
 }
+SCHEMES: dict[str, str] = {"table": "envs.benchmarks.table_file:spec_for"}
+"""Names `SCHEME:ARGUMENT` whose spec a function builds from the argument (`table:FILE`)."""
 BUDGETS = ("seconds", "queries")
 
 
@@ -101,11 +105,22 @@ def space_names() -> tuple[str, ...]:
     return tuple(dict.fromkeys([*BUILTIN, *_entry_points()]))
 
 
+def normalize(name: str) -> str:
+    """The name as it must travel to other processes: `table:FILE` with FILE absolute."""
+    scheme, sep, argument = str(name).partition(":")
+    if sep and scheme in SCHEMES and argument:
+        return f"{scheme}:{os.path.abspath(os.path.expanduser(argument))}"
+    return name
+
+
 def get_spec(name: str) -> SpaceSpec:
-    """The spec registered as `name`, or imported from `package.module:NAME`; ConfigError
-    naming the known names otherwise."""
+    """The spec registered as `name`, built by a scheme (`table:FILE`), or imported from
+    `package.module:NAME`; ConfigError naming the known names otherwise."""
     if not isinstance(name, str) or not name:
         raise ConfigError(f"a search space is a name or 'package.module:NAME', got {name!r}")
+    scheme, sep, argument = name.partition(":")
+    if sep and scheme in SCHEMES:
+        return _import(SCHEMES[scheme], name)(normalize(name))
     return _resolve(name)
 
 
@@ -117,7 +132,17 @@ def _resolve(name: str) -> SpaceSpec:
             f"unknown search space {name!r}; allowed: {', '.join(space_names())}, or "
             f"'package.module:NAME' naming a SpaceSpec"
         )
-    target = target or name
+    spec = _import(target or name, name)
+    if callable(spec) and not isinstance(spec, SpaceSpec):
+        spec = spec()
+    if not isinstance(spec, SpaceSpec):
+        raise ConfigError(f"search space {name!r}: {target or name} is a {type(spec).__name__}, "
+                          f"not a SpaceSpec")
+    return spec
+
+
+def _import(target: str, name: str):
+    """The object `module:attr` names (`name`: the space, for messages)."""
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -129,14 +154,9 @@ def _resolve(name: str) -> SpaceSpec:
             ) from None
         raise
     try:
-        spec = getattr(module, attr)
+        return getattr(module, attr)
     except AttributeError:
         raise ConfigError(f"search space {name!r}: module {module_name!r} has no {attr!r}") from None
-    if callable(spec) and not isinstance(spec, SpaceSpec):
-        spec = spec()
-    if not isinstance(spec, SpaceSpec):
-        raise ConfigError(f"search space {name!r}: {target} is a {type(spec).__name__}, not a SpaceSpec")
-    return spec
 
 
 @functools.lru_cache(maxsize=1)

@@ -108,3 +108,30 @@ TOY = SpaceSpec(
     benchmark=lambda cfg: ToyBenchmark(cfg.peak, cfg.budget_queries, cfg.cache_queries),
     env_defaults={"K": 3, "M": 2, "budget_queries": 40}, budget="queries",
 )
+
+
+# -- a table of one's own (`--space table:FILE`) -----------------------------------------------
+def write_table(folder, cost: bool = False, name: str = "mlp") -> str:
+    """A small CSV in the documented format: 3 positions (activation, width, depth), 16 of the
+    18 combinations present, a reward with one best row, test accuracy and a parameter count;
+    `cost` adds a cost column (the budget is then in simulated seconds). Returns its path."""
+    import itertools
+    from pathlib import Path
+
+    import pandas as pd
+
+    rows = []
+    for act, width, depth in itertools.product(["relu", "tanh"], [16, 32, 64], [1, 2, 3]):
+        if (act, width, depth) in (("tanh", 64, 3), ("relu", 16, 3)):
+            continue  # absent: the space is the rows, not the product
+        val = 60 + 5 * [16, 32, 64].index(width) + 3 * depth - 4 * (act == "tanh")
+        val -= 6 * (width == 64 and depth == 3)  # the best is relu|32|3... or relu|64|2
+        rows.append({"activation": act, "width": width, "depth": depth, "val_acc": val,
+                     "test_acc": val - 1.5, "params_m": width * depth / 100,
+                     **({"train_time_s": 10.0 * depth} if cost else {})})
+    path = Path(folder) / f"{name}.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    fmt = ["metrics: [params_m]", "K: 3", "M: 2"]
+    fmt += ["cost: train_time_s", "budget: 600"] if cost else ["budget: 40"]
+    (Path(folder) / f"{name}.yaml").write_text("\n".join(fmt) + "\n")
+    return str(path)

@@ -4,6 +4,7 @@ history, and a clear refusal (before anything runs) where a method cannot run in
 from __future__ import annotations
 
 import math
+import tempfile
 
 import numpy as np
 import pytest
@@ -13,13 +14,17 @@ from envs.benchmarks import make_benchmark
 from envs.errors import ConfigError
 from experiments.cli import main
 from tests.conftest import OFA_DIR
+from tests.fixture_spaces import write_table
 from trainables.methods import METHODS, check_method, run_method
 
 TOY = "tests.fixture_spaces:TOY"
+# a table of one's own; written once per test session, named by its (absolute) path
+TABLE = "table:" + write_table(tempfile.mkdtemp(prefix="dsmnas-table-"))
 SPACES = {
     # small budgets: ~10 queries on the embedded NAS-Bench-201 data, 40 toy queries
     "nb201": dict(budget_s=20_000.0),
     TOY: dict(),
+    TABLE: dict(),
     "mobilenet": dict(budget_queries=30, predictor=str(OFA_DIR / "acc_predictor.pth")),
 }
 REFUSED = {
@@ -31,6 +36,11 @@ REFUSED = {
     ("ofa-evolution", TOY): "MobileNet-like \\(OFA\\) space only",
     ("dsm-macs", TOY): "dsm-macs needs a limit",
     ("random-mined", "mobilenet"): "splits a budget of simulated seconds",
+    ("random-mined", TABLE): "splits a budget of simulated seconds",
+    ("reinforce", TABLE): "reinforce samples every position from the op mask",
+    ("dsm-plus", TABLE): "dataset must be one of cifar100, ImageNet16-120",
+    ("ofa-evolution", TABLE): "MobileNet-like \\(OFA\\) space only",
+    ("dsm-macs", TABLE): "dsm-macs needs a limit",
     ("dsm-plus", "mobilenet"): "dataset must be one of cifar100, ImageNet16-120",
 }
 
@@ -64,7 +74,7 @@ def check_history(result, cfg: EnvConfig) -> None:
     assert result.val_acc == pytest.approx(bench.query(answer, charge=False).val_acc)
 
 
-@pytest.mark.parametrize("space", list(SPACES))
+@pytest.mark.parametrize("space", list(SPACES), ids=["nb201", "toy", "table", "mobilenet"])
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_runs_or_refuses_in_every_space(method, space, ray_session):
     cfg = _config(space, **EXTRA.get((method, space), {}))

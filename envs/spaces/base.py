@@ -30,6 +30,10 @@ class SearchSpace(abc.ABC):
     name: str
     L: int
     C: int
+    dense: bool = True
+    """Every token vector the op mask allows is an architecture (after `canonical`). False for
+    spaces whose valid architectures are a listed subset (a table's rows): methods that draw
+    whole token vectors from the mask (REINFORCE's controller, random-mined's ball) refuse them."""
 
     # -- text form -------------------------------------------------------------------------
     @abc.abstractmethod

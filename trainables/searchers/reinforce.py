@@ -117,6 +117,17 @@ class LSTMController(nn.Module):
         return np.array(ops), total
 
 
+def check_reinforce(env_config: EnvConfig, settings: dict[str, Any] | None = None) -> None:
+    """The controller draws every position from the op mask: the space must be dense."""
+    from envs.spaces import get_space
+
+    if not get_space(env_config.space).dense:
+        raise ConfigError(
+            f"reinforce samples every position from the op mask, which gives architectures "
+            f"{env_config.spec.name} does not list (a space that is not dense)"
+        )
+
+
 def run_reinforce(
     env_config: EnvConfig,
     settings: dict[str, Any],
@@ -126,6 +137,7 @@ def run_reinforce(
 ) -> SearchResult:
     """One REINFORCE search (settings: `ReinforceSettings`)."""
     (s,) = parse_settings("reinforce", settings, ReinforceSettings)
+    check_reinforce(env_config)
     log = QueryLog(env_config, "reinforce", s, progress, benchmark)
     init_seed, sample_seed = (int(x) for x in make_rng(env_config.seed).integers(2**62, size=2))
     L, C = log.space.L, log.space.C

@@ -136,6 +136,13 @@ def check_random_mined(env_config: EnvConfig, settings: dict[str, Any] | None = 
     if env_config.charge_init:
         # The initial centers' charges could not be replayed: they are not in the history.
         raise ConfigError("random-mined does not support charge_init=True")
+    from envs.spaces import get_space
+
+    if not get_space(env_config.space).dense:
+        raise ConfigError(
+            f"random-mined samples whole Hamming balls, which leave the listed architectures "
+            f"of {env_config.spec.name}"
+        )
 
 
 def run_random_mined(
