@@ -341,10 +341,11 @@ def _evaluator_service(env_cfg: EnvConfig, actors: int, gpus: float | None,
                          "--evaluator supernet")
     if env_cfg.checkpoint is None:
         raise ConfigError("--evaluator-actors needs --checkpoint PATH (`dsmnas train-supernet`)")
-    from envs.benchmarks.supernet import read_checkpoint
+    from envs.evaluators.supernet import read_checkpoint
 
     read_checkpoint(env_cfg.checkpoint)  # a bad path or file fails here, not in an actor
-    from envs.benchmarks.evaluator_service import DEFAULT_NAME, start_evaluators
+    from envs.evaluators.client import DEFAULT_NAME
+    from trainables.evaluator_service import start_evaluators
     from trainables.ray_utils import ensure_ray
 
     ensure_ray(address)
@@ -378,17 +379,17 @@ def _add_fit_predictor(sub) -> None:
 
 
 def _fit_predictor(args) -> int:
-    from envs.benchmarks.fitted import fit_predictor
+    from trainables.fit_predictor import fit_predictor
 
     cfg = EnvConfig(space="mobilenet", evaluator="supernet", checkpoint=args.checkpoint,
                     data=args.data)
     service = _evaluator_service(cfg, args.evaluator_actors, args.gpus_per_evaluator)
     if service is None:
-        from envs.benchmarks.supernet import SubnetEvaluator
+        from envs.evaluators.supernet import SubnetEvaluator
 
         evaluator = SubnetEvaluator(args.checkpoint, data=args.data)
     else:
-        from envs.benchmarks.evaluator_service import EvaluatorClient
+        from envs.evaluators.client import EvaluatorClient
 
         evaluator = EvaluatorClient.connect(service)
     metrics = fit_predictor(evaluator, args.samples, args.out, seed=args.seed,

@@ -1,6 +1,6 @@
 """The supernet evaluator service (named Ray actors, CPU fallback, restart and failover) and the
 fitted predictor. The actors serve a fake evaluator whose accuracy is a known function of the
-arch; one test serves the real `SubnetEvaluator` when `envs.benchmarks.supernet` exists."""
+arch; one test serves the real `SubnetEvaluator` when `envs.evaluators.supernet` exists."""
 
 from __future__ import annotations
 
@@ -13,12 +13,9 @@ import time
 import pytest
 from ray import cloudpickle
 
-from envs.benchmarks.evaluator_service import (
-    EvaluatorClient,
-    actor_options,
-    gpu_fraction,
-    start_evaluators,
-)
+from envs.evaluators.client import EvaluatorClient
+from trainables.evaluator_placement import actor_options, gpu_fraction
+from trainables.evaluator_service import start_evaluators
 
 
 
@@ -91,6 +88,53 @@ def test_placement_rules():
         actor_options({"GPU": 2}, 1, 1.5, 1, None, False)
 
 
+def test_caches_use_the_space_key():
+    """One key: the actor's cache is keyed by `MobileNetSpace.key`, so an arch that differs
+    only in slots beyond a unit's depth (not part of the subnet) is answered from the cache;
+    a malformed dict is a ConfigError."""
+    from envs.errors import ConfigError
+    from envs.evaluators.client import subnet_key
+    from envs.spaces.mobilenet import MobileNetSpace
+    from trainables.evaluator_service import SupernetEvaluatorActor
+
+    space = MobileNetSpace()
+    a = arch(0)  # every unit of depth 2: layers 2 and 3 of each unit are unused
+    padded = {**a, "ks": [7 if j % 4 == 3 else k for j, k in enumerate(a["ks"])]}
+    assert subnet_key(a) == subnet_key(padded) == space.key(space.from_ofa(a))
+    assert subnet_key(space.to_ofa(space.parse("5973-4400-1230-9999-5500"))) == space.key(
+        space.parse("5973-4400-1230-9999-5500"))
+    actor = SupernetEvaluatorActor("fake.pt", factory=FakeEvaluator)
+    assert actor.evaluate([a, padded, arch(1)]) == [true_acc(a), true_acc(a), true_acc(arch(1))]
+    assert actor.stats()["evaluations"] == 2 and actor.stats()["cache_hits"] == 1
+    for bad in ({"ks": [3] * 20, "e": [3] * 20}, {**a, "ks": [4] * 20}, {**a, "d": [5] * 5},
+                None, {**a, "ks": None}):
+        with pytest.raises(ConfigError):
+            subnet_key(bad)
+        with pytest.raises(ConfigError):
+            actor.evaluate([bad])
+
+
+def test_connect_never_starts_ray():
+    """The client only connects: in a process without Ray it says so and starts none."""
+    import subprocess
+
+    code = (
+        "import ray\n"
+        "from envs.errors import ConfigError\n"
+        "from envs.evaluators.client import EvaluatorClient\n"
+        "try:\n"
+        "    EvaluatorClient.connect('nowhere')\n"
+        "except ConfigError as e:\n"
+        "    print('refused:', e)\n"
+        "print('ray started:', ray.is_initialized())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "refused: evaluator service 'nowhere': this process is not connected" in proc.stdout
+    assert "ray started: False" in proc.stdout
+
+
 @pytest.fixture(scope="module")
 def service(ray_session):
     with start("svc", n_actors=2) as svc:
@@ -98,7 +142,7 @@ def service(ray_session):
 
 
 def test_cpu_fallback_logged(ray_session, caplog):
-    with caplog.at_level(logging.WARNING, logger="envs.benchmarks.evaluator_service"):
+    with caplog.at_level(logging.WARNING, logger="trainables.evaluator_service"):
         with start("fallback", gpus_per_actor=0.5) as svc:
             assert svc.device == "cpu" and "num_gpus" not in svc.options
             assert svc.client().evaluate([arch(1)]) == [true_acc(arch(1))]
@@ -186,7 +230,8 @@ def test_fitted_predictor_ranks_held_out_archs(tmp_path):
     import torch
     from scipy.stats import spearmanr
 
-    from envs.benchmarks.fitted import fit_predictor, load_fitted, sample_archs
+    from envs.evaluators.fitted import load_fitted
+    from trainables.fit_predictor import fit_predictor, sample_archs
 
     torch.set_num_threads(1)
     out = tmp_path / "fitted.pt"
@@ -220,10 +265,10 @@ def test_real_subnet_evaluator_through_the_service(ray_session, tmp_path):
 
     import torch
 
-    supernet = pytest.importorskip("envs.benchmarks.supernet")
+    supernet = pytest.importorskip("envs.evaluators.supernet")
     if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
         pytest.skip("Fashion-MNIST (Debian dataset-fashion-mnist) is not installed")
-    from envs.benchmarks.fitted import sample_archs
+    from trainables.fit_predictor import sample_archs
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -56,8 +56,8 @@ def test_supernet_evaluator_in_the_env(checkpoint):
 
 
 def test_fitted_evaluator_in_the_env(checkpoint, tmp_path):
-    from envs.benchmarks.fitted import fit_predictor
-    from envs.benchmarks.supernet import SubnetEvaluator
+    from trainables.fit_predictor import fit_predictor
+    from envs.evaluators.supernet import SubnetEvaluator
 
     path = str(tmp_path / "fitted.pt")
     metrics = fit_predictor(SubnetEvaluator(checkpoint), 20, path, epochs=20, seed=0)
@@ -75,7 +75,7 @@ def test_fitted_evaluator_in_the_env(checkpoint, tmp_path):
 
 
 def test_env_through_evaluator_actors_matches_in_process(checkpoint, ray_session):
-    from envs.benchmarks.evaluator_service import start_evaluators
+    from trainables.evaluator_service import start_evaluators
 
     local = DSMNASEnv(space="mobilenet", evaluator="supernet", checkpoint=checkpoint,
                       budget_queries=4, K=2, seed=0)

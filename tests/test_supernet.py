@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs.benchmarks.supernet import (
+from envs.evaluators.supernet import (
     SubnetEvaluator,
     check_arch,
     largest_arch,
@@ -24,7 +24,7 @@ from envs.benchmarks.supernet import (
     smallest_arch,
     top1_percent,
 )
-from envs.benchmarks.images import FASHION_MNIST_DIR, load_images, read_idx
+from envs.evaluators.images import FASHION_MNIST_DIR, load_images, read_idx
 from trainables.supernet import add_train_supernet_parser, train_supernet
 
 torch.set_num_threads(1)

@@ -9,7 +9,7 @@ subnet sampling), so a resumed run takes exactly the steps an uninterrupted one 
 
 Written to OUT:
 
-    supernet.pt   the checkpoint (`envs.benchmarks.supernet.save_checkpoint`), every
+    supernet.pt   the checkpoint (`envs.evaluators.supernet.save_checkpoint`), every
                   `checkpoint_every` steps, when `minutes` run out, and at the end; it holds
                   the optimizer state and the step, so `resume=True` continues it
     train.json    the settings, wall time, images/s and the validation accuracy of the
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from envs.benchmarks.supernet import (
+from envs.evaluators.supernet import (
     SubnetEvaluator,
     build_supernet,
     largest_arch,
@@ -43,7 +43,7 @@ from envs.benchmarks.supernet import (
     save_checkpoint,
     smallest_arch,
 )
-from envs.benchmarks.images import FASHION_MNIST, data_name, load_images, resolve_data
+from envs.evaluators.images import FASHION_MNIST, data_name, load_images, resolve_data
 from envs.errors import ConfigError
 from envs.settings import setting
 

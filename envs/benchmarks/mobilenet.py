@@ -5,7 +5,7 @@
   query; the fast reward for CPU runs and tests.
 - `supernet`: a weight-sharing OFA MobileNetV3 supernet (`dsmnas train-supernet`), each query
   a subnet with recalibrated BatchNorm scored on fixed held-out images; in-process or through
-  named Ray actors (`evaluator_service`) that several searches share.
+  named Ray actors (`envs.evaluators.client`) that several searches share.
 - `fitted`: an MLP fitted to supernet scores (`dsmnas fit-predictor`), the paper's setup.
 
 All count their budget in queries (the paper's 10k), report accuracies in percent and know
@@ -150,7 +150,7 @@ class SupernetBenchmark(MobileNetBenchmark):
                  service: str | None = None, dataset: str | None = None,
                  resolution: int | None = None, width_mult: float | None = None, **kw):
         if service is not None:
-            from envs.benchmarks.evaluator_service import EvaluatorClient
+            from envs.evaluators.client import EvaluatorClient
 
             self.evaluator = EvaluatorClient.connect(service)
             info = self.evaluator.info()
@@ -161,7 +161,7 @@ class SupernetBenchmark(MobileNetBenchmark):
                     "the supernet evaluator needs a checkpoint (`dsmnas train-supernet`) or a "
                     "running evaluator service"
                 )
-            from envs.benchmarks.supernet import SubnetEvaluator
+            from envs.evaluators.supernet import SubnetEvaluator
 
             self.evaluator = SubnetEvaluator(checkpoint, data=data)
             info = {"resolution": self.evaluator.resolution, "meta": self.evaluator.meta}
@@ -191,7 +191,7 @@ class FittedBenchmark(MobileNetBenchmark):
                  resolution: int | None = None, width_mult: float | None = None, **kw):
         if predictor is None:
             raise ConfigError("the fitted evaluator needs --predictor PATH (`dsmnas fit-predictor`)")
-        from envs.benchmarks.fitted import load_fitted
+        from envs.evaluators.fitted import load_fitted
 
         self.model = load_fitted(predictor)
         meta = self.model.meta
@@ -211,7 +211,7 @@ class FittedBenchmark(MobileNetBenchmark):
         checkpoint = self.model.meta.get("source")
         if not (isinstance(checkpoint, str) and os.path.isfile(checkpoint)):
             return {}
-        from envs.benchmarks.supernet import SubnetEvaluator
+        from envs.evaluators.supernet import SubnetEvaluator
 
         acc = SubnetEvaluator(checkpoint).test_accuracy(self.space.to_ofa(tokens))
         return {self.dataset: float(acc)}

@@ -50,7 +50,7 @@ class _Predictor:
     """What `EvolutionFinder` asks of an accuracy predictor, answered by charged queries."""
 
     def __init__(self, log: QueryLog, resolution: int):
-        from envs.benchmarks.fitted import arch_encoder
+        from envs.evaluators.fitted import arch_encoder
 
         self.log = log
         self.arch_encoder = arch_encoder(resolution)

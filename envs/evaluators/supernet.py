@@ -14,7 +14,8 @@ A checkpoint (`save_checkpoint`) is one `torch.save`d dict:
 activates the subnet inside the supernet, recalibrates BatchNorm running statistics on a fixed
 set of training images (the supernet's statistics belong to no single subnet) and measures
 top-1 accuracy in percent on a fixed subset of the validation split. Same arch, same number.
-Pure torch + `ofa`; no Ray (`evaluator_service` serves it through actors).
+Pure torch + `ofa`; no Ray (`trainables.evaluator_service` serves it through actors, and
+`trainables.supernet` trains the supernets whose checkpoints this module writes and reads).
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ class SubnetEvaluator:
         seed: int = 0,
     ):
         # images are read only when an evaluator is built
-        from envs.benchmarks.images import load_images
+        from envs.evaluators.images import load_images
 
         if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
             raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
@@ -270,7 +271,7 @@ class SubnetEvaluator:
     def test_accuracy(self, arch: dict) -> float:
         """Top-1 accuracy in percent on the whole test split: for reports only."""
         if self._test is None:
-            from envs.benchmarks.images import load_images
+            from envs.evaluators.images import load_images
 
             self._test = load_images(self.data, self.resolution, "test")
         self.activate(arch)

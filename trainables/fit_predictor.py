@@ -1,61 +1,42 @@
-"""The fitted predictor: an MLP fitted to supernet evaluations, then used as the reward.
+"""Fitting the `fitted` benchmark's predictor (`dsmnas fit-predictor`): score seeded random
+subnets with a trained supernet, train `ofa`'s accuracy-predictor MLP on them, save it.
 
-This is the paper's setup for the MobileNet-like space: score random subnets with the trained
-supernet (`SubnetEvaluator`, or the Ray evaluator service through `EvaluatorClient`), fit
-`ofa`'s accuracy-predictor MLP (`ofa.nas.accuracy_predictor.AccuracyPredictor` over
-`MobileNetArchEncoder` one-hots) to them, and answer queries in microseconds.
-
-`fit_predictor` samples, scores, trains on a split, reports train and held-out RMSE (in
-accuracy points) and Spearman rank correlation, and saves one file (state dict, meta, the
-scored samples) atomically. `load_fitted` reads it back as a `FittedPredictor`.
+`fit_predictor` samples (`sample_archs`), scores with any evaluator (`SubnetEvaluator`
+in-process, or the Ray evaluator service through `EvaluatorClient`), trains on a split,
+reports train and held-out RMSE (in accuracy points) and Spearman rank correlation, and saves
+one file through `envs.evaluators.fitted.save_fitted`, which `load_fitted` reads back for the
+benchmark. The model, its features and the file format live there; the training loop here.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from envs.spaces.mobilenet import DEPTHS, EXPANDS, KERNELS, UNITS, MobileNetSpace
-from envs.errors import ConfigError, MissingFileError
+from envs.errors import ConfigError
+from envs.evaluators.fitted import (
+    arch_encoder,
+    arch_features,
+    build_model,
+    predict_top1,
+    save_fitted,
+)
+from envs.spaces.mobilenet import MobileNetSpace
 
-FORMAT = "dsmnas-fitted-predictor"
-VERSION = 1
 _SPACE = MobileNetSpace()
-
-
-def arch_encoder(image_size: int):
-    from ofa.nas.accuracy_predictor import MobileNetArchEncoder
-
-    return MobileNetArchEncoder(
-        image_size_list=[int(image_size)], ks_list=list(KERNELS), expand_list=list(EXPANDS),
-        depth_list=list(DEPTHS), n_stage=UNITS,
-    )
 
 
 def sample_archs(n: int, seed: int) -> list[dict]:
     """`n` distinct random subnets drawn by `MobileNetSpace.sample` (OFA's distribution:
     depth uniform per unit, (kernel, expand) uniform per layer) from a seeded generator."""
     rng = np.random.default_rng(seed)
-    seen: dict[str, dict] = {}
+    seen: dict[int, dict] = {}
     while len(seen) < n:
         tokens = _SPACE.sample(rng)
-        seen.setdefault(_SPACE.format(tokens), _SPACE.to_ofa(tokens))
+        seen.setdefault(_SPACE.key(tokens), _SPACE.to_ofa(tokens))
     return list(seen.values())
-
-
-def _features(encoder, archs: Sequence[dict], image_size: int) -> np.ndarray:
-    out = np.empty((len(archs), encoder.n_dim), dtype=np.float32)
-    for i, arch in enumerate(archs):
-        size = arch.get("image_size", image_size)
-        if size != image_size:
-            raise ConfigError(
-                f"this predictor was fitted at image size {image_size}, got an arch at {size}"
-            )
-        out[i] = encoder.arch2feature({**arch, "image_size": image_size})
-    return out
 
 
 def _source_info(evaluate) -> dict:
@@ -67,20 +48,6 @@ def _source_info(evaluate) -> dict:
         if hasattr(evaluate, attr):
             info[attr] = getattr(evaluate, attr)
     return info
-
-
-def _predictor(encoder, hidden_size: int, n_layers: int, device: str):
-    from ofa.nas.accuracy_predictor import AccuracyPredictor
-
-    return AccuracyPredictor(encoder, hidden_size=hidden_size, n_layers=n_layers, device=device)
-
-
-def _predict(model, x, device: str) -> np.ndarray:
-    import torch
-
-    with torch.no_grad():
-        y = model(torch.as_tensor(x, device=device)).reshape(-1)
-    return 100.0 * y.cpu().numpy().astype(np.float64)
 
 
 def _metrics(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
@@ -150,7 +117,7 @@ def fit_predictor(
         )
 
     encoder = arch_encoder(image_size)
-    x = _features(encoder, archs, image_size)
+    x = arch_features(encoder, archs, image_size)
     order = np.random.default_rng(seed).permutation(len(archs))
     n_held = max(2, int(round(held_out * len(archs))))
     held_idx, train_idx = order[:n_held], order[n_held:]
@@ -158,7 +125,7 @@ def fit_predictor(
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = _predictor(encoder, hidden_size, n_layers, device)
+        model = build_model(encoder, hidden_size, n_layers, device)
         xt = torch.as_tensor(x[train_idx], device=device)
         yt = torch.as_tensor(y[train_idx] / 100.0, dtype=torch.float32, device=device)
         model.base_acc.data.fill_(float(yt.mean()))
@@ -178,8 +145,8 @@ def fit_predictor(
         model.eval()
     fit_time_s = time.perf_counter() - start
 
-    train_rmse, train_rho = _metrics(_predict(model, x[train_idx], device), y[train_idx])
-    held_rmse, held_rho = _metrics(_predict(model, x[held_idx], device), y[held_idx])
+    train_rmse, train_rho = _metrics(predict_top1(model, x[train_idx], device), y[train_idx])
+    held_rmse, held_rho = _metrics(predict_top1(model, x[held_idx], device), y[held_idx])
     metrics = {
         "train_rmse": train_rmse, "held_out_rmse": held_rmse,
         "train_spearman": train_rho, "held_out_spearman": held_rho,
@@ -195,77 +162,8 @@ def fit_predictor(
         "source": source or info.get("checkpoint") or type(target or evaluate).__name__,
         "width_mult": src_meta.get("width_mult"), "dataset": src_meta.get("dataset"),
     }
-    payload = {
-        "format": FORMAT, "version": VERSION,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "meta": meta,
-        "samples": {"archs": archs, "val_acc": y.tolist()},
-    }
-    _save_atomic(payload, out)
+    save_fitted(out, model, meta, {"archs": archs, "val_acc": y.tolist()})
     return metrics
 
 
-def _save_atomic(payload: dict, path: str) -> None:
-    import torch
-
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-class FittedPredictor:
-    """A loaded fitted predictor: `predict(archs)` -> top-1 % array; also the evaluator
-    interface (`evaluate`, `resolution`, `meta`) so it can stand in for a SubnetEvaluator."""
-
-    def __init__(self, model, meta: dict, device: str, samples: dict | None = None):
-        self.model = model
-        self.meta = meta
-        self.device = device
-        self.samples = samples or {}
-        self.resolution = int(meta["image_size"])
-
-    def predict(self, archs: Sequence[dict]) -> np.ndarray:
-        if not archs:
-            return np.zeros(0)
-        x = _features(self.model.arch_encoder, archs, self.resolution)
-        return _predict(self.model, x, self.device)
-
-    def evaluate(self, archs: Sequence[dict]) -> list[float]:
-        return self.predict(archs).tolist()
-
-
-def load_fitted(path: str, device: str = "cpu") -> FittedPredictor:
-    """Read a file written by `fit_predictor`; ValueError if it is not one."""
-    import torch
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise MissingFileError(f"fitted predictor {path!r} not found")
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:
-        raise ConfigError(
-            f"{path} is not a fitted predictor file (`dsmnas fit-predictor`): "
-            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ConfigError(f"{path} is not a fitted predictor file (`dsmnas fit-predictor`)")
-    if payload.get("version") != VERSION:
-        raise ConfigError(
-            f"{path} is a fitted predictor of version {payload.get('version')!r}; this code "
-            f"reads version {VERSION}"
-        )
-    meta = payload["meta"]
-    model = _predictor(arch_encoder(meta["image_size"]), meta["hidden_size"], meta["n_layers"], device)
-    model.load_state_dict(payload["state_dict"])
-    model.eval()
-    return FittedPredictor(model, meta, device, payload.get("samples"))
-
-
-__all__ = ["FittedPredictor", "arch_encoder", "fit_predictor", "load_fitted", "sample_archs"]
+__all__ = ["fit_predictor", "sample_archs"]
