@@ -9,8 +9,12 @@ A space is named in settings (`EnvConfig.space`, `--space`) by
 
 Only the name travels in an env config, so every Ray worker and cluster node resolves it again
 by importing the module: a plug-in works wherever its module is importable, and nothing has to
-be patched into the driver. Adding a space is writing its module (its `SearchSpace`, its
-benchmark and its `SPEC`); a built-in one adds one line to `BUILTIN`.
+be patched into the driver. Ray puts the driver's working directory on its workers' path, and
+the driver looks there too (last) for an import string's module, so a plug-in in the folder a
+command runs from (`dsmnas search --space examples.toy_space:SPEC` in the repository) resolves
+in the driver as in the workers, also from a console script, whose path lacks that folder.
+Adding a space is writing its module (its `SearchSpace`, its benchmark and its `SPEC`); a
+built-in one adds one line to `BUILTIN`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import dataclasses
 import functools
 import importlib
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -145,7 +150,7 @@ def _import(target: str, name: str):
     """The object `module:attr` names (`name`: the space, for messages)."""
     module_name, _, attr = target.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_module(module_name)
     except ImportError as e:
         if e.name is not None and module_name.startswith(e.name):
             raise ConfigError(
@@ -157,6 +162,22 @@ def _import(target: str, name: str):
         return getattr(module, attr)
     except AttributeError:
         raise ConfigError(f"search space {name!r}: module {module_name!r} has no {attr!r}") from None
+
+
+def _import_module(module_name: str):
+    """`importlib.import_module`, looking in the working directory last when the module is not
+    found elsewhere (see the module docstring)."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        cwd = os.getcwd()
+        on_path = {os.path.abspath(p or os.curdir) for p in sys.path}
+        top_level = e.name is not None and (module_name + ".").startswith(e.name + ".")
+        if not top_level or cwd in on_path:
+            raise
+    sys.path.append(cwd)
+    importlib.invalidate_caches()
+    return importlib.import_module(module_name)
 
 
 @functools.lru_cache(maxsize=1)
