@@ -59,6 +59,19 @@ def test_clock_charges_repeats_and_refuses_to_cross_the_budget():
     assert [by_count.charge(k, 1.0)[0] for k in range(3)] == [True, True, False]
 
 
+def test_a_cached_search_that_only_repeats_itself_ends():
+    # a small space, all of it seen: free repeats alone would never spend the budget
+    clock = BudgetClock(budget_queries=5, cache_queries=True)
+    clock.MAX_REPEATS_IN_A_ROW = 3
+    assert clock.charge(1, 0.0) == (True, 0.0, False)
+    assert [clock.charge(1, 0.0)[0] for _ in range(4)] == [True, True, True, False]
+    assert clock.charge(2, 0.0) == (True, 0.0, False)  # something new resets the count
+    assert clock.charge(1, 0.0) == (True, 0.0, True)
+    twin = BudgetClock(budget_queries=5, cache_queries=True)
+    twin.set_state(clock.get_state())
+    assert twin.get_state() == clock.get_state()
+
+
 @pytest.mark.parametrize("budget", [0, -5.0])
 def test_bad_budget_names_the_value(budget):
     with pytest.raises(ValueError, match=f"budget_s must be > 0 seconds, got {budget}"):

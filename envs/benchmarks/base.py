@@ -43,8 +43,12 @@ class BudgetClock:
 
     Every query is charged its cost, repeats included (the paper's protocol), unless
     `cache_queries` is on: then a repeat of an architecture already charged is free. A query
-    that would cross the budget is refused and nothing is charged.
+    that would cross the budget is refused and nothing is charged. With the cache, a search
+    that only repeats itself would never end (a small space, all of it seen): after
+    `MAX_REPEATS_IN_A_ROW` free repeats in a row the clock refuses too.
     """
+
+    MAX_REPEATS_IN_A_ROW = 1000
 
     def __init__(
         self,
@@ -67,13 +71,17 @@ class BudgetClock:
         self.sim_time_s = 0.0
         self.queries = 0
         self.cache_hits = 0
+        self._repeats_in_a_row = 0
         self._seen: set[int] = set()
 
     def charge(self, key: int, cost_s: float) -> tuple[bool, float, bool]:
         """Try to charge a query: (answered, charged cost, from cache)."""
         if self.cache_queries and key in self._seen:
+            if self._repeats_in_a_row >= self.MAX_REPEATS_IN_A_ROW:
+                return False, 0.0, False
             self.queries += 1
             self.cache_hits += 1
+            self._repeats_in_a_row += 1
             return True, 0.0, True
         charged = self.queries - self.cache_hits
         if self.budget_queries is not None and charged >= self.budget_queries:
@@ -82,6 +90,7 @@ class BudgetClock:
             return False, 0.0, False
         self.sim_time_s += cost_s
         self.queries += 1
+        self._repeats_in_a_row = 0
         if self.cache_queries:
             self._seen.add(key)
         return True, cost_s, False
@@ -92,6 +101,7 @@ class BudgetClock:
             "sim_time_s": self.sim_time_s,
             "queries": self.queries,
             "cache_hits": self.cache_hits,
+            "repeats_in_a_row": self._repeats_in_a_row,
             "seen": sorted(self._seen),
         }
 
@@ -101,6 +111,7 @@ class BudgetClock:
         self.sim_time_s = float(state["sim_time_s"])
         self.queries = int(state["queries"])
         self.cache_hits = int(state["cache_hits"])
+        self._repeats_in_a_row = int(state.get("repeats_in_a_row", 0))  # absent before 0.3
         self._seen = set(state["seen"])
 
     def state(self) -> dict:
