@@ -8,12 +8,25 @@ from envs.errors import ConfigError
 
 from envs.benchmarks import BudgetClock, NB201Benchmark, load_nb201, make_benchmark
 from envs.config import EnvConfig
-from envs.spaces.nb201 import NB201Space
+from envs.spaces.nb201 import NUM_ARCHS, NB201Space, decode
 
 SPACE = NB201Space()
 # arch_index 1 of the shared table: cifar10 val_acc_12ep 82.834, sim_cost 133.933,
 # test_acc_200ep 93.66; embedded val 90.7693 (mean of seeds), train time 2169.64 s.
 ARCH1 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+
+
+@pytest.fixture(scope="module")
+def table_frame() -> pd.DataFrame:
+    """A table in the shared table's format (cifar10 and cifar100, every architecture once),
+    its numbers made up: val_acc_12ep = id / 1000, sim_cost_12ep_s = 1 + id % 7."""
+    ids = np.arange(NUM_ARCHS)
+    arch_str = [SPACE.format(t) for t in decode(ids)]
+    return pd.concat([
+        pd.DataFrame({"arch_str": arch_str, "dataset": dataset, "val_acc_12ep": ids / 1000,
+                      "sim_cost_12ep_s": 1.0 + ids % 7})
+        for dataset in ("cifar10", "cifar100")
+    ], ignore_index=True)
 
 
 def test_table_back_end_matches_the_shared_table(nb201_table):
@@ -85,7 +98,24 @@ def test_bad_dataset_and_space_name_what_is_allowed():
         make_benchmark(EnvConfig(space="foo"))
 
 
-def test_missing_and_malformed_tables(tmp_path, nb201_table):
+def test_a_table_file_is_read_into_its_dense_arrays(tmp_path, table_frame):
+    path = tmp_path / "made.csv.gz"
+    shuffled = table_frame.sample(frac=1.0, random_state=0)  # the row order does not matter
+    shuffled.to_csv(path, index=False)
+    data = load_nb201(path)
+    assert data.datasets == ("cifar10", "cifar100") and data.test_acc == {}
+    assert (data.val_metric, data.cost_metric) == ("val_acc_12ep", "sim_cost_12ep_s")
+    for dataset in data.datasets:
+        np.testing.assert_array_equal(data.val_acc[dataset], np.arange(NUM_ARCHS) / 1000)
+        np.testing.assert_array_equal(data.cost_s[dataset], 1.0 + np.arange(NUM_ARCHS) % 7)
+    bench = NB201Benchmark(data, "cifar100")
+    q = bench.query(SPACE.parse(ARCH1))
+    i = table_frame.index[table_frame.arch_str == ARCH1][0]
+    assert (q.val_acc, q.cost_s) == (i / 1000, 1.0 + i % 7)
+    assert bench.clock.budget_s == 25_000 and bench.report(SPACE.parse(ARCH1)) == {}
+
+
+def test_missing_and_malformed_tables(tmp_path, table_frame):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         load_nb201(tmp_path / "nope.csv")
     bad_cols = tmp_path / "cols.csv"
@@ -93,7 +123,7 @@ def test_missing_and_malformed_tables(tmp_path, nb201_table):
     with pytest.raises(ValueError, match=r"lacks the columns \['val_acc_12ep', 'sim_cost_12ep_s'\]"):
         load_nb201(bad_cols)
     partial = tmp_path / "partial.csv.gz"
-    pd.read_csv(nb201_table).head(100).to_csv(partial, index=False)
+    table_frame.head(100).to_csv(partial, index=False)
     with pytest.raises(ValueError, match="100 distinct architectures in 100 rows for cifar10"):
         load_nb201(partial)
     garbage = tmp_path / "garbage.csv.gz"
@@ -101,16 +131,16 @@ def test_missing_and_malformed_tables(tmp_path, nb201_table):
     with pytest.raises(ValueError, match="not a readable CSV"):
         load_nb201(garbage)
     bad_arch = tmp_path / "bad_arch.csv"
-    frame = pd.read_csv(nb201_table).query("dataset == 'cifar10'").copy()
+    frame = table_frame.query("dataset == 'cifar10'").copy()
     frame.iloc[5, frame.columns.get_loc("arch_str")] = "|conv~0|"
     frame.to_csv(bad_arch, index=False)
     with pytest.raises(ValueError, match=r"invalid arch_str '\|conv~0\|'"):
         load_nb201(bad_arch)
 
 
-def test_a_table_with_one_dataset_serves_only_it(tmp_path, nb201_table):
+def test_a_table_with_one_dataset_serves_only_it(tmp_path, table_frame):
     one = tmp_path / "c10.csv.gz"
-    pd.read_csv(nb201_table).query("dataset == 'cifar10'").to_csv(one, index=False)
+    table_frame.query("dataset == 'cifar10'").to_csv(one, index=False)
     data = load_nb201(one)
     assert data.datasets == ("cifar10",)
     with pytest.raises(ValueError, match="unknown dataset 'cifar100'.*allowed: cifar10"):

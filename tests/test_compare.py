@@ -1,6 +1,9 @@
 """`dsmnas compare`: input checks before Ray, the incremental runs.csv, and two comparisons
-end to end through Ray Tune on the shared table (one with a run that always fails)."""
+end to end through Ray Tune on NAS-Bench-201 (the shared table, else the embedded data; one
+with a run that always fails)."""
 
+import contextlib
+import io
 from types import SimpleNamespace
 
 import pandas as pd
@@ -82,13 +85,27 @@ def test_runs_csv_is_rewritten_as_each_run_finishes(tmp_path):
     assert lines and lines[0].startswith("[1/2] dsm seed 1: x  val 80.00  test cifar10 90.00")
 
 
-def test_compare_end_to_end_through_tune(nb201_table, tmp_path, ray_session, capsys):
-    out = tmp_path / "cmp"
-    rc = main(["compare", "--methods", "dsm,random", "--seeds", "2", "--first-seed", "3",
-               "--table", nb201_table, "--budget", "1500", "--out", str(out)])
-    assert rc == 0
+@pytest.fixture(scope="module")
+def compared(nb201_data, tmp_path_factory, ray_session):
+    """dsm and random x seeds 3, 4 through Tune, what it printed, and each method's seed-4
+    search run again in this process."""
+    out = tmp_path_factory.mktemp("compare") / "cmp"
+    budget_s = nb201_data.budget_s(1500)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        rc = main(["compare", "--methods", "dsm,random", "--seeds", "2", "--first-seed", "3",
+                   *nb201_data.args, "--budget", str(budget_s), "--out", str(out)])
+    again = {m: run_method(m, EnvConfig(table=nb201_data.table, budget_s=budget_s, seed=4))
+             for m in ("dsm", "random")}
+    return SimpleNamespace(rc=rc, out=out, budget_s=budget_s, printed=printed.getvalue(),
+                           again=again)
+
+
+def test_compare_end_to_end_through_tune(compared, nb201_data):
+    out = compared.out
+    assert compared.rc == 0
     runs = pd.read_csv(out / "runs.csv")
-    tests = ["test_acc_cifar10", "test_acc_cifar100", "test_acc_ImageNet16-120"]
+    tests = nb201_data.test_columns
     assert list(runs.columns) == ["method", "seed", "status", "arch", "val_acc", *tests,
                                   "queries", "sim_time_s", "wall_time_s", "error"]
     assert list(zip(runs.method, runs.seed)) == [("dsm", 3), ("dsm", 4), ("random", 3),
@@ -97,38 +114,53 @@ def test_compare_end_to_end_through_tune(nb201_table, tmp_path, ray_session, cap
     for r in runs.itertuples():
         history = pd.read_csv(out / "histories" / f"{r.method}-{r.seed}.csv")
         assert r.queries == len(history) > 5
-        assert r.sim_time_s == pytest.approx(history.cost_s.sum()) and r.sim_time_s <= 1500
+        assert r.sim_time_s == pytest.approx(history.cost_s.sum())
+        assert r.sim_time_s <= compared.budget_s
         if r.method == "random":  # the best query is the answer
             assert r.val_acc == history.val_acc.max()
         else:  # the best center: at least as good as every accepted architecture
             assert r.val_acc >= history.loc[history.accepted.astype(bool), "val_acc"].max()
     # each trial ran its own method and seed: the same search in this process agrees
-    for method in ("dsm", "random"):
-        again = run_method(method, EnvConfig(table=nb201_table, budget_s=1500.0, seed=4))
+    for method, again in compared.again.items():
         row = runs[(runs.method == method) & (runs.seed == 4)].iloc[0]
         assert (row.arch, row.val_acc, row.queries) == (again.arch, again.val_acc, again.queries)
-        assert row.test_acc_cifar100 == pytest.approx(again.test_acc["cifar100"])
     summary = pd.read_csv(out / "summary.csv").set_index("method")
     assert summary.loc["random", "n_runs"] == 2 and summary.loc["random", "n_failed"] == 0
+    dsm_val = runs.loc[runs.method == "dsm", "val_acc"]
+    assert summary.loc["dsm", "val_acc_mean"] == pytest.approx(dsm_val.mean())
+    md = (out / "summary.md").read_text()
+    datasets = "".join(f"{d} | " for d in nb201_data.test_datasets)
+    assert f"| method | runs | failed | val | {datasets}queries | wall s |" in md
+    assert ("This data has no test accuracy." in md) == (not tests)
+    for png in (report.ANYTIME_PNG, report.TEST_PNG):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert compared.printed.count(" seed ") >= 4 and "4 finished, 0 failed" in compared.printed
+
+
+def test_compare_reports_the_tables_test_accuracy(compared, nb201_data, nb201_table):
+    assert nb201_data.table == nb201_table
+    runs = pd.read_csv(compared.out / "runs.csv")
+    for method, again in compared.again.items():
+        row = runs[(runs.method == method) & (runs.seed == 4)].iloc[0]
+        for dataset in ("cifar10", "cifar100", "ImageNet16-120"):
+            assert row[f"test_acc_{dataset}"] == pytest.approx(again.test_acc[dataset])
+    summary = pd.read_csv(compared.out / "summary.csv").set_index("method")
     dsm_c10 = runs.loc[runs.method == "dsm", "test_acc_cifar10"]
     assert summary.loc["dsm", "test_acc_cifar10_mean"] == pytest.approx(dsm_c10.mean())
     assert 0 <= summary.loc["random", "test_acc_cifar10_p"] <= 1
-    md = (out / "summary.md").read_text()
+    md = (compared.out / "summary.md").read_text()
     assert "| method | runs | failed | val | cifar10 | cifar100 | ImageNet16-120 |" in md
-    for png in (report.ANYTIME_PNG, report.TEST_PNG):
-        assert (out / png).read_bytes()[:4] == b"\x89PNG"
-    printed = capsys.readouterr().out
-    assert printed.count(" seed ") >= 4 and "4 finished, 0 failed" in printed
+    assert "## Welch t-test against dsm" in md
 
 
-def test_a_failing_run_is_retried_then_reported(nb201_table, tmp_path, ray_session, capsys):
+def test_a_failing_run_is_retried_then_reported(nb201_data, tmp_path, ray_session, capsys):
     out = tmp_path / "cmp"
     # a run that passes every check before Ray starts, then fails in its trial (a plug-in
     # space whose benchmark raises at its third query)
     rc = main(["compare", "--methods", "dsm,bad=dsm", "--seeds", "1",
                "--set", "bad.env.space=tests.fixture_spaces:FAILING", "--set",
-               "bad.env.fail_after=3", "--retries", "1", "--table", nb201_table,
-               "--budget", "1500", "--out", str(out)])
+               "bad.env.fail_after=3", "--retries", "1", *nb201_data.args,
+               "--budget", str(nb201_data.budget_s(1500)), "--out", str(out)])
     assert rc == EXIT_FAILED_RUNS  # the reports are written, and the exit code says so
     runs = pd.read_csv(out / "runs.csv").set_index("method")
     assert runs.loc["dsm", "status"] == "ok"
@@ -146,11 +178,12 @@ def test_a_failing_run_is_retried_then_reported(nb201_table, tmp_path, ray_sessi
     assert "1 finished, 1 failed" in printed
 
 
-def test_resume_runs_only_the_missing_run_and_reports_over_all(nb201_table, tmp_path,
+def test_resume_runs_only_the_missing_run_and_reports_over_all(nb201_data, tmp_path,
                                                                 ray_session, capsys):
     out = tmp_path / "cmp"
-    argv = ["compare", "--methods", "random,rnd=random", "--seeds", "2", "--table", nb201_table,
-            "--budget", "1500", "--out", str(out)]
+    budget_s, other_budget_s = nb201_data.budget_s(1500), nb201_data.budget_s(2000)
+    argv = ["compare", "--methods", "random,rnd=random", "--seeds", "2", *nb201_data.args,
+            "--budget", str(budget_s), "--out", str(out)]
     assert main(argv) == 0
     full = pd.read_csv(out / "runs.csv")
     assert len(full) == 4 and (full.status == "ok").all()
@@ -163,11 +196,13 @@ def test_resume_runs_only_the_missing_run_and_reports_over_all(nb201_table, tmp_
     assert exit_code(argv) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "pass --resume" in err
-    assert exit_code([*argv[:-4], "--budget", "2000", "--out", str(out), "--resume"]) == 2
+    assert exit_code([*argv[:-4], "--budget", str(other_budget_s), "--out", str(out),
+                      "--resume"]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "env.budget_s 1500.0 there, 2000.0 now" in err
-    assert exit_code(["compare", "--methods", "random", "--seeds", "2", "--table", nb201_table,
-                      "--budget", "1500", "--out", str(out), "--resume"]) == 2
+    assert len(err.strip().splitlines()) == 1
+    assert f"env.budget_s {budget_s!r} there, {other_budget_s!r} now" in err
+    assert exit_code(["compare", "--methods", "random", "--seeds", "2", *nb201_data.args,
+                      "--budget", str(budget_s), "--out", str(out), "--resume"]) == 2
     assert "methods random,rnd there, random now" in capsys.readouterr().err
 
     assert main([*argv, "--resume"]) == 0

@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent(
 
     from experiments import compare
 
-    table, out = sys.argv[1], sys.argv[2]
+    table, out, budget_s = sys.argv[1] or None, sys.argv[2], float(sys.argv[3])
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     evaluator = cluster.add_node(num_cpus=1, resources={"supernet_evaluator": 1})
     cpu_worker = cluster.add_node(num_cpus=1)
@@ -101,7 +101,7 @@ SCRIPT = textwrap.dedent(
         return recorder
 
     compare._make_recorder = make_recorder
-    plan = compare.plan_compare("random", 4, env={"table": table, "budget_s": 3000.0})
+    plan = compare.plan_compare("random", 4, env={"table": table, "budget_s": budget_s})
     t0 = time.monotonic()
     runs = compare.run_compare(plan, out, address=cluster.address, retries=3,
                                printer=lines.append)
@@ -118,11 +118,12 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_cluster_placement_and_a_lost_node(nb201_table, tmp_path):
+def test_cluster_placement_and_a_lost_node(nb201_data, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_DEDUP_LOGS": "0"}
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, nb201_table, str(tmp_path / "cmp")],
+        [sys.executable, "-c", SCRIPT, nb201_data.table or "", str(tmp_path / "cmp"),
+         str(nb201_data.budget_s(3000))],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

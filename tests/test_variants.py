@@ -178,27 +178,37 @@ def test_mask_noop_edits_must_be_a_bool_and_dsm_nonoop_rejects_turning_it_off():
 
 # ----------------------------------------------------------------------- whole searches
 @pytest.fixture(scope="module")
-def dsm_seed2(nb201_table, ray_session):
-    return run_method("dsm", EnvConfig(table=nb201_table, budget_s=3000, seed=2))
+def dsm_seed2_cfg(nb201_data):
+    return EnvConfig(table=nb201_data.table, budget_s=nb201_data.budget_s(3000), seed=2)
 
 
-def test_dsm_is_unchanged_by_default(nb201_table, dsm_seed2):
-    cfg = EnvConfig(table=nb201_table, budget_s=3000, seed=2)
-    space = get_space("nb201")
-    assert [code(space.parse(a)) for a in dsm_seed2.history.arch] == DSM_SEED2_3000S
+@pytest.fixture(scope="module")
+def dsm_seed2(dsm_seed2_cfg, ray_session):
+    return run_method("dsm", dsm_seed2_cfg)
+
+
+def test_dsm_is_unchanged_by_default(dsm_seed2_cfg, dsm_seed2):
+    assert len(dsm_seed2.history) > 20
     assert dsm_seed2.config["learner"]["mask_noop_edits"] is False
     assert dsm_seed2.config["cache_queries"] is False
-    defaults = run_search(cfg, LearnerSettings(), progress=None)
+    defaults = run_search(dsm_seed2_cfg, LearnerSettings(), progress=None)
     assert defaults.history.equals(dsm_seed2.history)
 
 
-def test_dsm_nonoop_never_queries_its_center(nb201_table, ray_session):
-    cfg = EnvConfig(table=nb201_table, budget_s=5000, seed=2)
+def test_dsm_queries_what_it_queried_before_the_variants(nb201_table, dsm_seed2_cfg, dsm_seed2):
+    assert dsm_seed2_cfg.table == nb201_table  # the recorded ids are the shared table's
+    space = get_space("nb201")
+    assert [code(space.parse(a)) for a in dsm_seed2.history.arch] == DSM_SEED2_3000S
+
+
+def test_dsm_nonoop_never_queries_its_center(nb201_data, ray_session):
+    budget_s = nb201_data.budget_s(5000)
+    cfg = EnvConfig(table=nb201_data.table, budget_s=budget_s, seed=2)
     result = run_method("dsm-nonoop", cfg)
     history = result.history
     assert result.config["learner"]["mask_noop_edits"] is True
     assert result.config["method"] == "dsm-nonoop"
-    assert len(history) == result.queries >= 30 and result.sim_time_s <= 5000
+    assert len(history) == result.queries >= 30 and result.sim_time_s <= budget_s
     assert result.sim_time_s == pytest.approx(history.cost_s.sum())
     # Follow each subspace's center from the env's initial graph (same seed, same reset):
     # every query must differ from the center it was edited from.
@@ -215,15 +225,14 @@ def test_dsm_nonoop_never_queries_its_center(nb201_table, ray_session):
     assert result.arch in centers and result.val_acc == max(center_val)
 
 
-def test_dsm_cache_makes_repeats_free_and_otherwise_searches_as_dsm(nb201_table, dsm_seed2):
-    cfg = EnvConfig(table=nb201_table, budget_s=3000, seed=2)
-    result = run_method("dsm-cache", cfg)
+def test_dsm_cache_makes_repeats_free_and_otherwise_searches_as_dsm(dsm_seed2_cfg, dsm_seed2):
+    result = run_method("dsm-cache", dsm_seed2_cfg)
     history = result.history
     assert result.config["cache_queries"] is True and result.config["env"]["cache_queries"]
     repeats = history.arch.duplicated()
     assert repeats.sum() >= 1
     assert (history.cost_s[repeats] == 0).all() and (history.cost_s[~repeats] > 0).all()
-    assert result.sim_time_s == pytest.approx(history.cost_s.sum()) and result.sim_time_s <= 3000
+    assert result.sim_time_s == pytest.approx(history.cost_s.sum()) and result.sim_time_s <= dsm_seed2_cfg.budget_s
     # Only the clock differs from dsm: the same seed makes the same queries, and the ones
     # the cache saved buy more.
     n = len(dsm_seed2.history)
