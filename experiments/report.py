@@ -162,27 +162,45 @@ def summary_markdown(
     return "\n".join(lines) + "\n"
 
 
-def best_so_far_on_grid(history: pd.DataFrame, grid_s: np.ndarray) -> np.ndarray:
-    """Best validation accuracy among the queries made up to each grid time (NaN before the
-    first query; the last value is held after the run's last query)."""
+def _axis(history: pd.DataFrame, x: str) -> np.ndarray:
+    """A history's x values: simulated time, or the number of queries made (`"queries"`)."""
+    if x == "queries":
+        return np.arange(1, len(history) + 1, dtype=float)
+    return history[x].to_numpy(float)
+
+
+def best_so_far_on_grid(history: pd.DataFrame, grid_s: np.ndarray,
+                        x: str = "sim_time_s") -> np.ndarray:
+    """Best validation accuracy among the queries made up to each grid point of `x`
+    (simulated seconds, or queries; NaN before the first query; the last value is held after
+    the run's last query)."""
     if history.empty:
         return np.full(len(grid_s), np.nan)
-    h = history.sort_values("sim_time_s")
+    h = history.sort_values("sim_time_s", kind="stable")
     best = np.maximum.accumulate(h["val_acc"].to_numpy(float))
-    idx = np.searchsorted(h["sim_time_s"].to_numpy(float), grid_s, side="right") - 1
+    idx = np.searchsorted(_axis(h, x), grid_s, side="right") - 1
     return np.where(idx >= 0, best[np.clip(idx, 0, None)], np.nan)
 
 
-def anytime_curves(
-    histories: Mapping[tuple[str, int], pd.DataFrame], points: int = 200
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The common time grid (0 .. the longest run's simulated time) and, per method, an array
-    (runs x grid) of best-so-far validation accuracy."""
+def anytime_axis(histories: Mapping[tuple[str, int], pd.DataFrame]) -> str:
+    """"sim_time_s", or "queries" when no query cost simulated time (budgets of queries)."""
     end = max((h["sim_time_s"].max() for h in histories.values() if not h.empty), default=0.0)
+    return "sim_time_s" if end > 0 else "queries"
+
+
+def anytime_curves(
+    histories: Mapping[tuple[str, int], pd.DataFrame], points: int = 200,
+    x: str | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The common grid of `x` (default `anytime_axis`: 0 .. the longest run's simulated time,
+    or its number of queries) and, per method, an array (runs x grid) of best-so-far
+    validation accuracy."""
+    x = x or anytime_axis(histories)
+    end = max((_axis(h, x).max() for h in histories.values() if not h.empty), default=0.0)
     grid = np.linspace(0.0, float(end), points)
     curves: dict[str, list[np.ndarray]] = {}
     for (method, _seed), h in histories.items():
-        curves.setdefault(method, []).append(best_so_far_on_grid(h, grid))
+        curves.setdefault(method, []).append(best_so_far_on_grid(h, grid, x))
     return grid, {m: np.vstack(c) for m, c in curves.items()}
 
 
@@ -197,9 +215,11 @@ def plot_anytime(
     methods: Sequence[str] | None = None,
     title: str = "",
 ) -> Path:
-    """Best-so-far validation accuracy against simulated search time: mean line and ±1 std
-    band per method, on a common time grid. `methods` fixes the colors (and the order)."""
-    grid, curves = anytime_curves(histories)
+    """Best-so-far validation accuracy against simulated search time (against queries when
+    the budget is counted in queries): mean line and ±1 std band per method, on a common
+    grid. `methods` fixes the colors (and the order)."""
+    x = anytime_axis(histories)
+    grid, curves = anytime_curves(histories, x=x)
     colors = _colors(list(methods or []) + [m for m in curves if m not in (methods or [])])
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     for method in colors:
@@ -213,7 +233,7 @@ def plot_anytime(
             std = np.where(n > 1, np.nanstd(c, axis=0, ddof=1), 0.0)
         ax.plot(grid, mean, color=color, lw=1.8, label=f"{method} (n={len(c)})")
         ax.fill_between(grid, mean - std, mean + std, color=color, alpha=0.2, lw=0)
-    ax.set_xlabel("simulated search time (s)")
+    ax.set_xlabel("simulated search time (s)" if x == "sim_time_s" else "queries")
     ax.set_ylabel("best validation accuracy so far (%)")
     ax.set_title(title or "Best-so-far validation accuracy (mean ± 1 std over seeds)")
     ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))

@@ -114,6 +114,16 @@ def test_best_so_far_on_a_common_grid():
     np.testing.assert_array_equal(curves["b"][0], [np.nan, 80.0, 85.0, 85.0, 85.0])
 
 
+def test_budgets_of_queries_are_plotted_against_queries():
+    # no query costs simulated time (a budget of queries): the axis is the queries made
+    h = pd.DataFrame({"val_acc": [80.0, 85.0, 83.0, 90.0], "sim_time_s": [0.0] * 4})
+    assert report.anytime_axis({("a", 0): h}) == "queries"
+    grid, curves = report.anytime_curves({("a", 0): h, ("b", 0): h.iloc[:2]}, points=5)
+    np.testing.assert_array_equal(grid, [0.0, 1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_array_equal(curves["a"][0], [np.nan, 80.0, 85.0, 85.0, 90.0])
+    np.testing.assert_array_equal(curves["b"][0], [np.nan, 80.0, 85.0, 85.0, 85.0])
+
+
 def _is_png(path) -> bool:
     return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
 
