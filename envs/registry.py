@@ -31,6 +31,8 @@ ENTRY_POINT_GROUP = "dsmnas.spaces"
 BUILTIN: dict[str, str] = {
     "nb201": "envs.benchmarks.nb201:SPEC",
     "mobilenet": "envs.benchmarks.mobilenet:SPEC",
+    "nasbench-graph": "envs.benchmarks.nasbench_graph:SPEC",
+    "nasbench-graph-proteins": "envs.benchmarks.nasbench_graph:PROTEINS_SPEC",
 }
 BUDGETS = ("seconds", "queries")
 

@@ -21,6 +21,8 @@ SPACES = {
     "nb201": dict(budget_s=20_000.0),
     TOY: dict(),
     "mobilenet": dict(budget_queries=30, predictor=str(OFA_DIR / "acc_predictor.pth")),
+    "nasbench-graph": dict(budget_queries=20),
+    "nasbench-graph-proteins": dict(budget_queries=20),
 }
 REFUSED = {
     # (method, space): what the refusal must say
@@ -32,6 +34,13 @@ REFUSED = {
     ("dsm-macs", TOY): "dsm-macs needs a limit",
     ("random-mined", "mobilenet"): "splits a budget of simulated seconds",
     ("dsm-plus", "mobilenet"): "dataset must be one of cifar100, ImageNet16-120",
+    **{(method, space): message for space in ("nasbench-graph", "nasbench-graph-proteins")
+       for method, message in (
+           ("random-mined", "splits a budget of simulated seconds"),
+           ("dsm-plus", "dataset must be one of cifar100, ImageNet16-120"),
+           ("ofa-evolution", "MobileNet-like \\(OFA\\) space only"),
+           ("dsm-macs", "dsm-macs needs a limit"),
+       )},
 }
 
 
