@@ -38,6 +38,8 @@ ENTRY_POINT_GROUP = "dsmnas.spaces"
 BUILTIN: dict[str, str] = {
     "nb201": "envs.benchmarks.nb201:SPEC",
     "mobilenet": "envs.benchmarks.mobilenet:SPEC",
+    "nasbench-graph": "envs.benchmarks.nasbench_graph:SPEC",
+    "nasbench-graph-proteins": "envs.benchmarks.nasbench_graph:PROTEINS_SPEC",
 }
 SCHEMES: dict[str, str] = {"table": "envs.benchmarks.table_file:spec_for"}
 """Names `SCHEME:ARGUMENT` whose spec a function builds from the argument (`table:FILE`)."""

@@ -26,6 +26,8 @@ SPACES = {
     TOY: dict(),
     TABLE: dict(),
     "mobilenet": dict(budget_queries=30, predictor=str(OFA_DIR / "acc_predictor.pth")),
+    "nasbench-graph": dict(budget_queries=20),
+    "nasbench-graph-proteins": dict(budget_queries=20),
 }
 REFUSED = {
     # (method, space): what the refusal must say
@@ -42,6 +44,13 @@ REFUSED = {
     ("ofa-evolution", TABLE): "MobileNet-like \\(OFA\\) space only",
     ("dsm-macs", TABLE): "dsm-macs needs a limit",
     ("dsm-plus", "mobilenet"): "dataset must be one of cifar100, ImageNet16-120",
+    **{(method, space): message for space in ("nasbench-graph", "nasbench-graph-proteins")
+       for method, message in (
+           ("random-mined", "splits a budget of simulated seconds"),
+           ("dsm-plus", "dataset must be one of cifar100, ImageNet16-120"),
+           ("ofa-evolution", "MobileNet-like \\(OFA\\) space only"),
+           ("dsm-macs", "dsm-macs needs a limit"),
+       )},
 }
 
 
