@@ -83,7 +83,8 @@ def check_history(result, cfg: EnvConfig) -> None:
     assert result.val_acc == pytest.approx(bench.query(answer, charge=False).val_acc)
 
 
-@pytest.mark.parametrize("space", list(SPACES), ids=["nb201", "toy", "table", "mobilenet"])
+@pytest.mark.parametrize("space", list(SPACES), ids=[{TOY: "toy", TABLE: "table"}.get(s, s)
+                                                      for s in SPACES])
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_runs_or_refuses_in_every_space(method, space, ray_session):
     cfg = _config(space, **EXTRA.get((method, space), {}))
