@@ -38,6 +38,7 @@ ENTRY_POINT_GROUP = "dsmnas.spaces"
 BUILTIN: dict[str, str] = {
     "nb201": "envs.benchmarks.nb201:SPEC",
     "mobilenet": "envs.benchmarks.mobilenet:SPEC",
+    "fcnet": "envs.benchmarks.fcnet:SPEC",
 }
 SCHEMES: dict[str, str] = {"table": "envs.benchmarks.table_file:spec_for"}
 """Names `SCHEME:ARGUMENT` whose spec a function builds from the argument (`table:FILE`)."""

@@ -26,7 +26,10 @@ SPACES = {
     TOY: dict(),
     TABLE: dict(),
     "mobilenet": dict(budget_queries=30, predictor=str(OFA_DIR / "acc_predictor.pth")),
+    "fcnet": dict(budget_s=1_000.0),  # ~12 queries on naval_propulsion
 }
+NOISY = {"fcnet"}
+"""Spaces whose query answers one seed's value, drawn afresh: a repeat may answer otherwise."""
 REFUSED = {
     # (method, space): what the refusal must say
     ("ofa-evolution", "nb201"): "MobileNet-like \\(OFA\\) space only",
@@ -42,6 +45,9 @@ REFUSED = {
     ("ofa-evolution", TABLE): "MobileNet-like \\(OFA\\) space only",
     ("dsm-macs", TABLE): "dsm-macs needs a limit",
     ("dsm-plus", "mobilenet"): "dataset must be one of cifar100, ImageNet16-120",
+    ("dsm-plus", "fcnet"): "dataset must be one of cifar100, ImageNet16-120",
+    ("ofa-evolution", "fcnet"): "MobileNet-like \\(OFA\\) space only",
+    ("dsm-macs", "fcnet"): "dsm-macs needs a limit",
 }
 
 
@@ -71,10 +77,14 @@ def check_history(result, cfg: EnvConfig) -> None:
         assert h[name].notna().all()
     answer = space.parse(result.arch)
     assert bench.feasible(answer)
-    assert result.val_acc == pytest.approx(bench.query(answer, charge=False).val_acc)
+    if cfg.space in NOISY:  # the answer's value is one of its seeds'
+        assert result.val_acc in bench.seed_values(answer).tolist()
+    else:
+        assert result.val_acc == pytest.approx(bench.query(answer, charge=False).val_acc)
 
 
-@pytest.mark.parametrize("space", list(SPACES), ids=["nb201", "toy", "table", "mobilenet"])
+@pytest.mark.parametrize("space", list(SPACES), ids=["nb201", "toy", "table", "mobilenet",
+                                                         "fcnet"])
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_runs_or_refuses_in_every_space(method, space, ray_session):
     cfg = _config(space, **EXTRA.get((method, space), {}))
