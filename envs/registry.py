@@ -40,6 +40,7 @@ BUILTIN: dict[str, str] = {
     "mobilenet": "envs.benchmarks.mobilenet:SPEC",
     "nasbench-graph": "envs.benchmarks.nasbench_graph:SPEC",
     "nasbench-graph-proteins": "envs.benchmarks.nasbench_graph:PROTEINS_SPEC",
+    "fcnet": "envs.benchmarks.fcnet:SPEC",
 }
 SCHEMES: dict[str, str] = {"table": "envs.benchmarks.table_file:spec_for"}
 """Names `SCHEME:ARGUMENT` whose spec a function builds from the argument (`table:FILE`)."""
