@@ -26,7 +26,7 @@ REWARDS = ("improvement", "absolute")
 OVER_LIMIT = ("query", "penalty")
 LEGACY_KEYS = (
     "evaluator", "predictor", "checkpoint", "data", "resolution", "width_mult", "max_macs_m",
-    "macs_resolution", "evaluator_service", "table", "over_limit",
+    "macs_resolution", "evaluator_service", "table",
 )
 """Keys of 0.2's flat EnvConfig: a saved config may name them with None for a space that
 does not have them (they meant "not set" there)."""

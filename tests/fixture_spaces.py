@@ -11,8 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
 from envs.benchmarks.nb201 import NB201Benchmark, load_nb201
 from envs.registry import SpaceSpec
+from envs.settings import setting
+from envs.spaces.base import SearchSpace
 from envs.spaces.nb201 import NB201Space
 
 
@@ -46,12 +51,6 @@ FAILING = SpaceSpec(
 
 
 # -- TOY: a space of its own, budget in queries, one limitable metric ---------------------------
-import numpy as np  # noqa: E402
-
-from envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query  # noqa: E402
-from envs.settings import setting  # noqa: E402
-from envs.spaces.base import SearchSpace  # noqa: E402
-
 
 class ToySpace(SearchSpace):
     """5 positions x 4 choices; the text form is the digits, e.g. '01230'."""
