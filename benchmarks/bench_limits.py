@@ -58,6 +58,8 @@ def ceiling(table: str, metric: str, limit: float, search: str = "cifar10") -> d
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", required=True)
+    p.add_argument("--dataset", default="cifar10", help="the searched dataset (its validation "
+                   "accuracy is the reward, its metric is limited)")
     p.add_argument("--metric", default="latency_s")
     p.add_argument("--limits", default="0.0125,0.015,0.02")
     p.add_argument("--methods", default=METHODS)
@@ -71,12 +73,12 @@ def main() -> None:
     rows = []
     for limit in limits:
         plan = plan_compare(args.methods, args.seeds, env={
-            "table": args.table, "limits": {args.metric: limit}})
+            "table": args.table, "dataset": args.dataset, "limits": {args.metric: limit}})
         folder = out / f"{args.metric}-{limit:g}"
         runs = run_compare(plan, folder, resume=args.resume or (folder / "runs.csv").exists())
         ok = runs[runs.status == "ok"]
         ref = ok[ok.method == "dsm"]
-        top = ceiling(args.table, args.metric, limit)
+        top = ceiling(args.table, args.metric, limit, args.dataset)
         for method, g in ok.groupby("method", sort=False):
             row = {"limit": limit, "method": method, "n": len(g), "val": g.val_acc.mean(), **top}
             for ds in DATASETS:
@@ -110,13 +112,15 @@ def main() -> None:
     print("\n".join(lines))
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     for i, (method, g) in enumerate(table.groupby("method", sort=False)):
-        ax.errorbar(g.limit * (1 + 0.01 * (i - 2.5)), g.test_cifar10, yerr=g.std_cifar10, marker="o",
+        ax.errorbar(g.limit * (1 + 0.01 * (i - 2.5)), g[f"test_{args.dataset}"],
+                    yerr=g[f"std_{args.dataset}"], marker="o",
                     capsize=3, label=method)
     ceil = table.drop_duplicates("limit")
-    ax.plot(ceil.limit, ceil.ceiling_cifar10, "k--", label="best in the table within the limit")
+    ax.plot(ceil.limit, ceil[f"ceiling_{args.dataset}"], "k--",
+            label="best in the table within the limit")
     ax.set_xlabel(f"limit on {args.metric}")
-    ax.set_ylabel("CIFAR-10 test accuracy of the answer (%)")
-    ax.set_title("NAS-Bench-201 under a hardware limit (mean ± std over seeds)")
+    ax.set_ylabel(f"{args.dataset} test accuracy of the answer (%)")
+    ax.set_title(f"NAS-Bench-201 ({args.dataset}) under a hardware limit (mean ± std over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.savefig(out / "limits.png", dpi=120)
