@@ -135,9 +135,12 @@ def _run_recorded(env_cfg, learner, out, checkpoint_every, quiet, resume=False) 
         if test else "  (no test accuracy in this data)"
     )
     metrics = result.metrics or {}
-    macs = f"  {metrics['macs_m']:.0f}M MACs at {metrics['resolution']}" if "resolution" in metrics else "".join(
-        f"  {k} {v:g}" for k, v in metrics.items() if not k.startswith("limit_"))
-    print(f"best: {result.arch}  val {result.val_acc:.3f}{macs}{test_txt}")
+    if "resolution" in metrics:  # MACs are counted at a resolution: say which
+        metric_txt = f"  {metrics['macs_m']:.0f}M MACs at {metrics['resolution']}"
+    else:
+        metric_txt = "".join(f"  {k} {v:g}" for k, v in metrics.items()
+                             if not k.startswith("limit_"))
+    print(f"best: {result.arch}  val {result.val_acc:.3f}{metric_txt}{test_txt}")
     simulated = f"{result.sim_time_s:,.0f} s simulated, " if result.config["budget_s"] else ""
     print(f"{result.queries} queries, {simulated}{result.wall_time_s:.1f} s wall; "
           f"wrote {path}/result.json and history.csv")
