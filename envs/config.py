@@ -76,7 +76,7 @@ class EnvConfig:
         spec = get_spec(space)
         generic = {f.name for f in dataclasses.fields(EnvConfig)} - {"space", "options"}
         options = dict(values.pop("options", None) or ())
-        limits = _limits_dict(values.pop("limits", None))
+        limits = parse_limits(values.pop("limits", None))
         for alias, metric in spec.limit_aliases.items():
             value = values.pop(alias, None)
             if value is not None:  # None: the space's default limit
@@ -110,7 +110,7 @@ class EnvConfig:
         if merged["init_centers"] is not None:
             merged["init_centers"] = tuple(merged["init_centers"])
         if merged["limits"] is not None:
-            merged["limits"] = tuple(sorted(_limits_dict(merged["limits"]).items()))
+            merged["limits"] = tuple(sorted(parse_limits(merged["limits"]).items()))
         for name, value in merged.items():
             object.__setattr__(self, name, value)
 
@@ -205,7 +205,7 @@ class EnvConfig:
             )
 
 
-def _limits_dict(limits) -> dict[str, float] | None:
+def parse_limits(limits) -> dict[str, float] | None:
     """Limits given as a mapping, (metric, value) pairs, or 'metric=value' strings."""
     if limits is None:
         return None

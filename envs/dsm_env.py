@@ -226,10 +226,7 @@ class DSMNASEnv(gym.Env):
             )
         self.graph = None if state["graph"] is None else SubspaceGraph.from_state(state["graph"])
         self.benchmark.clock.set_state(state["clock"])
-        self.history = [
-            r if isinstance(r, QueryRecord) else QueryRecord.from_row(r, self.history_columns)
-            for r in state["history"]  # positional rows in states saved by 0.2
-        ]
+        self.history = self._records(state["history"])
         self.steps = int(state.get("steps", 0))  # absent in states saved by 0.1
         self.skipped_over_limit = int(state.get("skipped_over_limit", 0))
         self._skips_in_a_row = int(state.get("skips_in_a_row", 0))
@@ -242,11 +239,14 @@ class DSMNASEnv(gym.Env):
         last = state["last_finished"]
         self.last_finished = (
             None if last is None
-            else (SubspaceGraph.from_state(last[0]), [
-                r if isinstance(r, QueryRecord) else QueryRecord.from_row(r, self.history_columns)
-                for r in last[1]
-            ], dict(last[2]))
+            else (SubspaceGraph.from_state(last[0]), self._records(last[1]), dict(last[2]))
         )
+
+    def _records(self, rows) -> list[QueryRecord]:
+        """History rows of a saved state as records (states saved by 0.2 hold positional
+        tuples in `history_columns` order)."""
+        return [r if isinstance(r, QueryRecord) else QueryRecord.from_row(r, self.history_columns)
+                for r in rows]
 
     def observation(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """The current observation and info (what the last `reset` or `step` returned, up to

@@ -292,11 +292,11 @@ def _env_options(args) -> dict:
     out = {name: getattr(args, dest) for dest, name in _OPTION_DESTS.items() if hasattr(args, dest)}
     if getattr(args, "limits", None):
         # added to the space's own limits (mobilenet: macs_m <= 600), the later winning
-        from envs.config import _limits_dict
+        from envs.config import parse_limits
         from envs.registry import get_spec
 
         defaults = dict(get_spec(args.space).env_defaults.get("limits", {}))
-        out["limits"] = {**defaults, **_limits_dict(list(args.limits))}
+        out["limits"] = {**defaults, **parse_limits(list(args.limits))}
     if getattr(args, "over_limit", None) is not None:
         out["over_limit"] = args.over_limit
     return out
