@@ -9,9 +9,10 @@ not apply to a method (a baseline has no `subspace`) is left empty (NaN in the f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where a frame is made: the CLI's help needs none
+    import pandas as pd
 
 HISTORY_COLUMNS = (
     "step", "subspace", "arch", "val_acc", "reward", "accepted", "cost_s", "sim_time_s",
@@ -58,6 +59,8 @@ class QueryRecord:
 
 def history_frame(records: Iterable[QueryRecord], metrics: Sequence[str] = ()) -> pd.DataFrame:
     """The history of `records`: `HISTORY_COLUMNS`, `metrics`, then the extras."""
+    import pandas as pd
+
     rows = [r.row() for r in records]
     known = {*HISTORY_COLUMNS, *metrics}
     extra = dict.fromkeys(c for row in rows for c in row if c not in known)

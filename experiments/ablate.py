@@ -26,52 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from experiments import report  # noqa: E402
-from experiments.compare import MethodSpec  # noqa: E402
-from envs.errors import ConfigError
-
-K_VALUES = (1, 2, 4, 8, 16)
-M_VALUES = (1, 2, 3, 4, 6)
-
-ABLATIONS: dict[str, tuple[str, tuple[MethodSpec, ...]]] = {
-    "update": ("subspace update on/off with the Fig. 7 random baselines", (
-        MethodSpec("dsm", "dsm"),
-        MethodSpec("dsm-noupdate", "dsm", env={"update_subspaces": False}),
-        MethodSpec("random", "random"),
-        MethodSpec("random-mined", "random-mined"),
-        MethodSpec("random-update", "random-update"),
-    )),
-    "reward": ("reward = improvement vs absolute, with subspaces explored (Fig. 8a)", (
-        MethodSpec("dsm", "dsm"),
-        MethodSpec("dsm-absolute", "dsm", env={"reward": "absolute"}),
-    )),
-    "graph": ("GNN over the subspace graph vs per-node FC layers (Fig. 8b)", (
-        MethodSpec("dsm", "dsm"),
-        MethodSpec("dsm-nograph", "dsm", settings={"use_graph": False}),
-    )),
-    "K": ("number of candidate subspaces K (Fig. 9a)", tuple(
-        MethodSpec(f"dsm-K{k}", "dsm", env={"K": k}) for k in K_VALUES)),
-    "M": ("local search distance M (Fig. 9b)", tuple(
-        MethodSpec(f"dsm-M{m}", "dsm", env={"M": m}) for m in M_VALUES)),
-}
-
-
-REFERENCES = {"K": "dsm-K4", "M": "dsm-M4"}
-"""The variant the Welch t-tests compare with: the paper's NAS-Bench-201 setting (K = M = 4)."""
-
-
-def describe_ablations() -> str:
-    return "\n".join(f"  {name:7s} {desc}" for name, (desc, _) in ABLATIONS.items())
-
-
-def variants(name: str) -> tuple[MethodSpec, ...]:
-    """The variants of ablation `name`; ValueError listing the known names."""
-    try:
-        return ABLATIONS[name][1]
-    except KeyError:
-        raise ConfigError(
-            f"unknown ablation {name!r}; allowed: {', '.join(ABLATIONS)}"
-        ) from None
-
+from experiments.settings import ABLATIONS, variants  # noqa: E402
 
 def centers_explored(history: pd.DataFrame, K: int) -> int:
     """Distinct subspace centers a search had: the K initial ones plus every distinct

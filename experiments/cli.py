@@ -24,8 +24,9 @@ from dataclasses import fields
 
 from envs.config import EnvConfig
 from envs.settings import help_of
-from trainables.search import LearnerSettings
+from trainables.learner import LearnerSettings
 from envs.errors import ConfigError, MissingFileError
+from trainables import supernet_settings
 
 EXIT_USAGE = 2
 _SERVICES: list = []
@@ -42,7 +43,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_search(sub, specs) -> None:
-    p = sub.add_parser("search", help="run one DSM-NAS search", description=__doc__)
+    p = sub.add_parser("search", help=_COMMANDS["search"][0], description=__doc__)
     e = lambda name: help_of(EnvConfig, name)  # noqa: E731
     p.add_argument("--space", default=EnvConfig.space, help=e("space"))
     p.add_argument("--dataset", default=EnvConfig.dataset, help=e("dataset"))
@@ -82,7 +83,7 @@ def _add_search(sub, specs) -> None:
 
 def _add_resume(sub) -> None:
     p = sub.add_parser(
-        "resume", help="continue a killed `dsmnas search --out DIR` from its last checkpoint",
+        "resume", help=_COMMANDS["resume"][0],
         description="Rebuild the search from DIR/search.json, restore DIR/checkpoint/, cut "
                     "DIR/history.csv back to the checkpoint and run to the end of the budget: "
                     "the same history and result as an uninterrupted search.",
@@ -359,14 +360,12 @@ def _evaluator_service(env_cfg: EnvConfig, actors: int, gpus: float | None,
 
 
 def _add_train_supernet(sub) -> None:
-    from trainables.supernet import add_train_supernet_parser
-
-    add_train_supernet_parser(sub)
+    supernet_settings.add_train_supernet_parser(sub)
 
 
 def _add_fit_predictor(sub) -> None:
     p = sub.add_parser(
-        "fit-predictor", help="fit an MLP accuracy predictor to a supernet's scores",
+        "fit-predictor", help=_COMMANDS["fit-predictor"][0],
         description="Score N seeded random subnets with the supernet (in-process, or through "
                     "evaluator actors), fit ofa's accuracy-predictor MLP to them and save it "
                     "for `dsmnas search --space mobilenet --evaluator fitted --predictor OUT`.",
@@ -404,7 +403,7 @@ def _fit_predictor(args) -> int:
 
 
 def _add_export(sub) -> None:
-    p = sub.add_parser("export-nb201", help="convert official NAS-Bench-201/NATS files to a table")
+    p = sub.add_parser("export-nb201", help=_COMMANDS["export-nb201"][0])
     p.add_argument("src", help="NAS-Bench-201 .pth, NATS-Bench tss .pickle.pbz2 or directory")
     p.add_argument("dst", help="output table (.csv or .csv.gz)")
     p.set_defaults(run=_export)
@@ -427,7 +426,7 @@ def _add_compare(sub, specs) -> None:
 
     p = sub.add_parser(
         "compare",
-        help="compare search methods over seeds (Ray Tune), with summary tables and plots",
+        help=_COMMANDS["compare"][0],
         description=(
             "Run every (method, seed) as one Ray Tune trial; write to DIR:\n"
             "  runs.csv                       one row per run (rewritten as runs finish)\n"
@@ -464,7 +463,7 @@ def _setting_flag(p, cls, name: str, **kw) -> None:
 def _add_run_options(p, specs) -> None:
     """Options shared by `compare` and `ablate`: seeds, data, budget, output, cluster, retries."""
     e = lambda name: help_of(EnvConfig, name)  # noqa: E731
-    from experiments.compare import RunSettings
+    from experiments.settings import RunSettings
 
     run = lambda name, **kw: _setting_flag(p, RunSettings, name, **kw)  # noqa: E731
     run("seeds")
@@ -510,11 +509,11 @@ def _compare(args) -> int:
 
 
 def _add_ablate(sub, specs) -> None:
-    from experiments.ablate import describe_ablations
+    from experiments.settings import describe_ablations
 
     p = sub.add_parser(
         "ablate",
-        help="the paper's ablations as named comparisons over seeds (Ray Tune)",
+        help=_COMMANDS["ablate"][0],
         description="Run a named ablation: every output of `dsmnas compare`, plus "
                     "ablation.md, ablation.csv and ablation.png.",
         epilog="ablations:\n" + describe_ablations(),
@@ -526,7 +525,8 @@ def _add_ablate(sub, specs) -> None:
 
 
 def _ablate(args) -> int:
-    from experiments.ablate import REFERENCES, variants, write_ablation
+    from experiments.ablate import write_ablation
+    from experiments.settings import REFERENCES, variants
     from experiments.compare import REFERENCE, plan_compare, run_compare
 
     plan = plan_compare(
@@ -545,11 +545,11 @@ def _ablate(args) -> int:
 
 
 def _add_sweep(sub, specs) -> None:
-    from experiments.sweep import KEYS, SweepSettings
+    from experiments.settings import KEYS, SweepSettings
 
     p = sub.add_parser(
         "sweep",
-        help="sweep DSM-NAS's K, M and entropy weight over seeds (Ray Tune)",
+        help=_COMMANDS["sweep"][0],
         description=(
             "Run every configuration (K, M, entropy) x seed as one Ray Tune trial: every\n"
             "output of `dsmnas compare`, plus in DIR:\n"
@@ -638,19 +638,41 @@ EXIT_FAILED_RUNS = 3
 comparison, ablation or sweep finished and wrote its reports, but some runs failed."""
 
 
+_COMMANDS = {
+    "search": ("run one DSM-NAS search", lambda sub, specs: _add_search(sub, specs())),
+    "resume": ("continue a killed `dsmnas search --out DIR` from its last checkpoint",
+               lambda sub, specs: _add_resume(sub)),
+    "export-nb201": ("convert official NAS-Bench-201/NATS files to a table",
+                     lambda sub, specs: _add_export(sub)),
+    "train-supernet": (supernet_settings.HELP, lambda sub, specs: _add_train_supernet(sub)),
+    "fit-predictor": ("fit an MLP accuracy predictor to a supernet's scores",
+                      lambda sub, specs: _add_fit_predictor(sub)),
+    "compare": ("compare search methods over seeds (Ray Tune), with summary tables and plots",
+                lambda sub, specs: _add_compare(sub, specs())),
+    "ablate": ("the paper's ablations as named comparisons over seeds (Ray Tune)",
+               lambda sub, specs: _add_ablate(sub, specs())),
+    "sweep": ("sweep DSM-NAS's K, M and entropy weight over seeds (Ray Tune)",
+              lambda sub, specs: _add_sweep(sub, specs())),
+}
+"""Subcommand -> (one-line help, builder of its parser)."""
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The `dsmnas` parser; `argv` decides which plug-in space's settings become flags."""
-    specs = _specs(list(sys.argv[1:] if argv is None else argv))
+    """The `dsmnas` parser; `argv` decides which plug-in space's settings become flags.
+
+    Only the subcommand that `argv` names gets its whole parser (the others are listed with
+    their one-line help), so that `dsmnas --help` and `dsmnas CMD --help` import nothing
+    heavy (torch, Ray, pandas' plotting stack) and answer at once.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = _Parser(prog="dsmnas", description="DSM-NAS experiments on Ray")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _add_search(sub, specs)
-    _add_resume(sub)
-    _add_export(sub)
-    _add_train_supernet(sub)
-    _add_fit_predictor(sub)
-    _add_compare(sub, specs)
-    _add_ablate(sub, specs)
-    _add_sweep(sub, specs)
+    for name, (help_, build) in _COMMANDS.items():
+        if name == chosen:
+            build(sub, lambda: _specs(argv))
+        else:
+            sub.add_parser(name, help=help_)
     return parser
 
 

@@ -26,7 +26,7 @@ import math
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -35,40 +35,14 @@ import pandas as pd
 
 from envs.benchmarks.base import budget_text
 from envs.config import EnvConfig
-from envs.settings import setting
 from experiments import report
+from experiments.settings import MethodSpec
 from trainables.methods import check_method, method_names
 from envs.errors import ConfigError
 
 _LABEL = re.compile(r"^[A-Za-z0-9_+-]+$")
 REFERENCE = "dsm"
 """The method that the Welch t-tests compare against."""
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """How a comparison, an ablation or a sweep runs: their shared flags and sweep-file keys."""
-
-    seeds: int = setting(10, "runs per method (per configuration in a sweep)")
-    first_seed: int = setting(0, "seeds are first_seed .. first_seed+seeds-1")
-    out: str | None = setting(None, "output folder (default: runs/<command>-<time>)")
-    address: str | None = setting(
-        None, "address of a running Ray cluster (e.g. auto or HOST:6379); default: start a "
-        "local Ray")
-    max_concurrent: int | None = setting(
-        None, "most trials at once (default: as the resources allow)")
-    retries: int = setting(2, "times a failed run is retried before it counts as failed")
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """One compared method: `label` (its name in the reports) runs `method` with `settings`."""
-
-    label: str
-    method: str
-    settings: dict[str, Any] = field(default_factory=dict)
-    env: dict[str, Any] = field(default_factory=dict)
-    """Env settings of this method only, over the plan's shared ones (e.g. an ablation's K)."""
 
 
 @dataclass(frozen=True)

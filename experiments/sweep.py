@@ -40,15 +40,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from envs.config import EnvConfig  # noqa: E402
 from envs.registry import get_spec  # noqa: E402
 from experiments import report  # noqa: E402
-from experiments.compare import (  # noqa: E402
-    ComparePlan, MethodSpec, RunSettings, plan_compare, split_set,
-)
+from experiments.compare import ComparePlan, plan_compare, split_set  # noqa: E402
+from experiments.settings import KEYS, MethodSpec, SweepSettings  # noqa: E402,F401
 from trainables.search import LearnerSettings  # noqa: E402
 from envs.errors import ConfigError, MissingFileError
-from envs.settings import setting
 
 SWEEP_DIR = Path(__file__).resolve().parent / "sweeps"
 """Where named sweep files live: `--config NAME` reads `SWEEP_DIR/NAME.yaml`."""
@@ -59,32 +56,6 @@ HEATMAP_PNG = "sweep_heatmap.png"
 MIN_COLOR_RANGE = 0.2
 """Smallest accuracy range (points) the heatmap's colours span."""
 
-
-
-@dataclass(frozen=True)
-class SweepSettings(RunSettings):
-    """What a sweep runs; the keys of a sweep file. Lists are given as YAML lists, one
-    value, or comma-separated text ("2,4,8")."""
-
-    K: tuple[int, ...] = setting((), "number of candidate subspaces, values swept (default: the "
-                            "space's, nb201 4, mobilenet 10)")
-    M: tuple[int, ...] = setting((), "local search distance, values swept (default: the space's, "
-                            "nb201 4, mobilenet 3)")
-    entropy: tuple[float, ...] = setting((), "entropy weight, values swept (default: the space's, "
-                                    "nb201 7.5e-4, mobilenet 1e-3)")
-    mode: str = setting("grid", "grid: every combination; random: `samples` of them")
-    samples: int | None = setting(None, "configurations drawn in random mode")
-    draw_seed: int = setting(0, "seed of the random mode's draw")
-    space: str = setting(EnvConfig.space, "search space")
-    dataset: str = setting(EnvConfig.dataset, "dataset whose validation accuracy is the reward")
-    table: str | None = setting(None, "NAS-Bench-201 table or official file; default: embedded data")
-    budget: float | None = setting(None, "simulated seconds per search; default: the data source's")
-    set: tuple[str, ...] = setting((), "env.KEY=VALUE (every run's env) or dsm.KEY=VALUE items")
-    cpus_per_trial: float = setting(1.0, "CPUs each trial reserves (torch uses that many threads)")
-    gpus_per_trial: float = setting(0.0, "GPUs each trial reserves")
-
-
-KEYS = tuple(f.name for f in dataclasses.fields(SweepSettings))
 
 
 @dataclass(frozen=True)

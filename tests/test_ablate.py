@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from experiments.ablate import ABLATIONS, ablation_markdown, ablation_table, centers_explored, variants
+from experiments.ablate import ablation_markdown, ablation_table, centers_explored
+from experiments.settings import ABLATIONS, variants
 from experiments.cli import main
 
 

@@ -1,10 +1,12 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from experiments import cli
 from experiments.cli import main
 from envs.spaces.nb201 import NB201Space
 
@@ -92,3 +94,17 @@ def test_importing_the_controller_prints_no_warning():
         capture_output=True, text=True,
     )
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("command", [[], *([name] for name in cli._COMMANDS)])
+def test_help_imports_nothing_heavy(command):
+    """`dsmnas [CMD] --help` builds only CMD's parser and imports no torch, Ray, pandas or
+    matplotlib (that is what makes it answer at once)."""
+    code = (
+        "import sys\nfrom experiments.cli import main\n"
+        f"try:\n    main({command + ['--help']!r})\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'ray', 'pandas', 'matplotlib', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(Path(__file__).resolve().parent.parent))
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-500:]

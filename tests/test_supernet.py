@@ -25,7 +25,8 @@ from envs.evaluators.supernet import (
     top1_percent,
 )
 from envs.evaluators.images import FASHION_MNIST_DIR, load_images, read_idx
-from trainables.supernet import add_train_supernet_parser, train_supernet
+from trainables.supernet import train_supernet
+from trainables.supernet_settings import add_train_supernet_parser
 
 torch.set_num_threads(1)
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from envs import EnvConfig
 from envs.errors import ConfigError
-from trainables.search import SearchResult
 from envs.settings import parse_settings
+
+if TYPE_CHECKING:  # light on purpose: `dsmnas compare --help` lists the methods
+    from trainables.search import SearchResult
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,17 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import pandas as pd
 
 from envs import DSMNASEnv, EnvConfig, history_frame
 from envs.benchmarks.base import progress_text
 from envs.errors import ConfigError
 from trainables.learner import LearnerSettings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 

@@ -30,14 +30,18 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
 from envs.registry import SpaceSpec
 from envs.settings import setting
 from envs.spaces.nb201 import NUM_ARCHS, NB201Space, code, decode
 from envs.errors import ConfigError, MissingFileError
+
+if TYPE_CHECKING:  # imported where a table is read, so that the CLI's help needs no pandas
+    import pandas as pd
 
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 _EMBEDDED_FILES = {"cifar10": "cifar10.pkl", "cifar100": "cifar100.pkl", "ImageNet16-120": "imagenet.pkl"}
@@ -122,6 +126,8 @@ def _load_embedded() -> NB201Data:
 
 @functools.lru_cache(maxsize=4)
 def _load_path(path: str, _mtime_ns: int) -> NB201Data:
+    import pandas as pd
+
     if path.endswith(TABLE_SUFFIXES):
         try:
             frame = pd.read_csv(path)
@@ -190,6 +196,8 @@ def frame_to_data(frame: pd.DataFrame, source: str) -> NB201Data:
 
 
 def _dense(ids: np.ndarray, values: pd.Series) -> np.ndarray:
+    import pandas as pd
+
     out = np.full(NUM_ARCHS, np.nan)
     out[ids] = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
     return out

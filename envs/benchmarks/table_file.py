@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
@@ -109,6 +108,8 @@ def _names(value: Any, key: str) -> list[str]:
 @functools.lru_cache(maxsize=8)
 def load_table(path: str, _mtime_ns: int = 0) -> TableData:
     """Read and check the table at `path` and its format (cached per path and mtime)."""
+    import pandas as pd  # here, so that the CLI's help needs no pandas
+
     p = Path(path)
     fmt = read_format(p)
     try:

@@ -14,3 +14,7 @@ the evaluator actors are `trainables.evaluator_service`, supernet training
 by name (`from envs.evaluators.supernet import SubnetEvaluator`), so importing the package
 imports neither torch nor Ray.
 """
+
+FASHION_MNIST = "fashion-mnist"
+"""The built-in image data's name (`images` reads it; named here, so that a setting's
+default can name it without importing torch)."""

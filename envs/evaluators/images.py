@@ -30,8 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from envs.errors import ConfigError, MissingFileError
+from envs.evaluators import FASHION_MNIST
 
-FASHION_MNIST = "fashion-mnist"
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = (
     "t-shirt/top", "trouser", "pullover", "dress", "coat",

@@ -1,0 +1,114 @@
+"""What a comparison, an ablation or a sweep is made of: the settings the CLI shows.
+
+`RunSettings` (the flags and sweep-file keys that compare, ablate and sweep share),
+`MethodSpec` (one compared variant), `SweepSettings` (a sweep's keys) and the catalogue of
+the paper's ablations. Light on purpose (no pandas, plotting, Ray or torch): `dsmnas CMD
+--help` reads this module and nothing heavier, and answers at once. Running and reporting
+are `experiments.compare`, `experiments.sweep` and `experiments.ablate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from envs.config import EnvConfig
+from envs.errors import ConfigError
+from envs.settings import setting
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a comparison, an ablation or a sweep runs: their shared flags and sweep-file keys."""
+
+    seeds: int = setting(10, "runs per method (per configuration in a sweep)")
+    first_seed: int = setting(0, "seeds are first_seed .. first_seed+seeds-1")
+    out: str | None = setting(None, "output folder (default: runs/<command>-<time>)")
+    address: str | None = setting(
+        None, "address of a running Ray cluster (e.g. auto or HOST:6379); default: start a "
+        "local Ray")
+    max_concurrent: int | None = setting(
+        None, "most trials at once (default: as the resources allow)")
+    retries: int = setting(2, "times a failed run is retried before it counts as failed")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One compared method: `label` (its name in the reports) runs `method` with `settings`."""
+
+    label: str
+    method: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+    """Env settings of this method only, over the plan's shared ones (e.g. an ablation's K)."""
+
+
+@dataclass(frozen=True)
+class SweepSettings(RunSettings):
+    """What a sweep runs; the keys of a sweep file. Lists are given as YAML lists, one
+    value, or comma-separated text ("2,4,8")."""
+
+    K: tuple[int, ...] = setting((), "number of candidate subspaces, values swept (default: the "
+                            "space's, nb201 4, mobilenet 10)")
+    M: tuple[int, ...] = setting((), "local search distance, values swept (default: the space's, "
+                            "nb201 4, mobilenet 3)")
+    entropy: tuple[float, ...] = setting((), "entropy weight, values swept (default: the space's, "
+                                    "nb201 7.5e-4, mobilenet 1e-3)")
+    mode: str = setting("grid", "grid: every combination; random: `samples` of them")
+    samples: int | None = setting(None, "configurations drawn in random mode")
+    draw_seed: int = setting(0, "seed of the random mode's draw")
+    space: str = setting(EnvConfig.space, "search space")
+    dataset: str = setting(EnvConfig.dataset, "dataset whose validation accuracy is the reward")
+    table: str | None = setting(None, "NAS-Bench-201 table or official file; default: embedded data")
+    budget: float | None = setting(None, "simulated seconds per search; default: the data source's")
+    set: tuple[str, ...] = setting((), "env.KEY=VALUE (every run's env) or dsm.KEY=VALUE items")
+    cpus_per_trial: float = setting(1.0, "CPUs each trial reserves (torch uses that many threads)")
+    gpus_per_trial: float = setting(0.0, "GPUs each trial reserves")
+
+
+KEYS = tuple(f.name for f in dataclasses.fields(SweepSettings))
+
+
+K_VALUES = (1, 2, 4, 8, 16)
+M_VALUES = (1, 2, 3, 4, 6)
+
+ABLATIONS: dict[str, tuple[str, tuple[MethodSpec, ...]]] = {
+    "update": ("subspace update on/off with the Fig. 7 random baselines", (
+        MethodSpec("dsm", "dsm"),
+        MethodSpec("dsm-noupdate", "dsm", env={"update_subspaces": False}),
+        MethodSpec("random", "random"),
+        MethodSpec("random-mined", "random-mined"),
+        MethodSpec("random-update", "random-update"),
+    )),
+    "reward": ("reward = improvement vs absolute, with subspaces explored (Fig. 8a)", (
+        MethodSpec("dsm", "dsm"),
+        MethodSpec("dsm-absolute", "dsm", env={"reward": "absolute"}),
+    )),
+    "graph": ("GNN over the subspace graph vs per-node FC layers (Fig. 8b)", (
+        MethodSpec("dsm", "dsm"),
+        MethodSpec("dsm-nograph", "dsm", settings={"use_graph": False}),
+    )),
+    "K": ("number of candidate subspaces K (Fig. 9a)", tuple(
+        MethodSpec(f"dsm-K{k}", "dsm", env={"K": k}) for k in K_VALUES)),
+    "M": ("local search distance M (Fig. 9b)", tuple(
+        MethodSpec(f"dsm-M{m}", "dsm", env={"M": m}) for m in M_VALUES)),
+}
+
+
+REFERENCES = {"K": "dsm-K4", "M": "dsm-M4"}
+"""The variant the Welch t-tests compare with: the paper's NAS-Bench-201 setting (K = M = 4)."""
+
+
+def describe_ablations() -> str:
+    return "\n".join(f"  {name:7s} {desc}" for name, (desc, _) in ABLATIONS.items())
+
+
+def variants(name: str) -> tuple[MethodSpec, ...]:
+    """The variants of ablation `name`; ValueError listing the known names."""
+    try:
+        return ABLATIONS[name][1]
+    except KeyError:
+        raise ConfigError(
+            f"unknown ablation {name!r}; allowed: {', '.join(ABLATIONS)}"
+        ) from None
