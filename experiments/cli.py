@@ -14,6 +14,7 @@ ablation or sweep with failed runs writes its reports, then exits with code 3.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -120,14 +121,16 @@ def _run_recorded(env_cfg, learner, out, checkpoint_every, quiet, resume=False) 
     import torch
 
     from trainables.checkpoint import SearchRecorder
-    from trainables.ray_utils import ensure_ray
+    from trainables.ray_utils import quiet_ray_logs
     from trainables.search import run_search
 
+    quiet_ray_logs()
     recorder = SearchRecorder(out, checkpoint_every, resume=resume)
     # One thread: multi-threaded kernels may sum in another order, and a resumed search must
     # repeat the uninterrupted one bit for bit.
     torch.set_num_threads(1)
-    ensure_ray()
+    # No Ray instance: one in-process search needs none (`trainables.ray_utils.build_algo`);
+    # evaluator actors, when asked for, have started it already.
     result = run_search(env_cfg, learner, progress=None if quiet else print, recorder=recorder)
     path = result.save(out)
     test = result.test_acc
@@ -692,6 +695,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dsmnas {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        # What is left is the interpreter's final collection over torch's and RLlib's
+        # objects (1 s here); everything is written, so none of it needs collecting.
+        gc.freeze()
 
 
 if __name__ == "__main__":

@@ -26,3 +26,24 @@ def test_no_graph_variant_and_absolute_reward_run(nb201_data, ray_session):
     assert len(r.history) > 5 and (r.history.reward == r.history.val_acc).all()
     assert r.sim_time_s == pytest.approx(r.history.cost_s.sum())
     assert r.sim_time_s <= budget_s
+
+
+def test_one_search_in_process_starts_no_ray(tmp_path):
+    """A lone search (with checkpoints, as `dsmnas search` runs it) needs no Ray instance:
+    `trainables.ray_utils.build_algo` skips the one `ray.put` that would start one."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import ray\nfrom envs import EnvConfig\nfrom trainables.checkpoint import SearchRecorder\n"
+        "from trainables.search import run_search\n"
+        f"r = run_search(EnvConfig(budget_s=20000, seed=1), progress=None, "
+        f"recorder=SearchRecorder({str(tmp_path / 'run')!r}, 5))\n"
+        "print(r.queries, ray.is_initialized())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(Path(__file__).resolve().parent.parent))
+    queries, initialized = out.stdout.split()[-2:]
+    assert int(queries) > 5 and initialized == "False"
+    assert (tmp_path / "run" / "checkpoint").is_dir()

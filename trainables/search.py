@@ -24,6 +24,7 @@ from envs import DSMNASEnv, EnvConfig, history_frame
 from envs.benchmarks.base import progress_text
 from envs.errors import ConfigError
 from trainables.learner import LearnerSettings
+from trainables.ray_utils import build_algo
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -107,7 +108,7 @@ def run_search(
     progress_every_s: float = 2.0,
     recorder=None,
 ) -> SearchResult:
-    """Run one search to the end of its budget; Ray must be initialised by the caller.
+    """Run one search to the end of its budget, in this process (no Ray instance needed).
     `recorder` (a `trainables.checkpoint.SearchRecorder`) writes the history as it goes,
     checkpoints, and resumes."""
     return run_episode_search(
@@ -140,8 +141,8 @@ def run_episode_search(
     are not part of the search and cost it nothing. `method_config` is merged into
     `result.config` (e.g. the agent's settings). `recorder` (optional) is called with
     `start(algo, env)` before the first `train()` (where a resumed search restores its
-    checkpoint) and `after_train(algo, env)` after each. Ray must be initialised by the
-    caller.
+    checkpoint) and `after_train(algo, env)` after each. Ray is started only if the agent
+    needs it (remote runners or Learners; `trainables.ray_utils.build_algo`).
     """
     runners = algo_config.num_env_runners or 0
     if runners != 0 or algo_config.num_envs_per_env_runner != 1:
@@ -157,7 +158,7 @@ def run_episode_search(
         )
     seed = env_config.seed
     t0 = time.perf_counter()
-    algo = algo_config.build_algo()
+    algo = build_algo(algo_config)
     try:
         env = local_env(algo)
         if not isinstance(env, DSMNASEnv):

