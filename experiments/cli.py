@@ -76,8 +76,9 @@ def _add_search(sub, specs) -> None:
     p.add_argument("--out", default=None,
                    help="output folder for result.json and history.csv (default: runs/search-<time>)")
     p.add_argument("--checkpoint-every", type=int, default=25, metavar="N",
-                   help="save the search's full state to OUT/checkpoint/ every N queries, "
-                        "for `dsmnas resume OUT` (0: never; default: 25)")
+                   help="save the search's full state to OUT/checkpoint/ every N queries (at "
+                        "the first RLlib iteration end past each multiple, up to 16 queries "
+                        "later), for `dsmnas resume OUT` (0: never; default: 25)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(run=_search)
 

@@ -295,6 +295,39 @@ class DSMController(nn.Module):
         return chosen, logp, torch.cat(logits_per_decision, dim=-1), graph
 
 
+@dataclass
+class _SampledStep:
+    """One exploration step with its autograd graph: what `DSMNASModule._forward_train`
+    uses instead of a replay when the update's batch is this step."""
+
+    obs: dict
+    actions: Tensor
+    versions: list
+    """The parameters' in-place version counters when it was sampled (an optimizer step or
+    a restored state changes them)."""
+    train_out: dict
+
+    @classmethod
+    def of(cls, module: "DSMNASModule", batch: dict, actions: Tensor, dist_inputs: Tensor,
+           graph: Tensor) -> "_SampledStep":
+        obs = {k: batch[Columns.OBS][k] for k in OBS_KEYS}
+        return cls(obs, actions, _versions(module), {
+            Columns.ACTION_DIST_INPUTS: dist_inputs, Columns.EMBEDDINGS: graph,
+        })
+
+    def is_batch(self, module: "DSMNASModule", batch: dict) -> bool:
+        obs = batch[Columns.OBS]
+        return (
+            torch.equal(batch[Columns.ACTIONS].long(), self.actions)
+            and all(torch.equal(obs[k].to(v.dtype), v) for k, v in self.obs.items())
+            and _versions(module) == self.versions
+        )
+
+
+def _versions(module: nn.Module) -> list:
+    return [p._version for p in module.parameters()]
+
+
 class DSMNASModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
     """GNN + LSTM controller of DSM-NAS: picks a subspace center, then M (position, op) edits.
 
@@ -304,7 +337,13 @@ class DSMNASModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
     `ValueFunctionAPI` (PPO, APPO, IMPALA) and `TargetNetworkAPI` (APPO).
     """
 
+    reuse_sample_graph: bool = False
+    """Keep the autograd graph of each exploration step for the update that follows (set by
+    `trainables.reinforce.REINFORCE` where the Learner samples with this very module object;
+    see `_forward_train`)."""
+
     def setup(self) -> None:
+        self._sampled: Optional[_SampledStep] = None
         self.dsm_config = DSMModuleConfig.from_dict(self.model_config)
         self.num_nodes, self.num_positions, self.num_ops, self.num_edits = _read_spaces(
             self.observation_space, self.action_space
@@ -332,15 +371,35 @@ class DSMNASModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
         return self.action_dist_cls
 
     # ----------------------------------------------------------------- forward passes
+    def forward_exploration(self, batch: dict, **kwargs) -> dict:
+        # TorchRLModule's version switches every submodule to eval() and back around the
+        # call; nothing here behaves differently in eval mode (no dropout, no batch norm).
+        return self._forward_exploration(batch, **kwargs)
+
     def _forward_exploration(self, batch: dict, **kwargs) -> dict:
-        with torch.no_grad():
-            return self._sample(batch, greedy=False)
+        if not self.reuse_sample_graph:
+            with torch.no_grad():
+                return self._sample(batch, greedy=False)
+        actions, logp, dist_inputs, graph = self.pi(batch[Columns.OBS])
+        self._sampled = _SampledStep.of(self, batch, actions, dist_inputs, graph)
+        return {
+            Columns.ACTIONS: actions,
+            Columns.ACTION_LOGP: logp.detach(),
+            Columns.ACTION_DIST_INPUTS: dist_inputs.detach(),
+        }
 
     def _forward_inference(self, batch: dict, **kwargs) -> dict:
         with torch.no_grad():
             return self._sample(batch, greedy=self.dsm_config.greedy_inference)
 
     def _forward_train(self, batch: dict, **kwargs) -> dict:
+        sampled, self._sampled = self._sampled, None
+        if sampled is not None and sampled.is_batch(self, batch):
+            # The update's batch is exactly the step just sampled, with the same weights:
+            # replaying it would repeat the sampling pass's computation on the same inputs,
+            # so its graph serves (the same logits and gradients, bit for bit; one forward
+            # pass less per update).
+            return sampled.train_out
         _, _, dist_inputs, graph = self.pi(
             batch[Columns.OBS], actions=batch[Columns.ACTIONS].long()
         )
@@ -348,11 +407,12 @@ class DSMNASModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
 
     def _sample(self, batch: dict, greedy: bool) -> dict:
         actions, logp, dist_inputs, _ = self.pi(batch[Columns.OBS], greedy=greedy)
-        return {
+        out = {
             Columns.ACTIONS: actions,
             Columns.ACTION_LOGP: logp,
             Columns.ACTION_DIST_INPUTS: dist_inputs,
         }
+        return out
 
     # ----------------------------------------------------------------- value function
     def compute_values(self, batch: dict, embeddings: Optional[Tensor] = None) -> Tensor:

@@ -255,6 +255,26 @@ def test_shared_module_trains_exactly_like_weight_sync():
         assert torch.equal(shared, synced)
 
 
+def test_several_updates_per_iteration_train_exactly_like_one_and_stop_at_episode_ends():
+    """updates_per_iteration=4 runs four (sample one step, update) rounds per train(), the
+    same rounds as four train() calls of one, and an iteration ends with its episode."""
+    weights, lifetimes = [], []
+    for k, iterations in ((1, 10), (4, 4)):  # 10 steps: 4 + 1 (episode end) + 4 + 1
+        algo = _toy_config({"episode_len": 5}, updates_per_iteration=k).build_algo()
+        try:
+            steps = []
+            for _ in range(iterations):
+                steps.append(algo.train()["env_runners"]["num_env_steps_sampled_lifetime"])
+            lifetimes.append(steps)
+            weights.append([p.detach().clone() for p in _learner_module(algo).parameters()])
+        finally:
+            algo.stop()
+    assert lifetimes[1] == [4, 5, 9, 10]
+    assert all(torch.equal(a, b) for a, b in zip(*weights))
+    with pytest.raises(ValueError, match="updates_per_iteration"):
+        _toy_config(updates_per_iteration=0).build_algo()
+
+
 def test_checkpoint_restores_policy_and_baseline_exactly(tmp_path):
     algo = _toy_config().build_algo()
     try:

@@ -2,7 +2,9 @@
 
 `SearchRecorder` plugs into `run_episode_search`: after every `train()` it appends the newly
 answered queries to `DIR/history.csv` (header once, flushed), and every `checkpoint_every`
-queries it saves the search's complete state to `DIR/checkpoint/`:
+queries (at the end of the `train()` call that crosses each multiple: a DSM-NAS search's
+calls are up to `trainables.search.UPDATES_PER_ITERATION` queries) it saves the search's
+complete state to `DIR/checkpoint/`:
 
     checkpoint/algo/         `algo.save_to_path`: module weights, Adam state, the REINFORCE
                              baseline (Learner state), env-runner and metrics state

@@ -101,6 +101,11 @@ class REINFORCEConfig(AlgorithmConfig):
         baseline_decay: weight of the old baseline in the reward EMA (official code: 0.9).
         entropy_coeff: weight of the entropy bonus (`LearnerSettings.entropy`).
         weight_decay: Adam weight decay (the official NB201 code uses 2.37e-5).
+        updates_per_iteration: sample-then-update rounds per `train()` call (1). Each round
+            is the same (train_batch_size env steps, one update, weight sync); more rounds
+            per call only spare RLlib's per-iteration metrics reduction and result
+            compilation. An iteration stops after the round in which an episode ends, so
+            no step is sampled past a finished episode on its behalf.
         share_module_in_process: when the only Learner and the only EnvRunner live in
             the driver process on the same device, let the EnvRunner sample with the
             Learner's module object instead of a copy, so no weights are copied after
@@ -120,6 +125,7 @@ class REINFORCEConfig(AlgorithmConfig):
         self.entropy_coeff = LearnerSettings.entropy
         self.weight_decay = LearnerSettings.weight_decay
         self.share_module_in_process = True
+        self.updates_per_iteration = 1
         # One DSM-NAS episode is a whole search (~200 steps): never wait for its end;
         # "auto" makes the fragments of all env runners add up to the train batch.
         self.batch_mode = "truncate_episodes"
@@ -137,6 +143,7 @@ class REINFORCEConfig(AlgorithmConfig):
         entropy_coeff: Optional[float] = NotProvided,
         weight_decay: Optional[float] = NotProvided,
         share_module_in_process: Optional[bool] = NotProvided,
+        updates_per_iteration: Optional[int] = NotProvided,
         **kwargs,
     ) -> Self:
         """Sets the REINFORCE fields (see the class docstring) and any inherited
@@ -150,6 +157,8 @@ class REINFORCEConfig(AlgorithmConfig):
             self.weight_decay = weight_decay
         if share_module_in_process is not NotProvided:
             self.share_module_in_process = share_module_in_process
+        if updates_per_iteration is not NotProvided:
+            self.updates_per_iteration = updates_per_iteration
         return self
 
     @override(AlgorithmConfig)
@@ -174,6 +183,10 @@ class REINFORCEConfig(AlgorithmConfig):
             raise ConfigError(f"baseline_decay must be in [0, 1), got {self.baseline_decay!r}")
         if self.entropy_coeff < 0.0:
             raise ConfigError(f"entropy_coeff must be >= 0, got {self.entropy_coeff!r}")
+        if not (isinstance(self.updates_per_iteration, int) and self.updates_per_iteration >= 1):
+            raise ConfigError(
+                f"updates_per_iteration must be an int >= 1, got {self.updates_per_iteration!r}"
+            )
         if self.weight_decay < 0.0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if isinstance(self.lr, (int, float)) and self.lr <= 0.0:
@@ -231,7 +244,7 @@ class REINFORCETorchLearner(TorchLearner):
         params = self.get_parameters(self._module[module_id])
         self.register_optimizer(
             module_id=module_id,
-            optimizer=torch.optim.Adam(params, weight_decay=config.weight_decay),
+            optimizer=torch.optim.Adam(params, weight_decay=config.weight_decay, foreach=True),
             params=params,
             lr_or_lr_schedule=config.lr,
         )
@@ -315,33 +328,69 @@ class REINFORCE(Algorithm):
 
     @override(Algorithm)
     def training_step(self) -> None:
-        batch_size = self.config.total_train_batch_size
-        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-            episodes, runner_metrics = self._sample(batch_size)
-        if not episodes:  # all remote EnvRunners failed; RLlib restores them next step
-            return
-        self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
+        # In process (local EnvRunner and Learner), the rounds' metrics are reduced once per
+        # iteration, not once per round: RLlib's reduction is the larger part of a round's
+        # bookkeeping at batch size 1, and what it reduces does not change.
+        local = self.env_runner_group.num_remote_workers() == 0 and self.learner_group.is_local
+        sampled = 0
+        for _ in range(self.config.updates_per_iteration):
+            episodes = self._sample_and_update(local, sampled)
+            if not episodes:
+                break
+            sampled += sum(len(e) for e in episodes)
+            if any(e.is_done for e in episodes):
+                break
+        if local:
+            if not any(e.is_done for e in episodes or ()):  # else read in the last round
+                self.metrics.aggregate(
+                    [self.env_runner_group.local_env_runner.get_metrics()],
+                    key=ENV_RUNNER_RESULTS,
+                )
+            self.metrics.aggregate(
+                [self.learner_group._learner.metrics.reduce()], key=LEARNER_RESULTS
+            )
 
+    def _sample_and_update(self, deferred: bool, sampled_before: int) -> list:
+        """One round: sample train_batch_size env steps, update, sync; the episodes.
+        `deferred`: leave the local runner's and Learner's metrics unreduced (the runner's
+        are read before the update of a round in which an episode ends: the update's
+        connectors change the episode chunks that its episode statistics are taken from)."""
+        batch_size = self.config.total_train_batch_size
+        runner = self.env_runner_group.local_env_runner
+        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+            if deferred:
+                episodes = runner.sample(num_timesteps=batch_size)
+                runner_metrics = (
+                    [runner.get_metrics()] if any(e.is_done for e in episodes) else None
+                )
+            else:
+                episodes, runner_metrics = self._sample(batch_size)
+        if not episodes:  # all remote EnvRunners failed; RLlib restores them next step
+            return episodes
+        key = (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME)
+        unread = 0 if runner_metrics else sampled_before + sum(len(e) for e in episodes)
+        if runner_metrics:
+            self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
         with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
             learner_results = self.learner_group.update(
                 episodes=episodes,
                 timesteps={
-                    NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
-                        (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME)
-                    ),
+                    NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(key, default=0) + unread
                 },
+                _no_metrics_reduce=deferred,
             )
-        self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
+        if not deferred:
+            self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
 
         if self._share_module_if_possible():
             # Same module object: only keep the sampler's weights version current.
-            runner = self.env_runner_group.local_env_runner
             runner._weights_seq_no = self.learner_group._learner._weights_seq_no
-            return
+            return episodes
         with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
             self.env_runner_group.sync_weights(
                 from_worker_or_learner_group=self.learner_group, inference_only=True
             )
+        return episodes
 
     def _sample(self, batch_size: int):
         """Exactly `batch_size` env steps (ongoing episodes are cut, not awaited)."""
@@ -381,6 +430,10 @@ class REINFORCE(Algorithm):
         ):
             return False
         runner.module = module
+        if hasattr(module, "reuse_sample_graph") and self.config.total_train_batch_size == 1:
+            # The module may keep each sampled step's graph for the update right after it
+            # (policies.dsm_module.DSMNASModule): one forward pass less per step.
+            module.reuse_sample_graph = True
         return True
 
     @override(Algorithm)
@@ -420,6 +473,7 @@ def reinforce_config(
     train_batch_size: int = LearnerSettings.batch_size,
     grad_clip: Optional[float] = None,
     num_env_runners: int = 0,
+    updates_per_iteration: int = 1,
 ) -> REINFORCEConfig:
     """A `REINFORCEConfig` with the lean defaults used by the CLI and the tests.
 
@@ -452,6 +506,7 @@ def reinforce_config(
             weight_decay=weight_decay,
             train_batch_size=train_batch_size,
             grad_clip=grad_clip,
+            updates_per_iteration=updates_per_iteration,
         )
         .debugging(seed=seed)
     )

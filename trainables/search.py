@@ -81,6 +81,12 @@ def local_env(algo) -> DSMNASEnv:
     return algo.env_runner_group.local_env_runner.env.unwrapped.envs[0].unwrapped
 
 
+UPDATES_PER_ITERATION = 16
+"""REINFORCE rounds (one query, one update each) per `train()` call of a search: RLlib's
+per-iteration bookkeeping is then paid once per 16 queries (the search is the same; an
+iteration stops at the round in which the budget ends)."""
+
+
 def dsm_algo_config(env_config: EnvConfig, learner: LearnerSettings = LearnerSettings()):
     """The REINFORCE config of one DSM-NAS search (GNN+LSTM controller, seeded by the env's
     seed), as `run_search` builds it."""
@@ -98,6 +104,7 @@ def dsm_algo_config(env_config: EnvConfig, learner: LearnerSettings = LearnerSet
         baseline_decay=learner.baseline_decay,
         weight_decay=learner.weight_decay,
         train_batch_size=learner.batch_size,
+        updates_per_iteration=UPDATES_PER_ITERATION,
     )
 
 
