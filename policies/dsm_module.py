@@ -64,6 +64,7 @@ from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from ray.rllib.utils.torch_utils import FLOAT_MIN
 
 from policies.gnn import SubspaceGraphEncoder
+from policies.layers import TORCH_LAYERS
 from envs.errors import ConfigError
 
 __all__ = ["DSMController", "DSMModuleConfig", "DSMNASModule", "OBS_KEYS"]
@@ -194,7 +195,7 @@ class DSMController(nn.Module):
 
     def __init__(
         self, num_nodes: int, num_positions: int, num_ops: int, num_edits: int,
-        cfg: DSMModuleConfig,
+        cfg: DSMModuleConfig, layers=TORCH_LAYERS,
     ) -> None:
         super().__init__()
         self.num_nodes, self.num_positions = num_nodes, num_positions
@@ -204,17 +205,17 @@ class DSMController(nn.Module):
         self.mask_noop_edits = cfg.mask_noop_edits
         hidden = cfg.hidden_size
         self.encoder = SubspaceGraphEncoder(
-            num_positions, num_ops, hidden, cfg.token_dim, cfg.use_graph
+            num_positions, num_ops, hidden, cfg.token_dim, cfg.use_graph, layers
         )
-        self.lstm = nn.LSTMCell(hidden, hidden)
-        self.pointer_query = nn.Linear(hidden, hidden, bias=False)
-        self.pointer_key = nn.Linear(hidden, hidden)
-        self.pointer_score = nn.Linear(hidden, 1, bias=False)
-        self.position_head = nn.Linear(hidden, num_positions)
-        self.op_head = nn.Linear(hidden, num_ops)
-        self.position_embedding = nn.Embedding(num_positions, hidden)
-        self.current_op_input = nn.Linear(cfg.token_dim, hidden, bias=False)
-        self.op_embedding = nn.Embedding(num_ops, hidden)
+        self.lstm = layers.lstm_cell(hidden, hidden)
+        self.pointer_query = layers.linear(hidden, hidden, bias=False)
+        self.pointer_key = layers.linear(hidden, hidden)
+        self.pointer_score = layers.linear(hidden, 1, bias=False)
+        self.position_head = layers.linear(hidden, num_positions)
+        self.op_head = layers.linear(hidden, num_ops)
+        self.position_embedding = layers.embedding(num_positions, hidden)
+        self.current_op_input = layers.linear(cfg.token_dim, hidden, bias=False)
+        self.op_embedding = layers.embedding(num_ops, hidden)
 
     def encode(self, obs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Node features (B, K, hidden) and graph feature (B, hidden) of a Dict obs batch."""
@@ -225,8 +226,13 @@ class DSMController(nn.Module):
         obs: Mapping[str, Tensor],
         actions: Optional[Tensor] = None,
         greedy: bool = False,
+        uniforms: Optional[Tensor] = None,
     ) -> tuple[Tensor, Optional[Tensor], Tensor, Tensor]:
         """Run the 1 + 2M decisions; replay `actions` (B, 1 + 2M) if given, else choose.
+
+        Choosing samples with `torch.multinomial` (torch's global generator), or, where
+        `uniforms` (B, 1 + 2M) in [0, 1) are given, by inverting each decision's cumulative
+        distribution at them (the same distribution, from the caller's random streams).
 
         Returns (actions (B, 1 + 2M) int64, summed log-prob (B,) or None when replaying,
         concatenated logits (B, K + M * (L + C)), graph feature (B, hidden)).
@@ -253,6 +259,11 @@ class DSMController(nn.Module):
                 log_probs = logits - logits.logsumexp(dim=-1, keepdim=True)
                 if greedy:
                     choice = logits.argmax(dim=-1)
+                elif uniforms is not None:
+                    cdf = log_probs.exp().cumsum(dim=-1)
+                    u = uniforms[:, step : step + 1] * cdf[:, -1:]
+                    choice = torch.searchsorted(cdf, u, right=True).squeeze(-1)
+                    choice = choice.clamp(max=logits.shape[-1] - 1)
                 else:
                     choice = torch.multinomial(log_probs.exp(), 1).squeeze(-1)
                 logps.append(log_probs.gather(-1, choice.unsqueeze(-1)).squeeze(-1))
@@ -310,7 +321,7 @@ class _SampledStep:
     @classmethod
     def of(cls, module: "DSMNASModule", batch: dict, actions: Tensor, dist_inputs: Tensor,
            graph: Tensor) -> "_SampledStep":
-        obs = {k: batch[Columns.OBS][k] for k in OBS_KEYS}
+        obs = dict(batch[Columns.OBS])
         return cls(obs, actions, _versions(module), {
             Columns.ACTION_DIST_INPUTS: dist_inputs, Columns.EMBEDDINGS: graph,
         })
@@ -344,7 +355,7 @@ class DSMNASModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
 
     def setup(self) -> None:
         self._sampled: Optional[_SampledStep] = None
-        self.dsm_config = DSMModuleConfig.from_dict(self.model_config)
+        self.dsm_config = DSMModuleConfig.from_dict(self._controller_settings())
         self.num_nodes, self.num_positions, self.num_ops, self.num_edits = _read_spaces(
             self.observation_space, self.action_space
         )
@@ -352,13 +363,25 @@ class DSMNASModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
         self.action_dist_cls = TorchMultiCategorical.get_partial_dist_cls(
             input_lens=self.input_lens
         )
-        self.pi = DSMController(
-            self.num_nodes, self.num_positions, self.num_ops, self.num_edits, self.dsm_config
-        )
+        self.pi = self._make_controller()
         hidden = self.dsm_config.hidden_size
         self.value_head = nn.Sequential(
             nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1)
         )
+
+    def _controller_settings(self) -> dict:
+        """The `model_config` items that are `DSMModuleConfig` fields."""
+        return self.model_config
+
+    def _make_controller(self) -> DSMController:
+        return DSMController(
+            self.num_nodes, self.num_positions, self.num_ops, self.num_edits, self.dsm_config
+        )
+
+    def _pi_kwargs(self, batch: dict, sampling: bool) -> dict:
+        """Extra keyword arguments of `self.pi` for `batch` (none here; a population's
+        module says which search each row is and gives its random draws)."""
+        return {}
 
     # ----------------------------------------------------------------- distributions
     def get_train_action_dist_cls(self):
@@ -380,7 +403,9 @@ class DSMNASModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
         if not self.reuse_sample_graph:
             with torch.no_grad():
                 return self._sample(batch, greedy=False)
-        actions, logp, dist_inputs, graph = self.pi(batch[Columns.OBS])
+        actions, logp, dist_inputs, graph = self.pi(
+            batch[Columns.OBS], **self._pi_kwargs(batch, sampling=True)
+        )
         self._sampled = _SampledStep.of(self, batch, actions, dist_inputs, graph)
         return {
             Columns.ACTIONS: actions,
@@ -401,12 +426,15 @@ class DSMNASModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
             # pass less per update).
             return sampled.train_out
         _, _, dist_inputs, graph = self.pi(
-            batch[Columns.OBS], actions=batch[Columns.ACTIONS].long()
+            batch[Columns.OBS], actions=batch[Columns.ACTIONS].long(),
+            **self._pi_kwargs(batch, sampling=False),
         )
         return {Columns.ACTION_DIST_INPUTS: dist_inputs, Columns.EMBEDDINGS: graph}
 
     def _sample(self, batch: dict, greedy: bool) -> dict:
-        actions, logp, dist_inputs, _ = self.pi(batch[Columns.OBS], greedy=greedy)
+        actions, logp, dist_inputs, _ = self.pi(
+            batch[Columns.OBS], greedy=greedy, **self._pi_kwargs(batch, sampling=not greedy)
+        )
         out = {
             Columns.ACTIONS: actions,
             Columns.ACTION_LOGP: logp,

@@ -46,6 +46,8 @@ with warnings.catch_warnings():
     from torch_geometric.nn import MessagePassing
     from torch_geometric.utils import dense_to_sparse, scatter
 
+from policies.layers import TORCH_LAYERS
+
 __all__ = ["EdgeSAGEConv", "SubspaceGraphEncoder"]
 
 
@@ -57,11 +59,11 @@ class EdgeSAGEConv(MessagePassing):
     e_ij' = relu(W [e_ij, h_i', h_j'])
     """
 
-    def __init__(self, node_dim: int, edge_dim: int, out_dim: int) -> None:
+    def __init__(self, node_dim: int, edge_dim: int, out_dim: int, layers=TORCH_LAYERS) -> None:
         super().__init__(aggr="mean", flow="source_to_target")
-        self.message_lin = nn.Linear(node_dim + edge_dim, out_dim)
-        self.node_lin = nn.Linear(node_dim + out_dim, out_dim)
-        self.edge_lin = nn.Linear(edge_dim + 2 * out_dim, out_dim)
+        self.message_lin = layers.linear(node_dim + edge_dim, out_dim)
+        self.node_lin = layers.linear(node_dim + out_dim, out_dim)
+        self.edge_lin = layers.linear(edge_dim + 2 * out_dim, out_dim)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> tuple[Tensor, Tensor]:
         """Return the updated (node features (N, out_dim), edge features (E, out_dim))."""
@@ -86,6 +88,8 @@ class SubspaceGraphEncoder(nn.Module):
         token_dim: size of the learnable vector of each (position, op) pair.
         use_graph: two EdgeSAGEConv layers over the graph (True) or two per-node fully
             connected layers (False, the paper's no-graph ablation).
+        layers: where the Linear and Embedding layers come from (`policies.layers`: torch's,
+            or a population's, one parameter set per search).
     """
 
     def __init__(
@@ -95,6 +99,7 @@ class SubspaceGraphEncoder(nn.Module):
         hidden_size: int,
         token_dim: int,
         use_graph: bool = True,
+        layers=TORCH_LAYERS,
     ) -> None:
         super().__init__()
         self.num_positions = num_positions
@@ -103,25 +108,25 @@ class SubspaceGraphEncoder(nn.Module):
         self.token_dim = token_dim
         self.use_graph = use_graph
         # Row l * C + c is the vector of op c at position l.
-        self.token_embedding = nn.Embedding(num_positions * num_ops, token_dim)
+        self.token_embedding = layers.embedding(num_positions * num_ops, token_dim)
         self.register_buffer(
             "position_offsets", torch.arange(num_positions) * num_ops, persistent=False
         )
         concat_dim = num_positions * token_dim
-        self.node_input = nn.Linear(concat_dim + 1, hidden_size)
+        self.node_input = layers.linear(concat_dim + 1, hidden_size)
         if use_graph:
             self.gnn = nn.ModuleList(
                 [
-                    EdgeSAGEConv(hidden_size, concat_dim, hidden_size),
-                    EdgeSAGEConv(hidden_size, hidden_size, hidden_size),
+                    EdgeSAGEConv(hidden_size, concat_dim, hidden_size, layers),
+                    EdgeSAGEConv(hidden_size, hidden_size, hidden_size, layers),
                 ]
             )
-            self.readout = nn.Linear(2 * hidden_size, hidden_size)
+            self.readout = layers.linear(2 * hidden_size, hidden_size)
         else:
             self.node_mlp = nn.ModuleList(
-                [nn.Linear(hidden_size, hidden_size), nn.Linear(hidden_size, hidden_size)]
+                [layers.linear(hidden_size, hidden_size), layers.linear(hidden_size, hidden_size)]
             )
-            self.readout = nn.Linear(hidden_size, hidden_size)
+            self.readout = layers.linear(hidden_size, hidden_size)
 
     def embed_tokens(self, tokens: Tensor) -> Tensor:
         """Per-token vectors of `tokens` (..., L) -> (..., L, token_dim)."""

@@ -163,7 +163,6 @@ def run_episode_search(
             f"algo_config's env_config {dict(algo_config.env_config or {})} is not "
             f"env_config {env_config.to_dict()}"
         )
-    seed = env_config.seed
     t0 = time.perf_counter()
     algo = build_algo(algo_config)
     try:
@@ -184,20 +183,33 @@ def run_episode_search(
                 last_print = now
                 progress(_progress_line(env, now - start))
         wall_s = time.perf_counter() - start
-        graph, history, clock = env.last_finished
     finally:
         algo.stop()
+    result = finished_result(env, env_config, method_config, budget, wall_s, startup_s)
+    if progress:
+        graph, _, clock = env.last_finished
+        progress(_progress_line(env, wall_s, graph=graph, clock=clock) + "  done")
+    return result
+
+
+def finished_result(env: DSMNASEnv, env_config: EnvConfig, method_config: dict | None,
+                    budget_s: float, wall_s: float, startup_s: float,
+                    finished: tuple | None = None) -> SearchResult:
+    """The `SearchResult` of `env`'s finished episode (`finished`, default its
+    `last_finished`): the answer is the best center of the final graph by validation
+    accuracy; test accuracy is looked up for the report."""
+    graph, history, clock = finished or env.last_finished
     best = graph.best()
     tokens = graph.centers[best]
     test = env.benchmark.report(tokens)
-    result = SearchResult(
+    return SearchResult(
         arch=env.space.format(tokens),
         val_acc=float(graph.val_acc[best]),
         queries=clock["queries"],
         sim_time_s=clock["sim_time_s"],
         wall_time_s=wall_s,
         startup_s=startup_s,
-        seed=seed,
+        seed=env_config.seed,
         history=history_frame(history, env.benchmark.history_metrics),
         test_acc=test or None,
         config={
@@ -205,7 +217,7 @@ def run_episode_search(
             **(method_config or {}),
             "source": env.benchmark.source,
             "val_metric": env.benchmark.val_metric,
-            "budget_s": budget,
+            "budget_s": budget_s,
             "budget_queries": clock["budget_queries"],
             "cache_queries": clock["cache_queries"],
             "skipped_over_limit": clock.get("skipped_over_limit", 0),
@@ -213,9 +225,6 @@ def run_episode_search(
         final_centers=[env.space.format(c) for c in graph.centers],
         metrics=env.benchmark.answer_metrics(tokens),
     )
-    if progress:
-        progress(_progress_line(env, wall_s, graph=graph, clock=clock) + "  done")
-    return result
 
 
 def run_dsm(env_config: EnvConfig, settings: dict[str, Any], progress=None) -> SearchResult:

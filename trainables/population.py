@@ -1,0 +1,167 @@
+"""Population mode: S DSM-NAS searches of one configuration, in one process, as one batch.
+
+At batch size 1 a search's controller is a few thousand tiny tensor operations, far from any
+arithmetic limit; S searches side by side cost little more than one. `run_population` runs
+the searches of `seeds` (same env settings and `LearnerSettings`) inside RLlib as one
+REINFORCE algorithm:
+
+- env: a vector env of S DSMNAS-v0 searches, one per seed (`envs.population`, built through
+  RLlib's `gym_env_vectorize_mode="vector_entry_point"`); each keeps its own subspace graph,
+  budget clock and random stream, and its observations say which search they are;
+- module: `policies.population.PopulationDSMModule`, S controllers' parameters stacked,
+  each row computed with its search's set, each search sampling from its own generator;
+- learner: `PopulationREINFORCELearner`, one EMA baseline per search, the loss summed over
+  rows so that each search's gradient is the one it would have alone; Adam, elementwise, is
+  then S independent Adams. One `train_batch_size = S` batch (one step of every search) per
+  update: each search still samples and updates at batch size 1, as the paper.
+
+So every member is distributed exactly as a lone search of its seed. It is not the lone
+search bit for bit: its parameters start from a `DSMController` built under its seed (not
+RLlib's build order), it draws from its own generator (not torch's global one), and batched
+products may round differently; README shows on 100 seeds that the results agree. A
+population is reproducible for the same seeds in the same order. A member whose budget ends
+goes on sampling a fresh episode (not part of its search, on no other member's behalf) until
+the last member ends. Not supported: `grad_clip` (a global norm would couple the members),
+`train_batch_size` > 1, checkpoints and resume of a population mid-way (a comparison
+reruns an unfinished population as a whole).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import asdict
+from typing import Any, Callable, Sequence
+
+import torch
+from ray.rllib.core.columns import Columns
+
+from envs import EnvConfig
+from envs.errors import ConfigError
+from envs.population import MEMBER_KEY, members, population_vector_env
+from trainables.learner import LearnerSettings
+from trainables.ray_utils import build_algo
+from trainables.reinforce import REINFORCETorchLearner, ema_baseline_advantages
+from trainables.search import UPDATES_PER_ITERATION, SearchResult, finished_result
+
+__all__ = ["PopulationREINFORCELearner", "population_config", "run_population"]
+
+
+class PopulationREINFORCELearner(REINFORCETorchLearner):
+    """REINFORCE over a batch of rows from S searches: per-search baselines, summed loss."""
+
+    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
+        module = self.module[module_id].unwrapped()
+        dist = module.get_train_action_dist_cls().from_logits(
+            fwd_out[Columns.ACTION_DIST_INPUTS]
+        )
+        logp = dist.logp(batch[Columns.ACTIONS])
+        entropy = dist.entropy()
+        baselines = self._baselines.setdefault(module_id, {})
+        advantages = []
+        for member, reward in zip(batch[Columns.OBS][MEMBER_KEY].long().tolist(),
+                                  batch[Columns.REWARDS].tolist()):
+            (advantage,), baselines[member] = ema_baseline_advantages(
+                [reward], baselines.get(member), config.baseline_decay
+            )
+            advantages.append(advantage)
+        advantages = torch.tensor(advantages, dtype=logp.dtype, device=logp.device)
+        policy_loss = -(advantages * logp).sum()
+        total_loss = policy_loss - config.entropy_coeff * entropy.sum()
+        self.metrics.log_value((module_id, "policy_loss"), policy_loss, window=1)
+        self.metrics.log_value((module_id, "entropy"), entropy.mean(), window=1)
+        return total_loss
+
+
+POPULATION_ENV_ID = "DSMNAS-population-v0"
+"""RLlib's name of `_population_env` (registered by `population_config`)."""
+
+
+def _population_env(ctx) -> Any:
+    """RLlib's vector entry point: the population vector env of `ctx`."""
+    settings = dict(ctx)
+    seeds = settings.pop("population_seeds")
+    settings.pop("num_envs", None)
+    return population_vector_env(EnvConfig.from_dict(settings), seeds)
+
+
+def check_population(env_config: EnvConfig, seeds: Sequence[int], learner: LearnerSettings):
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"a population needs distinct seeds, got {list(seeds)!r}")
+    if learner.batch_size != 1:
+        raise ConfigError(
+            f"population mode runs the paper's batch size 1 per search; got batch_size "
+            f"{learner.batch_size} (run such searches one by one)")
+
+
+def population_config(env_config: EnvConfig, seeds: Sequence[int],
+                      learner: LearnerSettings = LearnerSettings()):
+    """The REINFORCE config of the population of `env_config` over `seeds`."""
+    from policies.population import PopulationDSMModule
+    from trainables.reinforce import reinforce_config
+
+    from ray.tune.registry import register_env
+
+    check_population(env_config, seeds, learner)
+    seeds = [int(s) for s in seeds]
+    register_env(POPULATION_ENV_ID, _population_env)
+    config = reinforce_config(
+        POPULATION_ENV_ID,
+        env_config={**env_config.to_dict(), "population_seeds": seeds},
+        model_config={"use_graph": learner.use_graph, "mask_noop_edits": learner.mask_noop_edits,
+                      "population_seeds": seeds},
+        lr=learner.lr,
+        entropy_coeff=learner.entropy,
+        seed=seeds[0],
+        module_class=PopulationDSMModule,
+        baseline_decay=learner.baseline_decay,
+        weight_decay=learner.weight_decay,
+        train_batch_size=len(seeds),
+        updates_per_iteration=UPDATES_PER_ITERATION,
+    )
+    return (
+        config.env_runners(num_envs_per_env_runner=len(seeds),
+                           gym_env_vectorize_mode="vector_entry_point")
+        .training(learner_class=PopulationREINFORCELearner)
+    )
+
+
+def run_population(
+    env_config: EnvConfig,
+    seeds: Sequence[int],
+    learner: LearnerSettings = LearnerSettings(),
+    progress: Callable[[str], None] | None = None,
+    progress_every_s: float = 5.0,
+) -> list[SearchResult]:
+    """The searches of `env_config` (its seed unused) with `seeds`, as one population; one
+    `SearchResult` per seed, in order. `wall_time_s` is the population's in-search wall time
+    divided by its size (what one search cost); `config["population"]` has the whole."""
+    t0 = time.perf_counter()
+    algo = build_algo(population_config(env_config, seeds, learner))
+    try:
+        envs = members(algo.env_runner_group.local_env_runner.env)
+        budgets = [e.benchmark.clock.budget_s for e in envs]
+        startup_s = time.perf_counter() - t0
+        start = last_print = time.perf_counter()
+        finished: list[tuple | None] = [None] * len(envs)
+        while not all(finished):
+            algo.train()
+            for i, env in enumerate(envs):  # a member's first episode is its search
+                if finished[i] is None and env.episodes_finished:
+                    finished[i] = env.last_finished
+            now = time.perf_counter()
+            if progress and now - last_print >= progress_every_s:
+                last_print = now
+                progress(f"population of {len(envs)}: {sum(map(bool, finished))} finished, "
+                         f"wall {now - start:.1f} s")
+        wall_s = time.perf_counter() - start
+    finally:
+        algo.stop()
+    population = {"size": len(envs), "seeds": [int(s) for s in seeds], "wall_time_s": wall_s,
+                  "startup_s": startup_s}
+    return [
+        finished_result(env, dataclasses.replace(env_config, seed=int(seed)),
+                        {"learner": asdict(learner), "population": population}, budget,
+                        wall_s / len(envs), startup_s / len(envs), done)
+        for env, seed, budget, done in zip(envs, seeds, budgets, finished)
+    ]
