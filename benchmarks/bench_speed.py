@@ -14,8 +14,11 @@ Parts (`--part command|loop|population|all`):
   controller (`policies.dsm_module.DSMController`), env, REINFORCE loss, baseline rule and
   Adam. The bare loop samples with autograd on and back-propagates through that pass; it is a
   yardstick, not a method (no checkpoints, no RLlib).
-- `population`: `dsmnas compare --methods dsm --seeds N` run as lone searches (one Tune
-  trial per search, one per core) and in population mode; wall time of each.
+- `population`: `dsmnas compare --methods dsm --seeds N` (Table II's protocol with the table)
+  run as lone searches (`--population 1`: one Tune trial per search, one per core) and in
+  population mode (`--population 50`: two trials of 50 for 100 seeds); the whole command's
+  wall time of each, then per metric both means ± stds, Welch's t-test (same mean) and
+  Levene's test (same spread) between them. The folders stay in `--out`.
 """
 
 from __future__ import annotations
@@ -119,24 +122,36 @@ def part_loop(table: str | None, reps: int) -> None:
           f"{ms(rllib) / ms(bare):.2f}")
 
 
-def part_population(table: str | None, seeds: int) -> None:
-    print(f"== {seeds} DSM-NAS seeds of Table II ({table or 'embedded data'})")
-    for label, flag in (("one search per core", "--no-population"),
-                        ("population mode", "--population")):
-        with tempfile.TemporaryDirectory() as out:
-            cmd = [sys.executable, "-m", "experiments.cli", "compare", "--methods", "dsm",
-                   "--seeds", str(seeds), "--out", out, flag]
-            if table:
-                cmd += ["--table", table]
-            t0 = time.perf_counter()
-            subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-            wall = time.perf_counter() - t0
-            import pandas as pd
+def part_population(table: str | None, seeds: int, out_root: Path) -> None:
+    """Table II's DSM-NAS rows both ways, whole commands timed; then whether they agree."""
+    import pandas as pd
+    from scipy import stats
 
-            runs = pd.read_csv(Path(out) / "runs.csv")
-            test = [c for c in runs.columns if c.startswith("test_acc_")]
-            acc = runs[test[0] if test else "val_acc"]
-            print(f"  {label:20s} {wall:6.1f} s   {acc.name} {acc.mean():.2f} ± {acc.std():.2f}")
+    from experiments.report import welch_p
+
+    print(f"== {seeds} DSM-NAS seeds of Table II ({table or 'embedded data'}), two cores")
+    runs = {}
+    for label, size in (("one search per trial", 1), ("population mode", 50)):
+        out = out_root / f"population-{size}"
+        cmd = [sys.executable, "-m", "experiments.cli", "compare", "--methods", "dsm",
+               "--seeds", str(seeds), "--population", str(size), "--out", str(out)]
+        if table:
+            cmd += ["--table", table, "--budget", "25000"]
+        if out.exists():
+            cmd += ["--resume"]  # a finished folder from an earlier run would be refused
+            print(f"  ({out} exists: its runs are reused, the time below is not a full run)")
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - t0
+        runs[label] = frame = pd.read_csv(out / "runs.csv")
+        print(f"  {label:21s} --population {size:<3d} whole command {wall:6.1f} s, "
+              f"{len(frame)} runs, {frame.status.eq('ok').sum()} ok; {out}")
+    lone, pop = runs.values()
+    print("  metric              one per trial     population        Welch p  Levene p")
+    for col in ["val_acc", *[c for c in lone.columns if c.startswith("test_acc_")], "queries"]:
+        a, b = lone[col].astype(float), pop[col].astype(float)
+        print(f"  {col:18s} {a.mean():8.3f} ± {a.std():5.3f}  {b.mean():8.3f} ± {b.std():5.3f}"
+              f"  {welch_p(a, b):7.3f}  {stats.levene(a, b).pvalue:7.3f}")
 
 
 def main() -> None:
@@ -145,6 +160,8 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--seeds", type=int, default=100, help="seeds of the population part")
     p.add_argument("--part", default="all", choices=("command", "loop", "population", "all"))
+    p.add_argument("--out", default=str(ROOT / "runs" / "bench-speed"),
+                   help="where the population part's comparison folders are kept")
     args = p.parse_args()
     os.chdir(ROOT)
     if args.part in ("command", "all"):
@@ -152,7 +169,7 @@ def main() -> None:
     if args.part in ("loop", "all"):
         part_loop(args.table, args.reps)
     if args.part in ("population", "all"):
-        part_population(args.table, args.seeds)
+        part_population(args.table, args.seeds, Path(args.out))
 
 
 if __name__ == "__main__":

@@ -5,8 +5,15 @@ wrapped in `PopulationMember`, which adds the observation key `member` (the sear
 so that a population module computes the row with that search's parameters) and resets the
 search with its own seed the first time, whatever seed the vector env is reset with. Every
 member is the lone search of its seed: same config, same initial centers, own budget clock.
-After its budget ends a member resets into a new episode (gymnasium's autoreset): those
-steps are not part of its search (`DSMNASEnv.last_finished` holds the finished one).
+
+A member's episodes end inside it: on the step that ends its search it starts a new episode
+itself and returns that episode's first observation with `terminated` False, so the vector
+env never resets a member. Why: RLlib's env runner does not count the step in which a
+vector env resets a sub-env (gymnasium's next-step autoreset) and takes one more vector step
+to fill its batch, so each time one member's search ended, every other member would take two
+steps before the next update (one update on two queries, not the paper's batch size 1). The
+steps after a member's search are not part of it (`DSMNASEnv.last_finished` holds the
+finished one) and go on, at one per round, until the last member ends.
 """
 
 from __future__ import annotations
@@ -48,7 +55,9 @@ class PopulationMember(gym.Wrapper):
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        return self._with_member(obs), reward, terminated, truncated, info
+        if terminated or truncated:  # the search ended: go on with a fresh episode
+            obs, _ = self.env.reset()
+        return self._with_member(obs), reward, False, False, info
 
 
 def _member(config: dict[str, Any], seeds: Sequence[int], i: int) -> PopulationMember:

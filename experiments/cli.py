@@ -478,7 +478,7 @@ def _add_run_options(p, specs) -> None:
     p.add_argument("--budget-queries", type=int, default=None, help=e("budget_queries"))
     _add_limit_options(p)
     _add_space_options(p, specs)
-    for name in ("out", "address", "max_concurrent", "retries"):
+    for name in ("out", "address", "max_concurrent", "retries", "population"):
         run(name)
     p.add_argument("--resume", action="store_true",
                    help="--out already holds runs.csv of the same plan: keep its ok runs, run "
@@ -505,6 +505,7 @@ def _compare(args) -> int:
         env=_run_env(args),
         sets=_serve_trials(_run_env(args), args.sets, args.evaluator_actors,
                            args.gpus_per_evaluator, args.address),
+        population=args.population,
     )
     out = args.out or os.path.join("runs", time.strftime("compare-%Y%m%d-%H%M%S"))
     runs = run_compare(plan, out, address=args.address, max_concurrent=args.max_concurrent,
@@ -538,6 +539,7 @@ def _ablate(args) -> int:
         env=_run_env(args),
         sets=_serve_trials(_run_env(args), args.sets, args.evaluator_actors,
                            args.gpus_per_evaluator, args.address),
+        population=args.population,
     )
     out = args.out or os.path.join("runs", time.strftime(f"ablate-{args.name}-%Y%m%d-%H%M%S"))
     runs = run_compare(plan, out, address=args.address, max_concurrent=args.max_concurrent,
@@ -612,6 +614,7 @@ def _sweep(args) -> int:
         "table": getattr(args, "space_table", None), "budget": args.budget_s, "out": args.out,
         "address": args.address,
         "max_concurrent": args.max_concurrent, "retries": args.retries,
+        "population": args.population,
         # the space-option and limit flags reach every run as env.KEY=VALUE items
         "set": [*(args.sets or []), *(f"env.{k}={json.dumps(v)}"
                                       for k, v in _env_options(args).items() if k != "table")]

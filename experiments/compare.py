@@ -36,8 +36,8 @@ import pandas as pd
 from envs.benchmarks.base import budget_text
 from envs.config import EnvConfig
 from experiments import report
-from experiments.settings import MethodSpec
-from trainables.methods import check_method, method_names
+from experiments.settings import MethodSpec, RunSettings
+from trainables.methods import check_method, method_names, population_refusal
 from envs.errors import ConfigError
 
 _LABEL = re.compile(r"^[A-Za-z0-9_+-]+$")
@@ -58,6 +58,11 @@ class ComparePlan:
     source: str
     budget_s: float | None
     budget_queries: int | None = None
+    population: int = 1
+    """Most searches per population trial (1: every search is its own trial)."""
+    pooled: tuple[str, ...] = ()
+    """Labels whose seeds run in population mode (`trainables.population`): the methods that
+    support it with these settings, when `population` > 1."""
 
     @property
     def budget_text(self) -> str:
@@ -67,6 +72,19 @@ class ComparePlan:
     def runs(self) -> list[tuple[str, int]]:
         return [(m.label, s) for m in self.methods for s in self.seeds]
 
+    def trials(self, runs: Sequence[tuple[str, int]] | None = None
+               ) -> list[tuple[str, tuple[int, ...]]]:
+        """(label, seeds) of each Tune trial that runs some of `runs` (default: all): one seed
+        per trial, or a pooled label's population groups (`population_groups` of all the
+        plan's seeds, so a seed's population does not depend on which runs are left)."""
+        wanted = set(self.runs if runs is None else runs)
+        trials = []
+        for m in self.methods:
+            groups = (population_groups(self.seeds, self.population)
+                      if m.label in self.pooled else [(s,) for s in self.seeds])
+            trials += [(m.label, g) for g in groups if any((m.label, s) in wanted for s in g)]
+        return trials
+
     @property
     def columns(self) -> list[str]:
         return [
@@ -74,6 +92,15 @@ class ComparePlan:
             *[f"{report.TEST_PREFIX}{d}" for d in self.datasets],
             "queries", "sim_time_s", "wall_time_s", "error",
         ]
+
+
+def population_groups(seeds: Sequence[int], size: int) -> list[tuple[int, ...]]:
+    """`seeds` in order, cut into the fewest contiguous groups of at most `size`, of sizes
+    that differ by at most one (100 seeds, size 50: 0-49 and 50-99; 60 seeds: two of 30)."""
+    seeds = [int(s) for s in seeds]
+    count = max(1, math.ceil(len(seeds) / size))
+    return [tuple(g.tolist()) for g in np.array_split(np.array(seeds, dtype=int), count)
+            if len(g)]
 
 
 def parse_methods(text: str) -> list[MethodSpec]:
@@ -150,14 +177,19 @@ def plan_compare(
     first_seed: int = 0,
     env: dict[str, Any] | None = None,
     sets: Sequence[str] = (),
+    population: int = RunSettings.population,
 ) -> ComparePlan:
     """Check everything that can be checked without Ray; ValueError/FileNotFoundError else.
 
-    `methods` is the `--methods` text, or ready `MethodSpec`s (the named ablations)."""
+    `methods` is the `--methods` text, or ready `MethodSpec`s (the named ablations).
+    `population`: most searches per population trial for the methods that support it (1:
+    none)."""
     parsed = parse_methods(methods) if isinstance(methods, str) else list(methods)
     specs, env_sets = apply_sets(parsed, sets)
     if not (isinstance(seeds, int) and seeds >= 1):
         raise ConfigError(f"--seeds must be an integer >= 1, got {seeds!r}")
+    if isinstance(population, bool) or not (isinstance(population, int) and population >= 1):
+        raise ConfigError(f"--population must be an integer >= 1, got {population!r}")
     env = {**(env or {}), **env_sets}
     if env.get("table"):
         # trials run in other processes and folders: the table must not be a relative path
@@ -169,6 +201,7 @@ def plan_compare(
 
     probe = DSMNASEnv(env_cfg.to_dict())
     probe.reset(seed=first_seed)  # also checks that the budget can pay for the start
+    pooled = []
     for spec in specs:
         own_cfg = env_cfg
         if spec.env:
@@ -178,6 +211,9 @@ def plan_compare(
             DSMNASEnv(own_cfg.to_dict()).reset(seed=first_seed)
         # unknown or mistyped settings, a space or budget the method cannot run in
         check_method(spec.method, own_cfg, spec.settings, label=spec.label)
+        if population > 1 and seeds > 1 and \
+                population_refusal(spec.method, own_cfg, spec.settings) is None:
+            pooled.append(spec.label)
     datasets = tuple(probe.benchmark.report(probe.space.sample(np.random.default_rng(0))))
     return ComparePlan(
         methods=tuple(specs),
@@ -187,6 +223,8 @@ def plan_compare(
         source=probe.benchmark.source,
         budget_s=probe.benchmark.clock.budget_s,
         budget_queries=probe.benchmark.clock.budget_queries,
+        population=population if pooled else 1,
+        pooled=tuple(pooled),
     )
 
 
@@ -200,37 +238,46 @@ class _ByLabel:
         return self.table[_split_run(spec.config["run"])[0]]
 
 
-def _split_run(run: str) -> tuple[str, int]:
-    label, _, seed = run.rpartition(":")  # labels have no ':'
-    return label, int(seed)
+def _run_key(label: str, seeds: Sequence[int]) -> str:
+    return f"{label}:{','.join(str(int(s)) for s in seeds)}"
+
+
+def _split_run(run: str) -> tuple[str, list[int]]:
+    """(label, seeds) of a trial's `run` key, "LABEL:SEED" or "LABEL:SEED,SEED,..." (a
+    population)."""
+    label, _, seeds = run.rpartition(":")  # labels have no ':'
+    return label, [int(s) for s in seeds.split(",")]
 
 
 class _RunPart:
-    """`tune.sample_from` callable: the label (0) or the seed (1) of the trial's run."""
+    """`tune.sample_from` callable: the label ("label"), the seeds ("seeds") or the first
+    seed ("seed", the env's) of the trial's run."""
 
-    def __init__(self, index: int):
-        self.index = index
+    def __init__(self, part: str):
+        self.part = part
 
     def __call__(self, spec) -> Any:
-        return _split_run(spec.config["run"])[self.index]
+        label, seeds = _split_run(spec.config["run"])
+        return {"label": label, "seeds": seeds, "seed": seeds[0]}[self.part]
 
 
 def param_space(plan: ComparePlan, runs: Sequence[tuple[str, int]] | None = None) -> dict[str, Any]:
-    """One grid point per (label, seed) run (default: all of the plan's; a resume passes only
-    the runs still to do); method, settings and the env's seed follow from the run."""
+    """One grid point per trial of `plan.trials(runs)` (default: all of the plan's runs; a
+    resume passes only the runs still to do); method, settings and the env's seed follow
+    from the trial's label and seeds."""
     from ray import tune
 
-    todo = plan.runs if runs is None else list(runs)
     return {
-        # one string per run: Tune resolves grid values before the trial's folder is named,
+        # one string per trial: Tune resolves grid values before the trial's folder is named,
         # the sample_from values only when it starts
-        "run": tune.grid_search([f"{label}:{int(seed)}" for label, seed in todo]),
-        "label": tune.sample_from(_RunPart(0)),
-        "seed": tune.sample_from(_RunPart(1)),
+        "run": tune.grid_search([_run_key(label, seeds) for label, seeds in plan.trials(runs)]),
+        "label": tune.sample_from(_RunPart("label")),
+        "seeds": tune.sample_from(_RunPart("seeds")),
+        "seed": tune.sample_from(_RunPart("seed")),
         "method": tune.sample_from(_ByLabel({m.label: m.method for m in plan.methods})),
         "settings": tune.sample_from(_ByLabel({m.label: m.settings for m in plan.methods})),
         "env_overrides": tune.sample_from(_ByLabel({m.label: m.env for m in plan.methods})),
-        "env": {**plan.env.to_dict(), "seed": tune.sample_from(_RunPart(1))},
+        "env": {**plan.env.to_dict(), "seed": tune.sample_from(_RunPart("seed"))},
     }
 
 
@@ -252,6 +299,9 @@ def plan_identity(plan: ComparePlan) -> dict[str, Any]:
         "budget_queries": plan.budget_queries,
         "source": plan.source,
         "columns": plan.columns,
+        # absent (None) in folders of lone runs, and of versions before population mode
+        "population": ({"size": plan.population, "methods": list(plan.pooled)}
+                       if plan.pooled else None),
     }, default=str))
 
 
@@ -270,7 +320,7 @@ def plan_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     for key in sorted(set(old_env) | set(new_env)):
         if old_env.get(key) != new_env.get(key):
             return f"env.{key} {old_env.get(key)!r} there, {new_env.get(key)!r} now"
-    for key in ("budget_s", "budget_queries", "source", "columns"):
+    for key in ("budget_s", "budget_queries", "source", "columns", "population"):
         if old.get(key) != new.get(key):
             return f"{key} {old.get(key)!r} there, {new.get(key)!r} now"
     return None
@@ -307,8 +357,18 @@ def previous_rows(plan: ComparePlan, out: Path, resume: bool) -> dict[tuple[str,
 
 
 def _trial_name(trial) -> str:
-    label, seed = _split_run(trial.config["run"])
-    return f"{label}-{seed}"
+    label, seeds = _split_run(trial.config["run"])
+    return f"{label}-{seeds[0]}" if len(seeds) == 1 else f"{label}-seeds{seeds[0]}-{seeds[-1]}"
+
+
+def _trial_runs(trial) -> list[tuple[str, int]]:
+    """The (label, seed) runs of a trial (several in population mode)."""
+    label, seeds = _split_run(trial.config["run"])
+    return [(label, s) for s in seeds]
+
+
+def _seeds_text(seeds: Sequence[int]) -> str:
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]} (population)"
 
 
 def _trial_dirname(trial) -> str:
@@ -350,7 +410,8 @@ def _make_recorder(plan: ComparePlan, out_dir: Path, printer: Callable[[str], No
             self.start = self.last_beat = time.monotonic()
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            key = (trial.config["label"], int(trial.config["seed"]))
+            # a population trial reports once per search, each result with its seed
+            key = (trial.config["label"], int(result.get("seed", trial.config["seed"])))
             row = self.record_ok(key, result, trial.path)
             tests = "  ".join(
                 f"{d} {row[f'{report.TEST_PREFIX}{d}']:.2f}" for d in plan.datasets
@@ -382,18 +443,23 @@ def _make_recorder(plan: ComparePlan, out_dir: Path, printer: Callable[[str], No
             self.write()
 
         def on_trial_recover(self, iteration, trials, trial, **info):
+            label, seeds = _split_run(trial.config["run"])
             printer(
-                f"    {trial.config['label']} seed {trial.config['seed']} failed "
+                f"    {label} {_seeds_text(seeds)} failed "
                 f"(attempt {trial.num_failures}), retrying: {_error_line(trial)}"
             )
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            key = (trial.config["label"], int(trial.config["seed"]))
+            label, seeds = _split_run(trial.config["run"])
             error = _error_line(trial)
             attempts = trial.num_failures
-            self.record_failed(key, f"{error} ({attempts} attempt{'s' if attempts != 1 else ''})")
-            printer(f"[{len(self.rows)}/{len(plan.runs)}] {key[0]} seed {key[1]}: FAILED "
-                    f"after {attempts} attempt(s): {error}")
+            for key in _trial_runs(trial):
+                # a resumed population keeps the ok rows of its earlier run
+                if self.rows.get(key, {}).get("status") != report.OK:
+                    self.record_failed(
+                        key, f"{error} ({attempts} attempt{'s' if attempts != 1 else ''})")
+            printer(f"[{len(self.rows)}/{len(plan.runs)}] {label} {_seeds_text(seeds)}: "
+                    f"FAILED after {attempts} attempt(s): {error}")
 
         def on_step_end(self, iteration, trials, **info):
             now = time.monotonic()
@@ -447,8 +513,11 @@ def run_compare(
     recorder = _make_recorder(plan, out, printer)
     recorder.rows.update(previous)
     if previous:
+        rerun = sum(len(seeds) for _, seeds in plan.trials(todo))
         printer(f"resume: {len(plan.runs) - len(todo)} of {len(plan.runs)} planned runs are "
-                f"already ok in {out / 'runs.csv'}; running the other {len(todo)}")
+                f"already ok in {out / 'runs.csv'}; running the other {len(todo)}"
+                + (f" (with the rest of their populations: {rerun} searches)"
+                   if rerun > len(todo) else ""))
     if todo:
         _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, printer,
                    resources)
@@ -471,11 +540,16 @@ def _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, prin
         ) from None
     name = time.strftime("compare-%Y%m%d-%H%M%S")
     to_run = f" ({len(todo)} to run)" if len(todo) < len(plan.runs) else ""
+    trials = plan.trials(todo)
     printer(
         f"compare: {len(plan.methods)} method(s) x {len(plan.seeds)} seed(s) = "
-        f"{len(plan.runs)} runs{to_run} on {plan.env.space}/{plan.env.dataset} ({plan.source}, "
-        f"budget {plan.budget_text}); retries {retries}; writing {out}"
+        f"{len(plan.runs)} runs{to_run} in {len(trials)} trial(s) on "
+        f"{plan.env.space}/{plan.env.dataset} ({plan.source}, budget {plan.budget_text}); "
+        f"retries {retries}; writing {out}"
     )
+    if plan.pooled:
+        printer(f"population mode for {', '.join(plan.pooled)}: at most {plan.population} "
+                "searches per trial, computed as one batch (--population 1: one per trial)")
     tuner = tune.Tuner(
         with_resources(resources),
         param_space=param_space(plan, todo),
@@ -508,6 +582,14 @@ def _finish(plan, out, recorder, retries, printer, reference) -> pd.DataFrame:
     notes = [f"Data: {plan.source}; reward {plan.env.dataset} validation accuracy; budget "
              f"{plan.budget_text} per run; seeds {plan.seeds[0]}–{plan.seeds[-1]}; "
              f"each failed run retried up to {retries} time(s)."]
+    if plan.pooled:
+        groups = population_groups(plan.seeds, plan.population)
+        notes.append(
+            f"Population mode for {', '.join(plan.pooled)}: the seeds ran in populations of "
+            + ", ".join(f"{g[0]}–{g[-1]}" for g in groups)
+            + " (one batch per population, each search with its own parameters, Adam state, "
+              "baseline, clock and random stream; `--population 1` runs them one by one). "
+              "Wall time per run is its population's divided by its size.")
     if missing:
         notes.append(
             f"**Incomplete: {len(missing)} of {len(plan.runs)} planned runs did not finish** "
@@ -560,11 +642,12 @@ def _fill_from_grid(recorder, grid, plan: ComparePlan) -> None:
     """Runs the callback did not see (should not happen) are taken from Tune's results."""
     for res in grid:
         cfg = res.config or {}
-        key = (cfg.get("label"), int(cfg.get("seed", -1)))
-        if key in recorder.rows or key not in plan.runs:
-            continue
-        if res.error is not None:
-            lines = [ln.strip() for ln in str(res.error).splitlines() if ln.strip()]
-            recorder.record_failed(key, lines[-1] if lines else "unknown error")
-        elif res.metrics and "arch" in res.metrics:
-            recorder.record_ok(key, res.metrics, res.path)
+        for seed in cfg.get("seeds") or [cfg.get("seed", -1)]:
+            key = (cfg.get("label"), int(seed))
+            if key in recorder.rows or key not in plan.runs:
+                continue
+            if res.error is not None:
+                lines = [ln.strip() for ln in str(res.error).splitlines() if ln.strip()]
+                recorder.record_failed(key, lines[-1] if lines else "unknown error")
+            elif res.metrics and res.metrics.get("seed") == seed and "arch" in res.metrics:
+                recorder.record_ok(key, res.metrics, res.path)

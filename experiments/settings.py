@@ -31,6 +31,10 @@ class RunSettings:
     max_concurrent: int | None = setting(
         None, "most trials at once (default: as the resources allow)")
     retries: int = setting(2, "times a failed run is retried before it counts as failed")
+    population: int = setting(
+        50, "searches of one method that run as one batch in one trial (population mode), "
+        "for methods that support it (dsm and its variants at batch size 1); the seeds are "
+        "split into equal contiguous groups of at most this many; 1: one search per trial")
 
 
 @dataclass(frozen=True)

@@ -302,6 +302,7 @@ def plan_sweep(settings: SweepSettings) -> SweepPlan:
                                "table": settings.table, "budget_s": settings.budget}.items()
              if v is not None},
         sets=env_sets,
+        population=settings.population,
     )
     resources = {"cpu": settings.cpus_per_trial}
     if settings.gpus_per_trial > 0:

@@ -12,7 +12,7 @@ import pytest
 from envs import EnvConfig
 from experiments import compare, report
 from experiments.cli import EXIT_FAILED_RUNS, main
-from trainables.methods import METHODS, method_names, run_method
+from trainables.methods import METHODS, method_names, run_method, run_method_population
 
 
 def exit_code(argv):
@@ -65,6 +65,60 @@ def test_method_variants_and_set_values():
     assert env == {"K": 8, "init_centers": ["a", "b"]}
 
 
+def test_population_groups_are_contiguous_and_balanced():
+    assert compare.population_groups(range(100), 50) == [tuple(range(50)), tuple(range(50, 100))]
+    assert [len(g) for g in compare.population_groups(range(60), 50)] == [30, 30]
+    assert [len(g) for g in compare.population_groups(range(7), 3)] == [3, 2, 2]
+    assert compare.population_groups([5], 50) == [(5,)]
+    assert compare.population_groups(range(3), 1) == [(0,), (1,), (2,)]
+
+
+def test_plan_pools_the_methods_that_support_population_mode():
+    methods = "dsm,random,big=dsm,nograph=dsm"
+    sets = ["big.batch_size=2", "nograph.use_graph=false"]
+    plan = compare.plan_compare(methods, 5, first_seed=2, sets=sets, population=3)
+    # random has no population mode; batch size 2 is not the population's batch size 1
+    assert plan.pooled == ("dsm", "nograph") and plan.population == 3
+    assert plan.trials() == [("dsm", (2, 3, 4)), ("dsm", (5, 6)),
+                             *[("random", (s,)) for s in range(2, 7)],
+                             *[("big", (s,)) for s in range(2, 7)],
+                             ("nograph", (2, 3, 4)), ("nograph", (5, 6))]
+    # a seed's population is the plan's, whichever runs are left: a resume reruns it whole
+    assert plan.trials([("dsm", 6), ("random", 3)]) == [("dsm", (5, 6)), ("random", (3,))]
+    lone = compare.plan_compare(methods, 5, sets=sets, population=1)
+    assert lone.pooled == () and all(len(seeds) == 1 for _, seeds in lone.trials())
+    assert compare.plan_compare("dsm", 1).pooled == ()  # one seed: a lone search
+    # the population is part of what a resume must match
+    diff = compare.plan_difference(compare.plan_identity(lone), compare.plan_identity(plan))
+    assert diff and diff.startswith("population None there")
+    with pytest.raises(ValueError, match="--population must be an integer >= 1, got 0"):
+        compare.plan_compare("dsm", 2, population=0)
+
+
+def test_a_population_trial_records_a_row_per_search_and_fails_as_a_whole(tmp_path):
+    plan = compare.ComparePlan(
+        methods=(compare.MethodSpec("dsm", "dsm"),), seeds=(0, 1, 2), env=EnvConfig(),
+        datasets=(), source="test", budget_s=100.0, population=3, pooled=("dsm",),
+    )
+    lines = []
+    recorder = compare._make_recorder(plan, tmp_path, lines.append)
+    trial = SimpleNamespace(config={"run": "dsm:0,1,2", "label": "dsm", "seed": 0,
+                                    "seeds": [0, 1, 2]}, path=None, num_failures=1,
+                            error_file=None, get_error=lambda: "ValueError: boom")
+    for seed in (1, 0):
+        recorder.on_trial_result(0, [trial], trial, {
+            "method": "dsm", "seed": seed, "arch": f"a{seed}", "val_acc": 80.0 + seed,
+            "queries": 2, "sim_time_s": 50.0, "wall_time_s": 0.1,
+            "history_csv": "step,val_acc\n0,70.0\n"})
+    recorder.on_trial_error(0, [trial], trial)
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert runs[["seed", "status", "arch"]].fillna("").values.tolist() == [
+        [0, "ok", "a0"], [1, "ok", "a1"], [2, "failed", ""]]
+    assert "ValueError: boom (1 attempt)" in runs.loc[2, "error"]
+    assert lines[0].startswith("[1/3] dsm seed 1: a1")
+    assert "dsm seeds 0-2 (population): FAILED after 1 attempt(s)" in lines[-1]
+
+
 def test_runs_csv_is_rewritten_as_each_run_finishes(tmp_path):
     plan = compare.ComparePlan(
         methods=(compare.MethodSpec("dsm", "dsm"),), seeds=(0, 1), env=EnvConfig(),
@@ -87,16 +141,18 @@ def test_runs_csv_is_rewritten_as_each_run_finishes(tmp_path):
 
 @pytest.fixture(scope="module")
 def compared(nb201_data, tmp_path_factory, ray_session):
-    """dsm and random x seeds 3, 4 through Tune, what it printed, and each method's seed-4
-    search run again in this process."""
+    """dsm and random x seeds 3, 4 through Tune (dsm's two seeds as one population, the
+    default), what it printed, and each method's seed-4 search run again in this process
+    (dsm's as the same population)."""
     out = tmp_path_factory.mktemp("compare") / "cmp"
     budget_s = nb201_data.budget_s(1500)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         rc = main(["compare", "--methods", "dsm,random", "--seeds", "2", "--first-seed", "3",
                    *nb201_data.args, "--budget", str(budget_s), "--out", str(out)])
-    again = {m: run_method(m, EnvConfig(table=nb201_data.table, budget_s=budget_s, seed=4))
-             for m in ("dsm", "random")}
+    env = EnvConfig(table=nb201_data.table, budget_s=budget_s, seed=4)
+    again = {"random": run_method("random", env),
+             "dsm": run_method_population("dsm", env, {}, [3, 4])[1]}
     return SimpleNamespace(rc=rc, out=out, budget_s=budget_s, printed=printed.getvalue(),
                            again=again)
 
@@ -120,10 +176,14 @@ def test_compare_end_to_end_through_tune(compared, nb201_data):
             assert r.val_acc == history.val_acc.max()
         else:  # the best center: at least as good as every accepted architecture
             assert r.val_acc >= history.loc[history.accepted.astype(bool), "val_acc"].max()
-    # each trial ran its own method and seed: the same search in this process agrees
+    # each trial ran its own method and seed(s): the same search in this process agrees
     for method, again in compared.again.items():
         row = runs[(runs.method == method) & (runs.seed == 4)].iloc[0]
         assert (row.arch, row.val_acc, row.queries) == (again.arch, again.val_acc, again.queries)
+        history = pd.read_csv(out / "histories" / f"{method}-4.csv")
+        assert history["arch"].tolist() == again.history["arch"].tolist()
+    assert "population mode for dsm" in compared.printed
+    assert "in 3 trial(s)" in compared.printed  # dsm 3-4 as one, random 3 and 4
     summary = pd.read_csv(out / "summary.csv").set_index("method")
     assert summary.loc["random", "n_runs"] == 2 and summary.loc["random", "n_failed"] == 0
     dsm_val = runs.loc[runs.method == "dsm", "val_acc"]

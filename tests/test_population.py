@@ -36,3 +36,25 @@ def test_population_is_reproducible_and_members_do_not_depend_on_each_other():
     assert not a[0].history.equals(a[1].history)
     assert all(r.queries > 5 and r.sim_time_s <= 60_000 for r in a)
     assert a[0].config["population"]["size"] == 3
+
+
+def test_every_update_takes_one_step_of_each_search(monkeypatch):
+    """Also after a member's search ends (RLlib's runner would take a second step of every
+    other member to fill its batch if the vector env reset that member)."""
+    from ray.rllib.core.columns import Columns
+
+    from envs.population import MEMBER_KEY
+    from trainables.population import PopulationREINFORCELearner
+
+    batches = []
+    loss = PopulationREINFORCELearner.compute_loss_for_module
+
+    def logged(self, **kw):
+        batches.append(sorted(kw["batch"][Columns.OBS][MEMBER_KEY].long().tolist()))
+        return loss(self, **kw)
+
+    monkeypatch.setattr(PopulationREINFORCELearner, "compute_loss_for_module", logged)
+    results = run_population(EnvConfig(budget_s=40_000), [0, 1, 2, 3])
+    assert len({r.queries for r in results}) > 1  # the searches end at different rounds
+    assert len(batches) > max(r.queries for r in results)
+    assert all(b == [0, 1, 2, 3] for b in batches)

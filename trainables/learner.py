@@ -9,6 +9,7 @@ fields it names. Light on purpose (no RLlib import): the CLI reads it to build i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from envs.errors import ConfigError
 from envs.settings import setting
@@ -41,3 +42,15 @@ class LearnerSettings:
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
                 or self.batch_size < 1:
             raise ConfigError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+
+
+def population_refusal(env_config, settings: dict[str, Any]) -> str | None:
+    """Why `dsm` with `settings` (a `LearnerSettings` dict) on `env_config` does not run as a
+    population (None: it does): batch size > 1, or a supernet evaluated in-process (each
+    member would hold its own supernet, and its queries would be no cheaper together)."""
+    if settings.get("batch_size", 1) != 1:
+        return f"batch_size {settings['batch_size']!r}: population mode is for batch size 1"
+    evaluator = dict(env_config.options).get("evaluator")
+    if evaluator == "supernet":
+        return "evaluator 'supernet': population mode is for tabular and predicted rewards"
+    return None

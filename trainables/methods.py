@@ -37,11 +37,20 @@ class Method:
     check: str | None = None
     """"module:function" `fn(env_config)` raising ConfigError where the method cannot run
     (a space it does not support, a budget kind it cannot split)."""
+    population: str | None = None
+    """"module:function" `fn(env_config, settings, seeds, progress) -> list[SearchResult]`
+    running the searches of `seeds` as one population (one batch in one process), or None."""
+    population_check: str | None = None
+    """"module:function" `fn(env_config, settings) -> str | None` (light: called before Ray
+    starts): why these settings cannot run as a population (then the searches run one by
+    one), None when they can."""
 
 
 _LEARNER = "trainables.search:LearnerSettings"
 METHODS: dict[str, Method] = {
-    "dsm": Method("trainables.search:run_dsm", "DSM-NAS, the paper's method (REINFORCE, GNN+LSTM)", (_LEARNER,)),
+    "dsm": Method("trainables.search:run_dsm", "DSM-NAS, the paper's method (REINFORCE, GNN+LSTM)", (_LEARNER,),
+                  population="trainables.population:run_dsm_population",
+                  population_check="trainables.learner:population_refusal"),
     "random": Method("trainables.searchers.random_search:run_random", "random search over the whole space",
                      ("trainables.searchers.random_search:RandomSettings",)),
     "reinforce": Method("trainables.searchers.reinforce:run_reinforce", "REINFORCE, NAS-Bench-201's RL baseline (no RLlib)",
@@ -118,6 +127,37 @@ def check_method(method: str, env_config: EnvConfig, settings: dict[str, Any] | 
             if str(e).startswith(name):
                 raise
             raise ConfigError(f"{name}: {e}") from None
+
+
+def population_refusal(method: str, env_config: EnvConfig,
+                       settings: dict[str, Any] | None = None) -> str | None:
+    """Why `method` with these settings cannot run in population mode (None: it can)."""
+    m = _method(method)
+    if m.population is None:
+        return f"{method} has no population mode"
+    if m.population_check is None:
+        return None
+    return _import(m.population_check)(env_config, dict(settings or {}))
+
+
+def run_method_population(
+    method: str,
+    env_config: EnvConfig,
+    settings: dict[str, Any] | None,
+    seeds: list[int],
+    progress: Callable[[str], None] | None = None,
+) -> list[SearchResult]:
+    """The searches of `seeds` with `method` as one population (after `population_refusal`
+    said None); one `SearchResult` per seed, in order."""
+    check_method(method, env_config, settings)
+    reason = population_refusal(method, env_config, settings)
+    if reason:
+        raise ConfigError(reason)
+    results = _import(_method(method).population)(env_config, dict(settings or {}),
+                                                  list(seeds), progress)
+    for result in results:
+        result.config.setdefault("method", method)
+    return results
 
 
 def run_method(

@@ -44,7 +44,8 @@ from trainables.ray_utils import build_algo
 from trainables.reinforce import REINFORCETorchLearner, ema_baseline_advantages
 from trainables.search import UPDATES_PER_ITERATION, SearchResult, finished_result
 
-__all__ = ["PopulationREINFORCELearner", "population_config", "run_population"]
+__all__ = ["PopulationREINFORCELearner", "population_config", "run_dsm_population",
+           "run_population"]
 
 
 class PopulationREINFORCELearner(REINFORCETorchLearner):
@@ -165,3 +166,15 @@ def run_population(
                         wall_s / len(envs), startup_s / len(envs), done)
         for env, seed, budget, done in zip(envs, seeds, budgets, finished)
     ]
+
+
+def run_dsm_population(env_config: EnvConfig, settings: dict[str, Any], seeds: Sequence[int],
+                       progress=None) -> list[SearchResult]:
+    """`run_population` with `LearnerSettings` from a dict (the methods registry's
+    population signature; the space's own learner defaults as `run_dsm`)."""
+    from envs.settings import parse_settings
+    from trainables.search import learner_for_space
+
+    (learner,) = parse_settings("dsm", settings, LearnerSettings)
+    learner = learner_for_space(env_config.space, learner, settings)
+    return run_population(env_config, seeds, learner, progress=progress)

@@ -1,13 +1,15 @@
 """One search as a Ray Tune trial: the function trainable that `dsmnas compare` runs.
 
-A trial's config is `{"label", "method", "seed", "env", "settings", "env_overrides"}`:
-`method` is a name in `trainables.methods.METHODS`, `label` what the reports call it (the
-method name, or a variant such as `dsm-nograph` that runs `dsm` with other settings), `env` an
-`EnvConfig` dict (with the seed), `env_overrides` this label's own env settings over it.
-The trial writes `history.csv` into its trial directory and reports one result: the fields
-of a row of `runs.csv` (test accuracy flattened to `test_acc_<dataset>`) plus the history as
-CSV text, so that the driver gets it even when the trial ran on a node whose disk
-it cannot read.
+A trial's config is `{"label", "method", "seed", "seeds", "env", "settings",
+"env_overrides"}`: `method` is a name in `trainables.methods.METHODS`, `label` what the
+reports call it (the method name, or a variant such as `dsm-nograph` that runs `dsm` with
+other settings), `env` an `EnvConfig` dict (with the seed), `env_overrides` this label's own
+env settings over it. `seeds` is `[seed]` for one search, or a population's seeds (population
+mode, `trainables.population`: the searches run as one batch). The trial writes each
+search's history into its trial directory (`history.csv`, or `history-<seed>.csv` in a
+population) and reports one result per search: the fields of a row of `runs.csv` (test
+accuracy flattened to `test_acc_<dataset>`, `seed` its own) plus the history as CSV text, so
+that the driver gets it even when the trial ran on a node whose disk it cannot read.
 """
 
 from __future__ import annotations
@@ -44,22 +46,30 @@ def result_row(result: SearchResult, label: str) -> dict[str, Any]:
 
 
 def search_trainable(config: dict[str, Any]) -> None:
-    """Run one search (`run_method`) and report its row; see the module docstring."""
+    """Run one search (`run_method`), or the population of `config["seeds"]` when it has
+    several (`run_method_population`), and report one row per search; see the module
+    docstring."""
     import torch
 
-    from trainables.methods import run_method
+    from trainables.methods import run_method, run_method_population
 
     # One thread per CPU of the trial (one by default): torch's default of one thread per
     # core would make concurrent trials fight over the same cores.
     torch.set_num_threads(_trial_threads())
     env = EnvConfig.from_dict({**config["env"], **(config.get("env_overrides") or {})})
-    result = run_method(config["method"], env, config.get("settings"))
+    seeds = [int(s) for s in config.get("seeds") or [config["seed"]]]
+    if len(seeds) == 1:
+        results = [run_method(config["method"], env, config.get("settings"))]
+    else:
+        results = run_method_population(config["method"], env, config.get("settings"), seeds)
     trial_dir = Path(tune.get_context().get_trial_dir())
     trial_dir.mkdir(parents=True, exist_ok=True)
-    result.history.to_csv(trial_dir / HISTORY_FILE, index=False)
-    row = result_row(result, config.get("label", config["method"]))
-    row["seed"] = config.get("seed", row["seed"])
-    tune.report({**row, HISTORY_KEY: result.history.to_csv(index=False)})
+    for seed, result in zip(seeds, results):
+        name = HISTORY_FILE if len(seeds) == 1 else f"history-{seed}.csv"
+        result.history.to_csv(trial_dir / name, index=False)
+        row = result_row(result, config.get("label", config["method"]))
+        row["seed"] = seed
+        tune.report({**row, HISTORY_KEY: result.history.to_csv(index=False)})
 
 
 def _trial_threads() -> int:
