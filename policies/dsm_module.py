@@ -63,7 +63,7 @@ from ray.rllib.core.rl_module.apis import (
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from ray.rllib.utils.torch_utils import FLOAT_MIN
 
-from policies.gnn import SubspaceGraphEncoder
+from policies.gnn import MESSAGE_PASSING, SubspaceGraphEncoder
 from policies.layers import TORCH_LAYERS
 from envs.errors import ConfigError
 
@@ -91,6 +91,10 @@ class DSMModuleConfig:
     """Size of the learnable vector of each (position, op) pair; a center concatenates L."""
     use_graph: bool = True
     """Encode the graph with the GNN; False: two FC layers per node (the paper's Fig. 8b)."""
+    message_passing: str = "two-way"
+    """The GNN's messages: "two-way" (the official code's: every node takes its K - 1
+    incident edges, messages from [h_i, e_ij, e_ji]) or "one-way" (weaker -> better only,
+    from [h_i, e_ij]; `dsm-oneway`); see `policies.gnn`."""
     node_logit_scale: float = 1.5
     """Node-choice logits are node_logit_scale * tanh(score), as in the official code."""
     edit_logit_scale: float = 0.6
@@ -114,6 +118,9 @@ class DSMModuleConfig:
         for name in ("use_graph", "greedy_inference", "mask_noop_edits"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.message_passing not in MESSAGE_PASSING:
+            raise ConfigError(f"message_passing must be one of {', '.join(MESSAGE_PASSING)}, "
+                              f"got {self.message_passing!r}")
 
     @classmethod
     def from_dict(
@@ -205,7 +212,8 @@ class DSMController(nn.Module):
         self.mask_noop_edits = cfg.mask_noop_edits
         hidden = cfg.hidden_size
         self.encoder = SubspaceGraphEncoder(
-            num_positions, num_ops, hidden, cfg.token_dim, cfg.use_graph, layers
+            num_positions, num_ops, hidden, cfg.token_dim, cfg.use_graph, layers,
+            cfg.message_passing,
         )
         self.lstm = layers.lstm_cell(hidden, hidden)
         self.pointer_query = layers.linear(hidden, hidden, bias=False)

@@ -7,29 +7,40 @@ This module owns how a batch of subspace graphs becomes node and graph features:
   Sec. III-B), shape (L * token_dim,). The node's input feature is a linear projection of
   [token embedding, validation accuracy] to `hidden_size` (the official code feeds the
   accuracy too).
-* **Edge features.** Along each edge i -> j (weaker -> better center) the edge feature is
-  h_j - h_i of the *concatenated token embeddings*, so it is exactly zero in the slices of
-  the positions where the two centers agree: the "modification" that leads from the weaker
-  center to the better one.
+* **Edge features.** Along an edge i -> j the edge feature is h_j - h_i of the
+  *concatenated token embeddings*, so it is exactly zero in the slices of the positions where
+  the two centers agree: the "modification" that leads from center i to center j (on the
+  graph's edges, weaker -> better, from the weaker center to the better one).
 * **Message passing** (`use_graph=True`): two `EdgeSAGEConv` layers, a GRAPE-style
-  EdgeGraphSAGE built on torch-geometric's `MessagePassing`, as in the official code. Each
-  layer sends messages computed from [h_src, e_src->dst], mean-aggregates them at the
-  target, updates the node from [h, aggregate] and then updates the edge from
-  [e, h_src', h_dst']. Messages follow the edges, weaker -> better: a center hears from the
-  centers weaker than it (the weakest from none, its aggregate is zero). The official code
-  also feeds e_ji; with one edge per pair there is no e_ji here. Why this and not a stock PyG layer: `GINEConv`, `TransformerConv`
-  and `NNConv` all take edge features but never update them (and the last two are 2.5x and
-  25x slower than GINEConv at this size, per docs/rllib-notes.md); in GRAPE the edge
-  features evolve with their end nodes, which is what the read-out below pools.
+  EdgeGraphSAGE built on torch-geometric's `MessagePassing`. Each layer computes one message
+  per edge, mean-aggregates them at the target, updates the node from [h, aggregate] and
+  then updates the edge from [e, h_src', h_dst']. Two ways to pass them
+  (`message_passing`):
+  - `"two-way"` (the default; the official code's aggregation): every node takes all its
+    K - 1 incident edges. Each pair of centers is an edge in both directions, i -> j with
+    e_ij = h_j - h_i and j -> i with e_ji = h_i - h_j (formed from the same pair; each
+    direction then evolves with its own edge update), and the message i -> j is built from
+    [h_i, e_ij, e_ji]. Which of the two is better the nodes carry in their accuracy input.
+  - `"one-way"` (this project's first version, kept as a named variant, `dsm-oneway`):
+    messages only along the graph's edges, weaker -> better, built from [h_i, e_ij], so a
+    center hears only from the centers weaker than it and the weakest from none (its
+    aggregate is zero: changing every other center leaves its output the same).
+  Why this and not a stock PyG layer: `GINEConv`, `TransformerConv` and `NNConv` all take
+  edge features but never update them (and the last two are 2.5x and 25x slower than
+  GINEConv at this size, per docs/rllib-notes.md); in GRAPE the edge features evolve with
+  their end nodes, which is what the read-out below pools.
 * **Ablation** (`use_graph=False`, the paper's Fig. 8b): two fully connected layers applied
   to each node independently; no message passing and no edge parameters at all.
 * **Read-out.** The graph feature is a linear layer over [mean of node features, mean of
-  final edge features] (node mean only in the ablation). Pooling the edges gives the last
-  edge update a use; the edge mean of a graph without edges (K = 1) is zero.
+  final edge features] (node mean only in the ablation; both directions of every pair in
+  two-way passing). Pooling the edges gives the last edge update a use; the edge mean of a
+  graph without edges (K = 1) is zero.
 
-Batching: the dense (B, K, K) adjacency goes through `torch_geometric.utils.dense_to_sparse`,
-which numbers the nodes b * K + i, so the B graphs form one disconnected graph; no Python
-loop over the batch.
+Batching: the nodes are numbered b * K + i, so the B graphs form one disconnected graph; no
+Python loop over the batch. One-way: the dense (B, K, K) adjacency goes through
+`torch_geometric.utils.dense_to_sparse`; two-way: every ordered pair (i, j), i != j, of each
+graph, in the same row-major order (`all_pairs`). Either way each graph's edges are
+contiguous and as many in every graph (K(K-1)/2 or K(K-1)), as a population's layers need.
 """
 
 from __future__ import annotations
@@ -46,9 +57,27 @@ with warnings.catch_warnings():
     from torch_geometric.nn import MessagePassing
     from torch_geometric.utils import dense_to_sparse, scatter
 
+from envs.errors import ConfigError
 from policies.layers import TORCH_LAYERS
+from trainables.learner import MESSAGE_PASSING  # light: the settings' home, no torch
 
-__all__ = ["EdgeSAGEConv", "SubspaceGraphEncoder"]
+__all__ = ["MESSAGE_PASSING", "EdgeSAGEConv", "SubspaceGraphEncoder", "all_pairs"]
+
+
+
+def all_pairs(batch_size: int, num_nodes: int, device=None) -> tuple[Tensor, Tensor]:
+    """Every ordered pair (i, j), i != j, of B graphs of K nodes as an edge index (2, E),
+    graph by graph, row-major inside a graph, nodes numbered b * K + i; and the index of
+    each edge's reverse (E,)."""
+    i, j = torch.nonzero(~torch.eye(num_nodes, dtype=torch.bool, device=device), as_tuple=True)
+    per_graph = i.numel()
+    position = torch.full((num_nodes, num_nodes), -1, dtype=torch.long, device=device)
+    position[i, j] = torch.arange(per_graph, device=device)
+    offsets = torch.arange(batch_size, device=device).unsqueeze(1)
+    src = (i + offsets * num_nodes).reshape(-1)
+    dst = (j + offsets * num_nodes).reshape(-1)
+    reverse = (position[j, i] + offsets * per_graph).reshape(-1)
+    return torch.stack([src, dst]), reverse
 
 
 class EdgeSAGEConv(MessagePassing):
@@ -59,15 +88,20 @@ class EdgeSAGEConv(MessagePassing):
     e_ij' = relu(W [e_ij, h_i', h_j'])
     """
 
-    def __init__(self, node_dim: int, edge_dim: int, out_dim: int, layers=TORCH_LAYERS) -> None:
+    def __init__(self, node_dim: int, edge_dim: int, out_dim: int, layers=TORCH_LAYERS,
+                 two_way: bool = False) -> None:
         super().__init__(aggr="mean", flow="source_to_target")
-        self.message_lin = layers.linear(node_dim + edge_dim, out_dim)
+        self.message_lin = layers.linear(node_dim + edge_dim * (2 if two_way else 1), out_dim)
         self.node_lin = layers.linear(node_dim + out_dim, out_dim)
         self.edge_lin = layers.linear(edge_dim + 2 * out_dim, out_dim)
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> tuple[Tensor, Tensor]:
-        """Return the updated (node features (N, out_dim), edge features (E, out_dim))."""
-        aggregated = self.propagate(edge_index, x=x, edge_attr=edge_attr)
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor,
+                reverse: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Return the updated (node features (N, out_dim), edge features (E, out_dim)).
+        `reverse` (two-way passing): each edge's reverse edge; its feature joins the message."""
+        message_edge = edge_attr if reverse is None else torch.cat(
+            [edge_attr, edge_attr[reverse]], dim=-1)
+        aggregated = self.propagate(edge_index, x=x, edge_attr=message_edge)
         x_new = torch.relu(self.node_lin(torch.cat([x, aggregated], dim=-1)))
         src, dst = edge_index
         e_new = torch.relu(self.edge_lin(torch.cat([edge_attr, x_new[src], x_new[dst]], dim=-1)))
@@ -88,6 +122,7 @@ class SubspaceGraphEncoder(nn.Module):
         token_dim: size of the learnable vector of each (position, op) pair.
         use_graph: two EdgeSAGEConv layers over the graph (True) or two per-node fully
             connected layers (False, the paper's no-graph ablation).
+        message_passing: "two-way" or "one-way" (module docstring).
         layers: where the Linear and Embedding layers come from (`policies.layers`: torch's,
             or a population's, one parameter set per search).
     """
@@ -100,8 +135,13 @@ class SubspaceGraphEncoder(nn.Module):
         token_dim: int,
         use_graph: bool = True,
         layers=TORCH_LAYERS,
+        message_passing: str = MESSAGE_PASSING[0],
     ) -> None:
         super().__init__()
+        if message_passing not in MESSAGE_PASSING:
+            raise ConfigError(f"unknown message_passing {message_passing!r}; allowed: "
+                              f"{', '.join(MESSAGE_PASSING)}")
+        self.two_way = message_passing == "two-way"
         self.num_positions = num_positions
         self.num_ops = num_ops
         self.hidden_size = hidden_size
@@ -117,8 +157,8 @@ class SubspaceGraphEncoder(nn.Module):
         if use_graph:
             self.gnn = nn.ModuleList(
                 [
-                    EdgeSAGEConv(hidden_size, concat_dim, hidden_size, layers),
-                    EdgeSAGEConv(hidden_size, hidden_size, hidden_size, layers),
+                    EdgeSAGEConv(hidden_size, concat_dim, hidden_size, layers, self.two_way),
+                    EdgeSAGEConv(hidden_size, hidden_size, hidden_size, layers, self.two_way),
                 ]
             )
             self.readout = layers.linear(2 * hidden_size, hidden_size)
@@ -151,13 +191,16 @@ class SubspaceGraphEncoder(nn.Module):
                 h = torch.relu(layer(h))
             return h, torch.relu(self.readout(h.mean(dim=1)))
 
-        edge_index, _ = dense_to_sparse(adj)  # global node ids b * K + i
+        if self.two_way:
+            edge_index, reverse = all_pairs(batch_size, num_nodes, tokens.device)
+        else:
+            (edge_index, _), reverse = dense_to_sparse(adj), None  # node ids b * K + i
         concat_flat = concat.reshape(batch_size * num_nodes, -1)
         src, dst = edge_index
         e = concat_flat[dst] - concat_flat[src]  # zero where the two centers agree
         x = h.reshape(batch_size * num_nodes, -1)
         for layer in self.gnn:
-            x, e = layer(x, edge_index, e)
+            x, e = layer(x, edge_index, e, reverse)
         h = x.view(batch_size, num_nodes, -1)
         edge_mean = scatter(
             e, torch.div(src, num_nodes, rounding_mode="floor"), dim=0,

@@ -180,7 +180,7 @@ def test_gradients_reach_gnn_and_token_embeddings():
 
 
 def test_no_graph_variant_has_no_gnn_and_ignores_edges():
-    with_graph, without = make_module(), make_module(use_graph=False)
+    with_graph, without = make_module(message_passing="one-way"), make_module(use_graph=False)
     assert any(isinstance(m, MessagePassing) for m in with_graph.modules())
     assert not any(isinstance(m, MessagePassing) for m in without.modules())
     assert not any("gnn" in n for n, _ in without.named_parameters())
@@ -194,14 +194,44 @@ def test_no_graph_variant_has_no_gnn_and_ignores_edges():
             Columns.ACTION_DIST_INPUTS
         ]
 
-    # Without message passing the adjacency cannot matter; with it, it does.
+    # Without message passing the adjacency cannot matter; with one-way passing, it does;
+    # two-way passing takes every pair both ways, so only the accuracies say which is better
     assert torch.equal(logits(without, obs), logits(without, flipped))
     assert not torch.allclose(logits(with_graph, obs), logits(with_graph, flipped))
+    two_way = make_module()
+    assert torch.equal(logits(two_way, obs), logits(two_way, flipped))
 
 
-def test_encoder_is_permutation_equivariant():
+def test_two_way_passing_lets_the_weakest_center_hear_the_others():
+    """Two-way (the official aggregation, dsm's default): every node takes its K - 1 incident
+    edges. One-way (dsm-oneway): the weakest center hears from nobody."""
+    from policies.gnn import all_pairs
+
+    edges, reverse = all_pairs(2, 4)
+    assert edges.shape == (2, 2 * 4 * 3)
+    assert torch.equal(edges[:, reverse], edges.flip(0))
+    assert torch.bincount(edges[1], minlength=8).tolist() == [3] * 8
+    obs = random_obs(1, seed=3, k=4)
+    weakest = int(obs["val_acc"][0].argmin())
+    others = dict(obs, tokens=obs["tokens"].clone())
+    for i in range(4):
+        if i != weakest:
+            others["tokens"][0, i] = (others["tokens"][0, i] + 1) % C
+    for passing, hears in (("two-way", True), ("one-way", False)):
+        torch.manual_seed(0)
+        encoder = SubspaceGraphEncoder(L, C, 32, 8, True, message_passing=passing)
+        before = encoder(obs["tokens"], obs["val_acc"], obs["adj"])[0][0, weakest]
+        after = encoder(others["tokens"], others["val_acc"], others["adj"])[0][0, weakest]
+        assert (not torch.equal(before, after)) == hears, passing
+    with pytest.raises(ValueError, match="unknown message_passing 'both'"):
+        SubspaceGraphEncoder(L, C, 32, 8, True, message_passing="both")
+
+
+@pytest.mark.parametrize("passing", ["two-way", "one-way"])
+def test_encoder_is_permutation_equivariant(passing):
     torch.manual_seed(0)
-    encoder = SubspaceGraphEncoder(L, C, hidden_size=32, token_dim=8, use_graph=True)
+    encoder = SubspaceGraphEncoder(L, C, hidden_size=32, token_dim=8, use_graph=True,
+                                   message_passing=passing)
     obs = random_obs(2, seed=8)
     perm = torch.tensor([2, 0, 1])
     nodes, graph = encoder(obs["tokens"], obs["val_acc"], obs["adj"])

@@ -1,5 +1,6 @@
 """Population mode: S searches as one batch, each its own search."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -58,3 +59,28 @@ def test_every_update_takes_one_step_of_each_search(monkeypatch):
     assert len({r.queries for r in results}) > 1  # the searches end at different rounds
     assert len(batches) > max(r.queries for r in results)
     assert all(b == [0, 1, 2, 3] for b in batches)
+
+
+@pytest.mark.parametrize("passing", ["two-way", "one-way"])
+def test_a_population_controller_computes_each_row_as_its_lone_controller(passing):
+    from policies.dsm_module import DSMController, DSMModuleConfig
+    from tests.test_policy import random_obs
+
+    cfg = DSMModuleConfig(message_passing=passing)
+    dims = (4, 6, 5, 2)  # K, L, C, M
+    lone = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        lone.append(DSMController(*dims, cfg))
+    layers = PopulationLayers(3)
+    population = DSMController(*dims, cfg, layers=layers)
+    stack_members(population, lone)
+    obs = random_obs(3, seed=5, k=4)
+    actions = torch.stack([lone[i](obs)[0][i] for i in range(3)])
+    layers.members.set(torch.arange(3), 3)
+    _, _, logits, graph = population(obs, actions=actions)
+    for i in range(3):
+        _, _, lone_logits, lone_graph = lone[i]({k: v[i:i + 1] for k, v in obs.items()},
+                                                actions=actions[i:i + 1])
+        torch.testing.assert_close(logits[i:i + 1], lone_logits)
+        torch.testing.assert_close(graph[i:i + 1], lone_graph)

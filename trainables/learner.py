@@ -14,6 +14,10 @@ from typing import Any
 from envs.errors import ConfigError
 from envs.settings import setting
 
+MESSAGE_PASSING = ("two-way", "one-way")
+"""The ways the controller's GNN passes messages (`policies.gnn`; the first is the default),
+kept here, where no torch is imported, for the settings the CLI checks."""
+
 
 @dataclass(frozen=True)
 class LearnerSettings:
@@ -25,6 +29,9 @@ class LearnerSettings:
     weight_decay: float = setting(0.0, "Adam weight decay")
     batch_size: int = setting(1, "environment steps (queries) per policy update")
     use_graph: bool = setting(True, "GNN over the subspace graph (off: per-node FC, Fig. 8b)")
+    message_passing: str = setting(
+        "two-way", "the GNN's messages: two-way (the official code's: each center hears from "
+        "all K-1 others) or one-way (weaker -> better only; dsm-oneway)")
     mask_noop_edits: bool = setting(
         False, "never pick the op the center already has at the edited position (dsm-nonoop)"
     )
@@ -39,6 +46,9 @@ class LearnerSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(v):
                 raise ConfigError(f"{name} must be {what}, got {v!r}")
+        if self.message_passing not in MESSAGE_PASSING:
+            raise ConfigError(f"message_passing must be one of {', '.join(MESSAGE_PASSING)}, "
+                              f"got {self.message_passing!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
                 or self.batch_size < 1:
             raise ConfigError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")

@@ -47,10 +47,18 @@ class Method:
 
 
 _LEARNER = "trainables.search:LearnerSettings"
+_POPULATION_CHECK = "trainables.learner:population_refusal"
+
+
+def _variant_population(name: str) -> dict[str, str]:
+    return {"population": f"trainables.variants:population_{name}",
+            "population_check": _POPULATION_CHECK}
+
+
 METHODS: dict[str, Method] = {
     "dsm": Method("trainables.search:run_dsm", "DSM-NAS, the paper's method (REINFORCE, GNN+LSTM)", (_LEARNER,),
                   population="trainables.population:run_dsm_population",
-                  population_check="trainables.learner:population_refusal"),
+                  population_check=_POPULATION_CHECK),
     "random": Method("trainables.searchers.random_search:run_random", "random search over the whole space",
                      ("trainables.searchers.random_search:RandomSettings",)),
     "reinforce": Method("trainables.searchers.reinforce:run_reinforce", "REINFORCE, NAS-Bench-201's RL baseline (no RLlib)",
@@ -73,15 +81,20 @@ METHODS: dict[str, Method] = {
                        ("trainables.agents:FlatPPOSettings",)),
     "dsm-plus": Method("trainables.agents:run_dsm_plus", "DSM-NAS+: start from a cifar10 search's final centers",
                        (_LEARNER,), "trainables.agents:check_dsm_plus"),
+    "dsm-oneway": Method("trainables.variants:run_dsm_oneway", "dsm, but the GNN passes messages only weaker -> better (this project's first dsm)",
+                         (_LEARNER,), "trainables.variants:check_dsm_oneway_settings",
+                         **_variant_population("dsm_oneway")),
     "dsm-nonoop": Method("trainables.variants:run_dsm_nonoop", "dsm, but no edit may set a position to the op the center already has (no no-op edits)",
-                         (_LEARNER,), "trainables.variants:check_dsm_nonoop_settings"),
+                         (_LEARNER,), "trainables.variants:check_dsm_nonoop_settings",
+                         **_variant_population("dsm_nonoop")),
     "dsm-macs": Method("trainables.variants:run_dsm_macs", "dsm, but proposals over a limit (mobilenet: MACs) cost no query and are penalised by their overshoot",
-                       (_LEARNER,), "trainables.variants:check_dsm_macs"),
+                       (_LEARNER,), "trainables.variants:check_dsm_macs",
+                       **_variant_population("dsm_macs")),
     "ofa-evolution": Method("trainables.searchers.ofa_evolution:run_ofa_evolution", "Once-for-All's EvolutionFinder (mobilenet space), each prediction a charged query",
                             ("trainables.searchers.ofa_evolution:OFAEvolutionSettings",),
                             "trainables.searchers.ofa_evolution:check_ofa_evolution"),
     "dsm-cache": Method("trainables.variants:run_dsm_cache", "dsm with repeats free (cache_queries): not the paper's budget rule, more queries per budget",
-                        (_LEARNER,)),
+                        (_LEARNER,), **_variant_population("dsm_cache")),
 }
 
 

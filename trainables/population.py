@@ -52,12 +52,7 @@ class PopulationREINFORCELearner(REINFORCETorchLearner):
     """REINFORCE over a batch of rows from S searches: per-search baselines, summed loss."""
 
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
-        module = self.module[module_id].unwrapped()
-        dist = module.get_train_action_dist_cls().from_logits(
-            fwd_out[Columns.ACTION_DIST_INPUTS]
-        )
-        logp = dist.logp(batch[Columns.ACTIONS])
-        entropy = dist.entropy()
+        logp, entropy = self.logp_and_entropy(module_id, batch, fwd_out)
         baselines = self._baselines.setdefault(module_id, {})
         advantages = []
         for member, reward in zip(batch[Columns.OBS][MEMBER_KEY].long().tolist(),
@@ -110,6 +105,7 @@ def population_config(env_config: EnvConfig, seeds: Sequence[int],
         POPULATION_ENV_ID,
         env_config={**env_config.to_dict(), "population_seeds": seeds},
         model_config={"use_graph": learner.use_graph, "mask_noop_edits": learner.mask_noop_edits,
+                      "message_passing": learner.message_passing,
                       "population_seeds": seeds},
         lr=learner.lr,
         entropy_coeff=learner.entropy,

@@ -249,6 +249,16 @@ class REINFORCETorchLearner(TorchLearner):
             lr_or_lr_schedule=config.lr,
         )
 
+    def logp_and_entropy(self, module_id: ModuleID, batch: Dict[str, Any],
+                         fwd_out: Dict[str, TensorType]) -> Tuple[TensorType, TensorType]:
+        """Per row: the log-probability of the batch's actions (summed over the action's
+        decisions) and the entropy of the train distribution of `fwd_out`."""
+        module = self.module[module_id].unwrapped()
+        dist = module.get_train_action_dist_cls().from_logits(
+            fwd_out[Columns.ACTION_DIST_INPUTS]
+        )
+        return dist.logp(batch[Columns.ACTIONS]), dist.entropy()
+
     @override(TorchLearner)
     def compute_loss_for_module(
         self,
@@ -264,12 +274,7 @@ class REINFORCETorchLearner(TorchLearner):
                 f"REINFORCE supports non-recurrent RLModules only; module {module_id!r} "
                 f"is stateful"
             )
-        module = self.module[module_id].unwrapped()
-        dist = module.get_train_action_dist_cls().from_logits(
-            fwd_out[Columns.ACTION_DIST_INPUTS]
-        )
-        logp = dist.logp(batch[Columns.ACTIONS])
-        entropy = dist.entropy()
+        logp, entropy = self.logp_and_entropy(module_id, batch, fwd_out)
 
         rewards = batch[Columns.REWARDS].tolist()
         advantages, baseline = ema_baseline_advantages(

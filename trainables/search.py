@@ -97,6 +97,7 @@ def dsm_algo_config(env_config: EnvConfig, learner: LearnerSettings = LearnerSet
         env_config=env_config.to_dict(),
         model_config={
             "use_graph": learner.use_graph, "mask_noop_edits": learner.mask_noop_edits,
+            "message_passing": learner.message_passing,
         },
         lr=learner.lr,
         entropy_coeff=learner.entropy,

@@ -1,8 +1,13 @@
 """Improved DSM-NAS variants, each behind its own method name so that `dsm` stays the paper's.
 
-Each variant is `run_search` with one documented change, and takes the same settings as `dsm`
-(`LearnerSettings`); the methods registry lists them:
+Each variant is `run_search` with one documented change (`prepare`), and takes the same
+settings as `dsm` (`LearnerSettings`); each also runs in population mode
+(`trainables.population`). The methods registry lists them:
 
+- `dsm-oneway`: the GNN passes messages only along the graph's weaker -> better edges, from
+  [h_i, e_ij] (`LearnerSettings.message_passing="one-way"`): this project's first version,
+  before `dsm` took the official code's two-way aggregation (`policies.gnn`). Every result
+  made before that change is a `dsm-oneway` result.
 - `dsm-nonoop`: the decoder never picks, for an edit, the op the chosen center already has at
   the edited position (`LearnerSettings.mask_noop_edits`, the module's `mask_noop_edits`).
   About 3% of the paper's queries are the center itself, wasted: reward 0, charged in full.
@@ -28,6 +33,12 @@ from envs.settings import parse_settings
 from envs.errors import ConfigError
 
 
+def check_dsm_oneway_settings(env_config: EnvConfig, settings: dict[str, Any]) -> None:
+    if settings.get("message_passing", "one-way") != "one-way":
+        raise ConfigError(
+            "dsm-oneway is dsm with message_passing=one-way; for two-way use dsm")
+
+
 def check_dsm_nonoop_settings(env_config: EnvConfig, settings: dict[str, Any]) -> None:
     if settings.get("mask_noop_edits", True) is not True:
         raise ConfigError(
@@ -44,35 +55,53 @@ def check_dsm_macs(env_config: EnvConfig, settings: dict[str, Any] | None = None
         )
 
 
-def run_dsm_nonoop(
-    env_config: EnvConfig, settings: dict[str, Any], progress=None
-) -> SearchResult:
-    """DSM-NAS whose edits never set a position to the op the chosen center has there."""
-    check_dsm_nonoop_settings(env_config, settings)
-    (learner,) = parse_settings("dsm-nonoop", settings, LearnerSettings)
+_VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    # name: (LearnerSettings it sets, EnvConfig fields it sets)
+    "dsm-oneway": ({"message_passing": "one-way"}, {}),
+    "dsm-nonoop": ({"mask_noop_edits": True}, {}),
+    "dsm-cache": ({}, {"cache_queries": True}),
+    "dsm-macs": ({}, {"over_limit": "penalty"}),
+}
+_CHECKS = {"dsm-oneway": lambda env, s: check_dsm_oneway_settings(env, s),
+           "dsm-nonoop": lambda env, s: check_dsm_nonoop_settings(env, s),
+           "dsm-macs": lambda env, s: check_dsm_macs(env, s)}
+
+
+def prepare(name: str, env_config: EnvConfig, settings: dict[str, Any]
+            ) -> tuple[EnvConfig, LearnerSettings]:
+    """The env config and learner settings of variant `name` (its check, the space's
+    learner defaults, then its one change)."""
+    if name in _CHECKS:
+        _CHECKS[name](env_config, settings)
+    learner_changes, env_changes = _VARIANTS[name]
+    (learner,) = parse_settings(name, settings, LearnerSettings)
     learner = learner_for_space(env_config.space, learner, settings)
-    learner = dataclasses.replace(learner, mask_noop_edits=True)
-    return run_search(env_config, learner, progress=progress)
+    return (dataclasses.replace(env_config, **env_changes),
+            dataclasses.replace(learner, **learner_changes))
 
 
-def run_dsm_cache(
-    env_config: EnvConfig, settings: dict[str, Any], progress=None
-) -> SearchResult:
-    """DSM-NAS with repeated queries free (`cache_queries=True`; result.config records it)."""
-    (learner,) = parse_settings("dsm-cache", settings, LearnerSettings)
-    learner = learner_for_space(env_config.space, learner, settings)
-    return run_search(
-        dataclasses.replace(env_config, cache_queries=True), learner, progress=progress
-    )
+def _runner(name: str):
+    def run(env_config: EnvConfig, settings: dict[str, Any], progress=None) -> SearchResult:
+        return run_search(*prepare(name, env_config, settings), progress=progress)
+
+    run.__name__ = run.__qualname__ = f"run_{name.replace('-', '_')}"
+    run.__doc__ = f"One `{name}` search (module docstring)."
+    return run
 
 
-def run_dsm_macs(
-    env_config: EnvConfig, settings: dict[str, Any], progress=None
-) -> SearchResult:
-    """DSM-NAS whose proposals over the MACs limit cost no query and are penalised."""
-    check_dsm_macs(env_config)
-    (learner,) = parse_settings("dsm-macs", settings, LearnerSettings)
-    learner = learner_for_space(env_config.space, learner, settings)
-    return run_search(
-        dataclasses.replace(env_config, over_limit="penalty"), learner, progress=progress
-    )
+def _population_runner(name: str):
+    def run(env_config: EnvConfig, settings: dict[str, Any], seeds, progress=None):
+        from trainables.population import run_population
+
+        env_config, learner = prepare(name, env_config, settings)
+        return run_population(env_config, seeds, learner, progress=progress)
+
+    run.__name__ = run.__qualname__ = f"population_{name.replace('-', '_')}"
+    run.__doc__ = f"The `{name}` searches of `seeds` as one population."
+    return run
+
+
+run_dsm_oneway, population_dsm_oneway = _runner("dsm-oneway"), _population_runner("dsm-oneway")
+run_dsm_nonoop, population_dsm_nonoop = _runner("dsm-nonoop"), _population_runner("dsm-nonoop")
+run_dsm_cache, population_dsm_cache = _runner("dsm-cache"), _population_runner("dsm-cache")
+run_dsm_macs, population_dsm_macs = _runner("dsm-macs"), _population_runner("dsm-macs")
