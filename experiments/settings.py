@@ -89,8 +89,9 @@ ABLATIONS: dict[str, tuple[str, tuple[MethodSpec, ...]]] = {
         MethodSpec("dsm", "dsm"),
         MethodSpec("dsm-absolute", "dsm", env={"reward": "absolute"}),
     )),
-    "graph": ("GNN over the subspace graph vs per-node FC layers (Fig. 8b)", (
+    "graph": ("GNN over the subspace graph (two-way, one-way) vs per-node FC layers (Fig. 8b)", (
         MethodSpec("dsm", "dsm"),
+        MethodSpec("dsm-oneway", "dsm-oneway"),
         MethodSpec("dsm-nograph", "dsm", settings={"use_graph": False}),
     )),
     "K": ("number of candidate subspaces K (Fig. 9a)", tuple(

@@ -50,6 +50,7 @@ from trainables.search import (
     run_episode_search,
 )
 from envs.errors import ConfigError
+from trainables.learner import MESSAGE_PASSING
 
 __all__ = [
     "APPOSettings",
@@ -98,6 +99,8 @@ def _check(obj, positive_ints=(), positive=(), nonnegative=(), unit=()) -> None:
                 bad(name, what)
     if not isinstance(getattr(obj, "use_graph", True), bool):
         bad("use_graph", "true or false")
+    if getattr(obj, "message_passing", MESSAGE_PASSING[0]) not in MESSAGE_PASSING:
+        bad("message_passing", " or ".join(MESSAGE_PASSING))
 
 
 def _common(config, env_config: EnvConfig):
@@ -172,6 +175,9 @@ class PPOSettings(_PPOSchedule):
     """Weight of the value loss (the value head shares the graph encoder)."""
     use_graph: bool = True
     """GNN over the subspace graph (off: per-node FC layers, the paper's Fig. 8b)."""
+    message_passing: str = "two-way"
+    """The GNN's messages: "two-way" (the official code's) or "one-way" (weaker -> better
+    only: what the README's ppo/appo rows were made with); see `policies.gnn`."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -187,7 +193,7 @@ def ppo_algo_config(env_config: EnvConfig, s: PPOSettings = PPOSettings()):
 
     return _common(PPOConfig(), env_config).rl_module(
         rl_module_spec=RLModuleSpec(
-            module_class=DSMNASModule, model_config={"use_graph": s.use_graph}
+            module_class=DSMNASModule, model_config={"use_graph": s.use_graph, "message_passing": s.message_passing}
         )
     ).training(**_ppo_training(s), vf_loss_coeff=s.vf_loss_coeff)
 
@@ -263,6 +269,9 @@ class APPOSettings:
     """Target network update period, in units of buffer_batches x iterations x batch."""
     use_graph: bool = True
     """GNN over the subspace graph (off: per-node FC layers, the paper's Fig. 8b)."""
+    message_passing: str = "two-way"
+    """The GNN's messages: "two-way" (the official code's) or "one-way" (weaker -> better
+    only: what the README's ppo/appo rows were made with); see `policies.gnn`."""
 
     def __post_init__(self) -> None:
         _check(self, positive_ints=("train_batch_size", "circular_buffer_num_batches",
@@ -281,7 +290,7 @@ def appo_algo_config(env_config: EnvConfig, s: APPOSettings = APPOSettings()):
 
     return _common(APPOConfig(), env_config).rl_module(
         rl_module_spec=RLModuleSpec(
-            module_class=DSMNASModule, model_config={"use_graph": s.use_graph}
+            module_class=DSMNASModule, model_config={"use_graph": s.use_graph, "message_passing": s.message_passing}
         )
     ).training(
         lr=s.lr,
