@@ -146,6 +146,11 @@ def _run_recorded(env_cfg, learner, out, checkpoint_every, quiet, resume=False) 
         metric_txt = "".join(f"  {k} {v:g}" for k, v in metrics.items()
                              if not k.startswith("limit_"))
     print(f"best: {result.arch}  val {result.val_acc:.3f}{metric_txt}{test_txt}")
+    visited = result.best_visited
+    if visited and visited["arch"] != result.arch:
+        print(f"best visited (not a center at the end): {visited['arch']}  val "
+              f"{visited['val_acc']:.3f}" + "".join(
+                  f"  {k} {v:.2f}" for k, v in (visited["test_acc"] or {}).items()))
     simulated = f"{result.sim_time_s:,.0f} s simulated, " if result.config["budget_s"] else ""
     print(f"{result.queries} queries, {simulated}{result.wall_time_s:.1f} s wall; "
           f"wrote {path}/result.json and history.csv")

@@ -90,7 +90,10 @@ class ComparePlan:
         return [
             "method", "seed", "status", "arch", "val_acc",
             *[f"{report.TEST_PREFIX}{d}" for d in self.datasets],
-            "queries", "sim_time_s", "wall_time_s", "error",
+            "queries", "sim_time_s", "wall_time_s",
+            "best_visited_arch", "best_visited_val_acc",
+            *[f"{report.VISITED_PREFIX}{report.TEST_PREFIX}{d}" for d in self.datasets],
+            "error",
         ]
 
 
@@ -351,7 +354,8 @@ def previous_rows(plan: ComparePlan, out: Path, resume: bool) -> dict[tuple[str,
     rows: dict[tuple[str, int], dict] = {}
     for rec in frame.to_dict("records"):
         rec["error"] = "" if pd.isna(rec.get("error")) else rec["error"]
-        rec["arch"] = "" if pd.isna(rec.get("arch")) else rec["arch"]
+        for text in ("arch", "best_visited_arch"):
+            rec[text] = "" if pd.isna(rec.get(text)) else rec[text]
         rows[(str(rec["method"]), int(rec["seed"]))] = rec
     return rows
 
@@ -438,7 +442,8 @@ def _make_recorder(plan: ComparePlan, out_dir: Path, printer: Callable[[str], No
 
         def record_failed(self, key, error: str) -> None:
             row = {c: math.nan for c in plan.columns}
-            row.update(method=key[0], seed=key[1], status=report.FAILED, arch="", error=error)
+            row.update(method=key[0], seed=key[1], status=report.FAILED, arch="",
+                       best_visited_arch="", error=error)
             self.rows[key] = row
             self.write()
 

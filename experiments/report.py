@@ -27,6 +27,9 @@ import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 TEST_PREFIX = "test_acc_"
+VISITED_PREFIX = "best_visited_"
+"""Prefix of the best visited architecture's columns: `best_visited_arch`,
+`best_visited_val_acc`, `best_visited_test_acc_<dataset>`."""
 OK, FAILED = "ok", "failed"
 ANYTIME_PNG = "anytime_val.png"
 TEST_PNG = "test_acc.png"
@@ -38,6 +41,12 @@ def test_columns(runs: pd.DataFrame) -> list[str]:
 
 def accuracy_columns(runs: pd.DataFrame) -> list[str]:
     return ["val_acc", *test_columns(runs)]
+
+
+def visited_columns(runs: pd.DataFrame) -> list[str]:
+    """The best visited architecture's accuracy columns the runs have (none in folders
+    written before they existed)."""
+    return [VISITED_PREFIX + c for c in accuracy_columns(runs) if VISITED_PREFIX + c in runs]
 
 
 def method_order(runs: pd.DataFrame) -> list[str]:
@@ -77,7 +86,7 @@ def summarize(runs: pd.DataFrame, reference: str = "dsm") -> pd.DataFrame:
             "n_ok": len(done),
             "n_failed": int((mine["status"] == FAILED).sum()),
         }
-        for col in accuracy_columns(runs):
+        for col in [*accuracy_columns(runs), *visited_columns(runs)]:
             values = done[col].astype(float)
             row[f"{col}_mean"] = values.mean() if len(values) else math.nan
             row[f"{col}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
@@ -153,6 +162,18 @@ def summary_markdown(
                 ["method", *datasets],
                 [[r["method"], *[_p(r[f"{c}_p"]) for c in tests]] for _, r in others.iterrows()],
             )
+    visited = visited_columns(runs)
+    if visited:
+        lines += ["", "## Best architecture visited", "",
+                  "The best architecture each run visited (its answer, or a query within the "
+                  "limits with a higher validation accuracy), as the official code also logs "
+                  "it: for a method whose answer is not its best query (`dsm-noupdate` "
+                  "answers with the best of its initial centers) this is what it found.", ""]
+        lines += _table(
+            ["method", "val", *datasets],
+            [[r["method"], *[_mean_std(r[f"{c}_mean"], r[f"{c}_std"]) for c in visited]]
+             for r in summary.to_dict("records")],
+        )
     failed = failures(runs)
     lines += ["", f"## Failed runs ({len(failed)})", ""]
     if failed.empty:

@@ -163,7 +163,13 @@ def test_compare_end_to_end_through_tune(compared, nb201_data):
     runs = pd.read_csv(out / "runs.csv")
     tests = nb201_data.test_columns
     assert list(runs.columns) == ["method", "seed", "status", "arch", "val_acc", *tests,
-                                  "queries", "sim_time_s", "wall_time_s", "error"]
+                                  "queries", "sim_time_s", "wall_time_s", "best_visited_arch",
+                                  "best_visited_val_acc", *[f"best_visited_{t}" for t in tests],
+                                  "error"]
+    # the best visited architecture: at least the answer, the best query for random search
+    assert (runs.best_visited_val_acc >= runs.val_acc).all()
+    rnd = runs[runs.method == "random"]
+    assert (rnd.best_visited_arch == rnd.arch).all()
     assert list(zip(runs.method, runs.seed)) == [("dsm", 3), ("dsm", 4), ("random", 3),
                                                  ("random", 4)]
     assert (runs.status == "ok").all() and runs.error.isna().all()

@@ -261,3 +261,15 @@ def test_env_state_round_trip_in_this_space(ofa_predictor, over_limit):
     assert (env.steps, env.skipped_over_limit) == (twin.steps, twin.skipped_over_limit)
     if over_limit == "penalty":
         assert env.skipped_over_limit > 0
+
+
+def test_the_600m_limit_binds_on_the_w12_supernet_and_never_on_w10():
+    """Why `train-supernet` defaults to the paper's w1.2: on w1.0 no subnet reaches 600M MACs
+    at 224, so a supernet search's limit would never bind."""
+    largest = {"ks": [7] * 20, "e": [6] * 20, "d": [4] * 5}
+    smallest = {"ks": [3] * 20, "e": [3] * 20, "d": [2] * 5}
+    assert macs_m(largest, 224, 1.0) < 600 < macs_m(largest, 224, 1.2)
+    assert macs_m(smallest, 224, 1.2) < 600
+    from trainables.supernet_settings import SupernetTrainSettings
+
+    assert SupernetTrainSettings().width_mult == 1.2

@@ -40,7 +40,7 @@ def test_supernet_evaluator_in_the_env(checkpoint):
     env = DSMNASEnv(space="mobilenet", evaluator="supernet", checkpoint=checkpoint,
                     budget_queries=6, K=2, seed=0)
     bench = env.benchmark
-    assert bench.resolution == 16 and bench.width_mult == 1.0
+    assert bench.resolution == 16 and bench.width_mult == 1.2
     assert bench.val_metric == "supernet_val_top1"
     _run_env(env, 5)
     # the same subnet gets the same score; the report measures the test split
@@ -53,6 +53,26 @@ def test_supernet_evaluator_in_the_env(checkpoint):
                                  resolution=224))
     with pytest.raises(ValueError, match="needs a checkpoint"):
         make_benchmark(EnvConfig(space="mobilenet", evaluator="supernet"))
+
+
+def test_the_macs_limit_binds_in_a_supernet_search(checkpoint):
+    """On the (default) w1.2 supernet some proposals exceed 600M MACs at 224: they are
+    queried (the paper's rule), never become centers, and the answer is within the limit."""
+    from envs.spaces.mobilenet import MobileNetSpace, macs_m
+
+    space, rng = MobileNetSpace(), np.random.default_rng(0)
+    samples = [space.sample(rng) for _ in range(3000)]  # centers just under the limit
+    macs = {space.format(t): macs_m(space.to_ofa(t), 224, 1.2) for t in samples}
+    near = sorted((a for a in macs if macs[a] <= 600), key=macs.get)[-3:]
+    env = DSMNASEnv(space="mobilenet", evaluator="supernet", checkpoint=checkpoint,
+                    budget_queries=60, K=3, seed=0,
+                    init_centers=near)
+    (limited, limit), = env.benchmark.limits.items()
+    assert limit == 600.0
+    _run_env(env, 50)
+    over = [r for r in env.history if dict(r.metrics)[limited] > limit]
+    assert over and not any(r.accepted for r in over)
+    assert all(env.benchmark.feasible(c) for c in env.graph.centers)
 
 
 def test_fitted_evaluator_in_the_env(checkpoint, tmp_path):
@@ -100,6 +120,7 @@ def test_cli_search_with_the_supernet(checkpoint, tmp_path):
     result = json.loads((out / "result.json").read_text())
     assert result["queries"] == 4 and result["resolution"] == 16
     assert result["macs_m"] > 0 and result["max_macs_m"] == 600.0
+    assert result["width_mult"] == 1.2  # recorded: what the MACs were counted on
     assert result["config"]["val_metric"] == "supernet_val_top1"
     (test_acc,) = result["test_acc"].values()  # the checkpoint's test images
     assert 0.0 <= test_acc <= 100.0

@@ -47,3 +47,31 @@ def test_one_search_in_process_starts_no_ray(tmp_path):
     queries, initialized = out.stdout.split()[-2:]
     assert int(queries) > 20 and initialized == "False"
     assert (tmp_path / "run" / "checkpoint").is_dir()
+
+
+def test_best_visited_is_the_best_query_within_the_limits():
+    import numpy as np
+    import pandas as pd
+
+    from trainables.search import best_visited
+
+    class Space:
+        def parse(self, text):
+            return np.array([int(c) for c in text])
+
+        def format(self, tokens):
+            return "".join(str(int(t)) for t in tokens)
+
+    class Benchmark:  # "9" at the first position is over the limit
+        def feasible(self, tokens):
+            return tokens[0] != 9
+
+        def report(self, tokens):
+            return {"cifar10": float(tokens.sum())}
+
+    history = pd.DataFrame({"arch": ["100", "911", "210", "300"],
+                            "val_acc": [50.0, 99.0, 80.0, 70.0]})
+    found = best_visited(Benchmark(), Space(), history, np.array([0, 0, 1]), 60.0)
+    assert found == {"arch": "210", "val_acc": 80.0, "test_acc": {"cifar10": 3.0}}
+    # none better than the answer: the answer
+    assert best_visited(Benchmark(), Space(), history, np.array([0, 0, 2]), 90.0)["arch"] == "002"

@@ -59,10 +59,13 @@ class SearchResult:
     final_centers: list[str] | None = None
     """The K centers of the final graph, by subspace index (in memory only, not in
     result.json): what DSM-NAS+ transfers to another dataset's search."""
+    best_visited: dict[str, Any] | None = None
+    """The best architecture the search visited (`best_visited`): {"arch", "val_acc",
+    "test_acc"}; its val_acc is at least the answer's."""
 
     def to_json(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k not in ("history", "final_centers")}
-        for optional in ("test_acc", "metrics"):
+        for optional in ("test_acc", "metrics", "best_visited"):
             if d[optional] is None:
                 del d[optional]
         d.update(d.pop("metrics", {}))
@@ -74,6 +77,26 @@ class SearchResult:
         (out / "result.json").write_text(json.dumps(self.to_json(), indent=2) + "\n")
         self.history.to_csv(out / "history.csv", index=False)
         return out
+
+
+def best_visited(benchmark, space, history: "pd.DataFrame", answer: np.ndarray,
+                 answer_val: float) -> dict[str, Any]:
+    """The best architecture a search visited: the answer, or a query of `history` with a
+    higher validation accuracy that is within the benchmark's limits (as an answer must be).
+    The official code logs it besides the answer; for `dsm-noupdate`, whose answer is by
+    definition the best of its K initial centers, it is what the search found. Test
+    accuracy (`benchmark.report`) is looked up for the report."""
+    tokens, val = answer, float(answer_val)
+    if len(history):
+        better = history[history["val_acc"] > val].sort_values("val_acc", ascending=False,
+                                                              kind="stable")
+        for arch, acc in zip(better["arch"], better["val_acc"]):
+            candidate = space.parse(arch)
+            if benchmark.feasible(candidate):
+                tokens, val = candidate, float(acc)
+                break
+    return {"arch": space.format(tokens), "val_acc": val,
+            "test_acc": benchmark.report(tokens) or None}
 
 
 def local_env(algo) -> DSMNASEnv:
@@ -203,6 +226,7 @@ def finished_result(env: DSMNASEnv, env_config: EnvConfig, method_config: dict |
     best = graph.best()
     tokens = graph.centers[best]
     test = env.benchmark.report(tokens)
+    frame = history_frame(history, env.benchmark.history_metrics)
     return SearchResult(
         arch=env.space.format(tokens),
         val_acc=float(graph.val_acc[best]),
@@ -211,7 +235,7 @@ def finished_result(env: DSMNASEnv, env_config: EnvConfig, method_config: dict |
         wall_time_s=wall_s,
         startup_s=startup_s,
         seed=env_config.seed,
-        history=history_frame(history, env.benchmark.history_metrics),
+        history=frame,
         test_acc=test or None,
         config={
             "env": env_config.to_dict(),
@@ -225,6 +249,8 @@ def finished_result(env: DSMNASEnv, env_config: EnvConfig, method_config: dict |
         },
         final_centers=[env.space.format(c) for c in graph.centers],
         metrics=env.benchmark.answer_metrics(tokens),
+        best_visited=best_visited(env.benchmark, env.space, frame, tokens,
+                                  graph.val_acc[best]),
     )
 
 

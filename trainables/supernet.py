@@ -45,7 +45,7 @@ def train_supernet(
 ) -> str:
     """Train a supernet on `data` into `out` (see the module docstring); the checkpoint's path.
 
-    `settings` are `SupernetTrainSettings` fields (resolution=32, width_mult=1.0, steps=900,
+    `settings` are `SupernetTrainSettings` fields (resolution=32, width_mult=1.2, steps=900,
     batch_size=128, lr=0.1, seed=0, n_random=1, smallest=False, checkpoint_every=100,
     minutes=None, ...). `progress` gets one line at a time (None: silent).
     """

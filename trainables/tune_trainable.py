@@ -27,7 +27,9 @@ HISTORY_FILE = "history.csv"
 HISTORY_KEY = "history_csv"
 """Result key of the history as CSV text."""
 RESULT_FIELDS = ("method", "seed", "arch", "val_acc", "queries", "sim_time_s", "wall_time_s")
-"""Fields of a run's row, besides one `test_acc_<dataset>` per dataset the data has."""
+"""Fields of a run's row, besides one `test_acc_<dataset>` per dataset the data has, and the
+best visited architecture's `best_visited_arch`, `best_visited_val_acc` and
+`best_visited_test_acc_<dataset>`."""
 
 
 def result_row(result: SearchResult, label: str) -> dict[str, Any]:
@@ -42,6 +44,11 @@ def result_row(result: SearchResult, label: str) -> dict[str, Any]:
         "wall_time_s": float(result.wall_time_s),
     }
     row.update({f"test_acc_{ds}": float(v) for ds, v in (result.test_acc or {}).items()})
+    visited = result.best_visited
+    if visited is not None:
+        row.update(best_visited_arch=visited["arch"], best_visited_val_acc=visited["val_acc"])
+        row.update({f"best_visited_test_acc_{ds}": float(v)
+                    for ds, v in (visited["test_acc"] or {}).items()})
     return row
 
 

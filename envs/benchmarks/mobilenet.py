@@ -100,10 +100,12 @@ class MobileNetBenchmark(Benchmark):
         return self.macs_m(tokens)
 
     def answer_metrics(self, tokens: np.ndarray) -> dict[str, float]:
-        """The answer's MACs at the search resolution and at the limit's, and the limit."""
+        """The answer's MACs at the search resolution and at the limit's, the limit, and the
+        supernet's width (what the MACs are counted on)."""
         return {
             "macs_m": self.macs_m(tokens, self.resolution),
             "resolution": self.resolution,
+            "width_mult": self.width_mult,
             "max_macs_m": self.max_macs_m,
             "macs_resolution": self.macs_resolution,
             "macs_m_at_limit_resolution": self.macs_m(tokens),

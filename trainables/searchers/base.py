@@ -24,7 +24,7 @@ from envs.benchmarks import Benchmark, make_benchmark
 from envs.benchmarks.base import progress_text
 from envs.spaces import get_space
 from envs.settings import parse_settings  # noqa: F401  (re-exported)
-from trainables.search import SearchResult
+from trainables.search import SearchResult, best_visited
 from envs.errors import ConfigError
 
 Progress = Callable[[str], None] | None
@@ -136,6 +136,7 @@ class QueryLog:
         settings = self.settings
         if dataclasses.is_dataclass(settings):
             settings = dataclasses.asdict(settings)
+        history = self.history()
         result = SearchResult(
             arch=self.space.format(tokens),
             val_acc=float(val),
@@ -144,7 +145,7 @@ class QueryLog:
             wall_time_s=wall_s,
             startup_s=self.startup_s if startup_s is None else startup_s,
             seed=self.env_config.seed,
-            history=self.history(),
+            history=history,
             test_acc=test or None,
             config={
                 "env": self.env_config.to_dict(),
@@ -159,6 +160,7 @@ class QueryLog:
             },
             final_centers=final_centers,
             metrics=self.benchmark.answer_metrics(tokens),
+            best_visited=best_visited(self.benchmark, self.space, history, tokens, val),
         )
         if self._progress:
             self._progress(self._line(wall_s, val) + "  done")
