@@ -71,6 +71,10 @@ class SpaceSpec:
     budget: str = "seconds"
     """What the budget counts: simulated "seconds" (`budget_s`) or charged "queries"
     (`budget_queries`); the other budget field is refused."""
+    ablation_grids: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """The values `dsmnas ablate K|M` runs here, {"K": (...), "M": (...)} (default:
+    NAS-Bench-201's, `experiments.settings.K_VALUES` / `M_VALUES`); the space's own K and M
+    are the references."""
     limit_aliases: Mapping[str, str] = field(default_factory=dict)
     """Setting names that stand for one limit, e.g. {"max_macs_m": "macs_m"}."""
     complete: Callable[[dict[str, Any]], dict[str, Any]] | None = None

@@ -9,8 +9,10 @@ table `ablation.md` and plot `ablation.png`:
 - `reward`  (Fig. 8a): reward = improvement R(b|a) vs absolute val(b), with the number of
   distinct subspace centers each search explored (K initial + distinct accepted);
 - `graph`   (Fig. 8b): GNN over the subspace graph vs two FC layers per node;
-- `K`       (Fig. 9a): K in {1, 2, 4, 8, 16};
-- `M`       (Fig. 9b): M in {1, 2, 3, 4, 6} (L = 6 on NAS-Bench-201).
+- `K`       (Fig. 9a): the space's K grid (NAS-Bench-201: {1, 2, 4, 8, 16} against K = 4;
+  mobilenet, the paper's: {1, 5, 10, 15, 20} against K = 10, M = 3);
+- `M`       (Fig. 9b): the space's M grid (NAS-Bench-201: {1, 2, 3, 4, 6}, L = 6, against
+  M = 4; mobilenet, the paper's: {1, 3, 5, 10, 20} against M = 3, K = 10).
 """
 
 from __future__ import annotations
@@ -36,18 +38,23 @@ def centers_explored(history: pd.DataFrame, K: int) -> int:
 
 
 def ablation_table(
-    name: str, runs: pd.DataFrame, histories: dict[tuple[str, int], pd.DataFrame], K: int
+    name: str, runs: pd.DataFrame, histories: dict[tuple[str, int], pd.DataFrame], K: int,
+    space: str = "nb201",
 ) -> pd.DataFrame:
     """Per variant: n, mean ± std of val and test accuracy (and, for `reward`, the mean
     number of centers explored), in the ablation's order."""
     done = report.finished(runs)
     rows = []
-    for spec in variants(name):
+    for spec in variants(name, space):
         sub = done[done["method"] == spec.label]
         row = {"variant": spec.label, "n": len(sub)}
         for col in report.accuracy_columns(done):
             row[col] = sub[col].mean()
             row[f"{col}_std"] = sub[col].std(ddof=1)
+        if name == "K":
+            row["K"] = spec.env["K"]
+        elif name == "M":
+            row["M"] = spec.env["M"]
         if name == "reward":
             k = spec.env.get("K", K)
             explored = [centers_explored(histories[(spec.label, int(s))], k)
@@ -81,7 +88,7 @@ def plot_ablation(name: str, table: pd.DataFrame, path: str | Path) -> Path:
         mean = table[col].to_numpy(dtype=float)
         std = np.nan_to_num(table[f"{col}_std"].to_numpy(dtype=float))  # one seed: no std
         if name in ("K", "M"):
-            xs = [spec.env[name] for spec in variants(name)]
+            xs = table[name].tolist()
             ax.errorbar(xs, mean, yerr=std, marker="o", capsize=3)
             ax.set_xscale("log", base=2) if name == "K" else None
             ax.set_xticks(xs, [str(x) for x in xs])
@@ -106,10 +113,11 @@ def plot_ablation(name: str, table: pd.DataFrame, path: str | Path) -> Path:
 
 
 def write_ablation(name: str, runs: pd.DataFrame, out_dir: str | Path, K: int,
-                   histories: dict | None = None) -> Sequence[Path]:
+                   histories: dict | None = None, space: str = "nb201") -> Sequence[Path]:
     out = Path(out_dir)
     histories = histories if histories is not None else report.load_histories(runs, out / "histories")
-    table = ablation_table(name, runs, histories, K)
+    table = ablation_table(name, runs, histories, K, space)
+    out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "ablation.csv", index=False)
     md = out / "ablation.md"
     md.write_text(ablation_markdown(name, table))

@@ -536,11 +536,11 @@ def _add_ablate(sub, specs) -> None:
 
 def _ablate(args) -> int:
     from experiments.ablate import write_ablation
-    from experiments.settings import REFERENCES, variants
+    from experiments.settings import reference, variants
     from experiments.compare import REFERENCE, plan_compare, run_compare
 
     plan = plan_compare(
-        list(variants(args.name)), args.seeds, args.first_seed,
+        list(variants(args.name, args.space)), args.seeds, args.first_seed,
         env=_run_env(args),
         sets=_serve_trials(_run_env(args), args.sets, args.evaluator_actors,
                            args.gpus_per_evaluator, args.address),
@@ -548,9 +548,9 @@ def _ablate(args) -> int:
     )
     out = args.out or os.path.join("runs", time.strftime(f"ablate-{args.name}-%Y%m%d-%H%M%S"))
     runs = run_compare(plan, out, address=args.address, max_concurrent=args.max_concurrent,
-                       retries=args.retries, reference=REFERENCES.get(args.name, REFERENCE),
+                       retries=args.retries, reference=reference(args.name, args.space) or REFERENCE,
                        resume=args.resume)
-    paths = write_ablation(args.name, runs, out, K=plan.env.K)
+    paths = write_ablation(args.name, runs, out, K=plan.env.K, space=plan.env.space)
     print("wrote " + ", ".join(str(p) for p in paths))
     return _exit_code(runs)
 

@@ -76,6 +76,8 @@ KEYS = tuple(f.name for f in dataclasses.fields(SweepSettings))
 
 K_VALUES = (1, 2, 4, 8, 16)
 M_VALUES = (1, 2, 3, 4, 6)
+"""The K and M grids of `dsmnas ablate K|M` in a space that declares none (NAS-Bench-201's);
+a space declares its own in `SpaceSpec.ablation_grids` (mobilenet: the paper's Fig. 9)."""
 
 ABLATIONS: dict[str, tuple[str, tuple[MethodSpec, ...]]] = {
     "update": ("subspace update on/off with the Fig. 7 random baselines", (
@@ -94,26 +96,46 @@ ABLATIONS: dict[str, tuple[str, tuple[MethodSpec, ...]]] = {
         MethodSpec("dsm-oneway", "dsm-oneway"),
         MethodSpec("dsm-nograph", "dsm", settings={"use_graph": False}),
     )),
-    "K": ("number of candidate subspaces K (Fig. 9a)", tuple(
-        MethodSpec(f"dsm-K{k}", "dsm", env={"K": k}) for k in K_VALUES)),
-    "M": ("local search distance M (Fig. 9b)", tuple(
-        MethodSpec(f"dsm-M{m}", "dsm", env={"M": m}) for m in M_VALUES)),
+    # the grids are the space's (`grid`): nb201 K {1,2,4,8,16}, M {1,2,3,4,6}; mobilenet
+    # K {1,5,10,15,20}, M {1,3,5,10,20}
+    "K": ("number of candidate subspaces K, the space's grid (Fig. 9a)", ()),
+    "M": ("local search distance M, the space's grid (Fig. 9b)", ()),
 }
 
 
-REFERENCES = {"K": "dsm-K4", "M": "dsm-M4"}
-"""The variant the Welch t-tests compare with: the paper's NAS-Bench-201 setting (K = M = 4)."""
+def grid(name: str, space: str = EnvConfig.space) -> tuple[int, ...]:
+    """The values of K or M that `dsmnas ablate K|M` runs in `space`: its
+    `SpaceSpec.ablation_grids` entry, else `K_VALUES` / `M_VALUES`, with the space's own
+    value (the reference) added where missing."""
+    from envs.registry import get_spec
+
+    spec = get_spec(space)
+    values = spec.ablation_grids.get(name, K_VALUES if name == "K" else M_VALUES)
+    return tuple(sorted({*values, reference_value(name, space)}))
+
+
+def reference_value(name: str, space: str = EnvConfig.space) -> int:
+    """The space's own K or M (its `env_defaults`, else EnvConfig's)."""
+    from envs.registry import get_spec
+
+    return int(get_spec(space).env_defaults.get(name, getattr(EnvConfig, name)))
+
+
+def reference(name: str, space: str = EnvConfig.space) -> str | None:
+    """The variant of ablation `name` that the Welch t-tests compare with: the space's own
+    setting for K and M (NB201's K = M = 4, mobilenet's K = 10, M = 3), else None (dsm)."""
+    return f"dsm-{name}{reference_value(name, space)}" if name in ("K", "M") else None
 
 
 def describe_ablations() -> str:
     return "\n".join(f"  {name:7s} {desc}" for name, (desc, _) in ABLATIONS.items())
 
 
-def variants(name: str) -> tuple[MethodSpec, ...]:
-    """The variants of ablation `name`; ValueError listing the known names."""
-    try:
-        return ABLATIONS[name][1]
-    except KeyError:
-        raise ConfigError(
-            f"unknown ablation {name!r}; allowed: {', '.join(ABLATIONS)}"
-        ) from None
+def variants(name: str, space: str = EnvConfig.space) -> tuple[MethodSpec, ...]:
+    """The variants of ablation `name` in `space`; ValueError listing the known names."""
+    if name not in ABLATIONS:
+        raise ConfigError(f"unknown ablation {name!r}; allowed: {', '.join(ABLATIONS)}")
+    if name in ("K", "M"):
+        return tuple(MethodSpec(f"dsm-{name}{v}", "dsm", env={name: v})
+                     for v in grid(name, space))
+    return ABLATIONS[name][1]

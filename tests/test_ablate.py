@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from experiments.ablate import ablation_markdown, ablation_table, centers_explored
-from experiments.settings import ABLATIONS, variants
+from experiments.settings import ABLATIONS, reference, variants
 from experiments.cli import main
 
 
@@ -10,6 +10,13 @@ def test_every_ablation_is_well_formed():
     assert set(ABLATIONS) == {"update", "reward", "graph", "K", "M"}
     assert [v.env["K"] for v in variants("K")] == [1, 2, 4, 8, 16]
     assert [v.env["M"] for v in variants("M")] == [1, 2, 3, 4, 6]
+    # each space its own grids and references: mobilenet runs the paper's Fig. 9
+    assert [v.env["K"] for v in variants("K", "mobilenet")] == [1, 5, 10, 15, 20]
+    assert [v.env["M"] for v in variants("M", "mobilenet")] == [1, 3, 5, 10, 20]
+    assert (reference("K"), reference("M")) == ("dsm-K4", "dsm-M4")
+    assert (reference("K", "mobilenet"), reference("M", "mobilenet")) == ("dsm-K10", "dsm-M3")
+    assert reference("graph") is None
+    assert [v.label for v in variants("graph")] == ["dsm", "dsm-oneway", "dsm-nograph"]
     assert {v.method for v in variants("update")} == {"dsm", "random", "random-mined", "random-update"}
     with pytest.raises(ValueError, match="unknown ablation 'x'; allowed: update, reward"):
         variants("x")

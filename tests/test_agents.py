@@ -148,11 +148,12 @@ def test_dsm_plus_rejects_a_cifar10_target(dataset, nb201_data):
     "method, settings, message",
     [
         ("ppo", {"lr": 1e-3, "epochs": 3}, r"unknown ppo setting\(s\) \['epochs'\]; allowed: "
-         r"clip_param, entropy_coeff, gamma, lr, minibatch_size, num_epochs"),
+         r"clip_param, entropy_coeff, gamma, lr, message_passing, minibatch_size, num_epochs"),
         ("appo", {"batch": 3}, r"unknown appo setting\(s\) \['batch'\]; allowed: .*lr"),
         ("ppo-flat", {"use_graph": False}, r"unknown ppo-flat setting\(s\) \['use_graph'\]"),
         ("dsm-plus", {"gamma": 0}, r"unknown dsm-plus setting\(s\) \['gamma'\]; allowed: "
-         r"baseline_decay, batch_size, entropy, lr, mask_noop_edits, use_graph, weight_decay"),
+         r"baseline_decay, batch_size, entropy, lr, mask_noop_edits, message_passing, use_graph, "
+         r"weight_decay"),
         ("ppo", {"gamma": 1.5}, r"gamma must be a number in \[0, 1\], got 1.5"),
         ("ppo", {"minibatch_size": 16}, r"minibatch_size \(16\) must be <= train_batch_size"),
         ("appo", {"lr": -1}, r"lr must be a number > 0, got -1"),

@@ -17,7 +17,7 @@ from envs import ConfigError, DSMNASEnv, EnvConfig, get_spec
 from envs import registry
 from examples.toy_space import OPS, PARAMS_K, SPEC, ToyBenchmark
 from experiments.cli import main
-from trainables.methods import run_method
+from trainables.methods import run_method, run_method_population
 
 SPACE = "examples.toy_space:SPEC"
 
@@ -100,7 +100,8 @@ def test_compare_runs_the_example_through_tune(tmp_path, ray_session, capsys):
     assert rc == 0
     runs = pd.read_csv(out / "runs.csv")
     assert list(runs.columns) == ["method", "seed", "status", "arch", "val_acc", "test_acc_toy",
-                                  "queries", "sim_time_s", "wall_time_s", "error"]
+                                  "queries", "sim_time_s", "wall_time_s", "best_visited_arch",
+                                  "best_visited_val_acc", "best_visited_test_acc_toy", "error"]
     assert list(zip(runs.method, runs.seed)) == [("dsm", 0), ("dsm", 1), ("random", 0),
                                                  ("random", 1)]
     assert (runs.status == "ok").all()
@@ -119,11 +120,13 @@ def test_compare_runs_the_example_through_tune(tmp_path, ray_session, capsys):
             accepted = history[history.accepted.astype(bool)]
             assert (accepted.params_k <= 60).all() and r.val_acc >= accepted.val_acc.max()
     # each trial ran with the example's setting: the same seed in this process, same history
+    # (dsm's two seeds ran as one population, the default)
     cfg = EnvConfig(space=SPACE, budget_s=800.0, limits={"params_k": 60}, interaction=2.0, seed=1)
-    for method in ("dsm", "random"):
-        again = run_method(method, cfg)
+    again = {"dsm": run_method_population("dsm", cfg, None, [0, 1])[1],
+             "random": run_method("random", cfg)}
+    for method, result in again.items():
         pd.testing.assert_frame_equal(
-            again.history.reset_index(drop=True),
+            result.history.reset_index(drop=True),
             pd.read_csv(out / "histories" / f"{method}-1.csv"), check_dtype=False)
     assert "| method | runs | failed | val | toy |" in (out / "summary.md").read_text()
     assert "4 finished, 0 failed" in capsys.readouterr().out

@@ -319,6 +319,8 @@ SPEC = SpaceSpec(
     },
     learner_defaults={"lr": 3e-4, "entropy": 1e-3},
     budget="queries",
+    # the paper's Fig. 9: K up to 20 with M = 3 (9a), M in {1, 3, 5, 10, 20} with K = 10 (9b)
+    ablation_grids={"K": (1, 5, 10, 15, 20), "M": (1, 3, 5, 10, 20)},
     limit_aliases={"max_macs_m": "macs_m"},
     complete=_complete,
     description="MobileNet-like OFA space (20 tokens, <= 600M MACs): OFA's predictor, a "
