@@ -3,7 +3,8 @@
 
 How to run (from the repository root; ~1.5 h on 2 cores for the defaults):
     .venv/bin/python benchmarks/bench_mobilenet_ablations.py [--predictor PATH]
-        [--seeds 10] [--queries 10000] [--population 10] [--out runs/mobilenet-ablations]
+        [--seeds 10] [--queries 10000] [--population 5] [--out runs/mobilenet-ablations]
+        [--resume] [--from-runs DIR ...]
 
 The four ablations' variants (`experiments.settings.variants(name, "mobilenet")`: reward,
 graph, K over {1, 5, 10, 15, 20}, M over {1, 3, 5, 10, 20}) share their reference, DSM-NAS with
@@ -70,9 +71,14 @@ def main() -> None:
     p.add_argument("--predictor", default=str(DEFAULT_PREDICTOR))
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--queries", type=int, default=10_000)
-    p.add_argument("--population", type=int, default=10)
+    p.add_argument("--population", type=int, default=5,
+                   help="searches per trial; a population's memory grows with its 10,000-step "
+                        "episode (~1 GB per search at the end): two trials of 10 exceed 24 GiB")
     p.add_argument("--out", default=str(ROOT / "runs" / "mobilenet-ablations"))
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--from-runs", nargs="+", metavar="DIR",
+                   help="build the tables from these finished compare folders (their runs "
+                        "together must cover every variant) instead of running")
     args = p.parse_args()
 
     import pandas as pd
@@ -86,8 +92,15 @@ def main() -> None:
     plan = plan_compare(specs, args.seeds, env={
         "space": "mobilenet", "predictor": args.predictor, "budget_queries": args.queries},
         population=args.population)
-    runs = run_compare(plan, out / "runs", resume=args.resume)
-    histories = report.load_histories(runs, out / "runs" / "histories")
+    if args.from_runs:
+        parts = [pd.read_csv(Path(d) / "runs.csv") for d in args.from_runs]
+        histories = {}
+        for d, part in zip(args.from_runs, parts):
+            histories.update(report.load_histories(part, Path(d) / "histories"))
+        runs = pd.concat(parts, ignore_index=True)
+    else:
+        runs = run_compare(plan, out / "runs", resume=args.resume)
+        histories = report.load_histories(runs, out / "runs" / "histories")
     lines = ["| ablation | variant | seeds | predicted top-1 (%) | new subspaces | paper |",
              "|---|---|---|---|---|---|"]
     for name in ABLATIONS:
