@@ -1,7 +1,7 @@
 """The paper's MobileNet-like ablations (Fig. 8a, 8b, 9a, 9b) with the OFA predictor (README,
 "MobileNet-like ablations").
 
-How to run (from the repository root; ~1.5 h on 2 cores for the defaults):
+How to run (from the repository root; ~2 h on 2 cores for the defaults):
     .venv/bin/python benchmarks/bench_mobilenet_ablations.py [--predictor PATH]
         [--seeds 10] [--queries 10000] [--population 5] [--out runs/mobilenet-ablations]
         [--resume] [--from-runs DIR ...]
