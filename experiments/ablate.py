@@ -116,7 +116,12 @@ def write_ablation(name: str, runs: pd.DataFrame, out_dir: str | Path, K: int,
                    histories: dict | None = None, space: str = "nb201") -> Sequence[Path]:
     out = Path(out_dir)
     histories = histories if histories is not None else report.load_histories(runs, out / "histories")
-    table = ablation_table(name, runs, histories, K, space)
+    return write_ablation_table(name, ablation_table(name, runs, histories, K, space), out)
+
+
+def write_ablation_table(name: str, table: pd.DataFrame, out_dir: str | Path) -> Sequence[Path]:
+    """`ablation.csv`, `ablation.md` and `ablation.png` of an `ablation_table` in `out_dir`."""
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "ablation.csv", index=False)
     md = out / "ablation.md"

@@ -80,23 +80,23 @@ class SearchResult:
 
 
 def best_visited(benchmark, space, history: "pd.DataFrame", answer: np.ndarray,
-                 answer_val: float) -> dict[str, Any]:
+                 answer_val: float, answer_test: dict[str, float] | None) -> dict[str, Any]:
     """The best architecture a search visited: the answer, or a query of `history` with a
     higher validation accuracy that is within the benchmark's limits (as an answer must be).
     The official code logs it besides the answer; for `dsm-noupdate`, whose answer is by
     definition the best of its K initial centers, it is what the search found. Test
-    accuracy (`benchmark.report`) is looked up for the report."""
-    tokens, val = answer, float(answer_val)
+    accuracy is the answer's `answer_test` when the answer is the best, else looked up
+    (`benchmark.report`) for the report."""
     if len(history):
-        better = history[history["val_acc"] > val].sort_values("val_acc", ascending=False,
-                                                              kind="stable")
+        better = history[history["val_acc"] > answer_val].sort_values(
+            "val_acc", ascending=False, kind="stable")
         for arch, acc in zip(better["arch"], better["val_acc"]):
             candidate = space.parse(arch)
             if benchmark.feasible(candidate):
-                tokens, val = candidate, float(acc)
-                break
-    return {"arch": space.format(tokens), "val_acc": val,
-            "test_acc": benchmark.report(tokens) or None}
+                return {"arch": space.format(candidate), "val_acc": float(acc),
+                        "test_acc": benchmark.report(candidate) or None}
+    return {"arch": space.format(answer), "val_acc": float(answer_val),
+            "test_acc": answer_test or None}
 
 
 def local_env(algo) -> DSMNASEnv:
@@ -250,7 +250,7 @@ def finished_result(env: DSMNASEnv, env_config: EnvConfig, method_config: dict |
         final_centers=[env.space.format(c) for c in graph.centers],
         metrics=env.benchmark.answer_metrics(tokens),
         best_visited=best_visited(env.benchmark, env.space, frame, tokens,
-                                  graph.val_acc[best]),
+                                  graph.val_acc[best], test),
     )
 
 

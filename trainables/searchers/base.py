@@ -160,7 +160,7 @@ class QueryLog:
             },
             final_centers=final_centers,
             metrics=self.benchmark.answer_metrics(tokens),
-            best_visited=best_visited(self.benchmark, self.space, history, tokens, val),
+            best_visited=best_visited(self.benchmark, self.space, history, tokens, val, test),
         )
         if self._progress:
             self._progress(self._line(wall_s, val) + "  done")
