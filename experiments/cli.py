@@ -562,9 +562,9 @@ def _add_sweep(sub, specs) -> None:
         "sweep",
         help=_COMMANDS["sweep"][0],
         description=(
-            "Run every configuration (K, M, entropy) x seed as one Ray Tune trial: every\n"
+            "Run every configuration (K, M, entropy[, lr]) x seed as one Ray Tune trial: every\n"
             "output of `dsmnas compare`, plus in DIR:\n"
-            "  sweep.csv          one row per trial: K, M, entropy, seed, the search's result\n"
+            "  sweep.csv          one row per trial: K, M, entropy, lr, seed, the result\n"
             "  sweep.md           configurations ranked by mean validation accuracy\n"
             "  sweep_params.png   mean final accuracy (test when the data has it, else val)\n"
             "                     against each swept parameter, ± std\n"
@@ -585,9 +585,9 @@ def _add_sweep(sub, specs) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     h = lambda name: help_of(SweepSettings, name)  # noqa: E731
-    for name in ("K", "M", "entropy"):
+    for name in ("K", "M", "entropy", "lr"):
         f = next(f for f in fields(SweepSettings) if f.name == name)
-        v = name[0].upper()
+        v = {"entropy": "E", "lr": "LR"}.get(name, name)
         p.add_argument(f"--{name}", default=None, metavar=f"{v}1,{v}2,...",
                        help=f.metadata["help"])
     mode = p.add_mutually_exclusive_group()
@@ -611,7 +611,7 @@ def _sweep(args) -> int:
     from experiments.sweep import load_sweep_file, plan_sweep, resolve_settings, run_sweep
 
     flags = {
-        "K": args.K, "M": args.M, "entropy": args.entropy,
+        "K": args.K, "M": args.M, "entropy": args.entropy, "lr": args.lr,
         "mode": "random" if args.samples is not None else args.mode, "samples": args.samples,
         "draw_seed": args.draw_seed, "cpus_per_trial": args.cpus_per_trial,
         "gpus_per_trial": args.gpus_per_trial, "seeds": args.seeds,
@@ -663,7 +663,7 @@ _COMMANDS = {
                 lambda sub, specs: _add_compare(sub, specs())),
     "ablate": ("the paper's ablations as named comparisons over seeds (Ray Tune)",
                lambda sub, specs: _add_ablate(sub, specs())),
-    "sweep": ("sweep DSM-NAS's K, M and entropy weight over seeds (Ray Tune)",
+    "sweep": ("sweep DSM-NAS's K, M, entropy weight and lr over seeds (Ray Tune)",
               lambda sub, specs: _add_sweep(sub, specs())),
 }
 """Subcommand -> (one-line help, builder of its parser)."""

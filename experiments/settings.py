@@ -59,6 +59,8 @@ class SweepSettings(RunSettings):
                             "nb201 4, mobilenet 3)")
     entropy: tuple[float, ...] = setting((), "entropy weight, values swept (default: the space's, "
                                     "nb201 7.5e-4, mobilenet 1e-3)")
+    lr: tuple[float, ...] = setting((), "Adam learning rate, values swept (default: not swept, "
+                               "the space's, nb201 1e-2, mobilenet 3e-4)")
     mode: str = setting("grid", "grid: every combination; random: `samples` of them")
     samples: int | None = setting(None, "configurations drawn in random mode")
     draw_seed: int = setting(0, "seed of the random mode's draw")

@@ -1,11 +1,14 @@
-"""`dsmnas sweep`: DSM-NAS's K, M and entropy weight swept over seeds, through `compare`.
+"""`dsmnas sweep`: DSM-NAS's K, M, entropy weight and learning rate swept over seeds.
 
 Each configuration (K, M, entropy) is one variant of a comparison,
 `MethodSpec("K4-M4-ent0.00075", "dsm", settings={"entropy": 0.00075}, env={"K": 4, "M": 4})`,
 run for every seed as one Ray Tune trial by `experiments.compare`, so every output of
-`dsmnas compare` is written too. The configurations:
+`dsmnas compare` is written too. The learning rate is swept only when values are given
+(`--lr`); then the labels end in `-lr{value}` (`K4-M4-ent0.00075-lr0.01`), else the
+space's learning rate is used and the labels are as before. The configurations:
 
-- `grid`: every combination, K outermost, then M, then entropy, each in the order listed;
+- `grid`: every combination, K outermost, then M, then entropy, then lr, each in the order
+  listed;
 - `random` with `samples` N: N distinct combinations drawn uniformly, without replacement,
   from that grid by `numpy.random.default_rng(draw_seed)` (kept in grid order), so the same
   draw seed gives the same configurations and every value of a parameter is equally likely.
@@ -49,7 +52,7 @@ from envs.errors import ConfigError, MissingFileError
 
 SWEEP_DIR = Path(__file__).resolve().parent / "sweeps"
 """Where named sweep files live: `--config NAME` reads `SWEEP_DIR/NAME.yaml`."""
-PARAMETERS = ("K", "M", "entropy")
+PARAMETERS = ("K", "M", "entropy", "lr")
 MODES = ("grid", "random")
 PARAMS_PNG = "sweep_params.png"
 HEATMAP_PNG = "sweep_heatmap.png"
@@ -65,12 +68,20 @@ class Config:
     K: int
     M: int
     entropy: float
+    lr: float | None = None
+    """None: not swept (the space's learning rate)."""
 
     @property
     def label(self) -> str:
         # repr of a float is the shortest text that reads back as it: distinct values,
         # distinct labels
-        return f"K{self.K}-M{self.M}-ent{float(self.entropy)!r}"
+        lr = "" if self.lr is None else f"-lr{float(self.lr)!r}"
+        return f"K{self.K}-M{self.M}-ent{float(self.entropy)!r}{lr}"
+
+    @property
+    def settings(self) -> dict[str, float]:
+        """The DSM-NAS settings this configuration sets."""
+        return {"entropy": self.entropy, **({} if self.lr is None else {"lr": self.lr})}
 
 
 @dataclass(frozen=True)
@@ -91,7 +102,8 @@ class SweepPlan:
 
 
 def paper_config(space: str) -> Config:
-    """The space's own K, M and entropy (its `SpaceSpec` defaults; the paper's values)."""
+    """The space's own K, M and entropy (its `SpaceSpec` defaults; the paper's values); lr
+    is None (not swept)."""
     spec = get_spec(space)
     return Config(spec.env_defaults.get("K"), spec.env_defaults.get("M"),
                   spec.learner_defaults.get("entropy", LearnerSettings.entropy))
@@ -152,9 +164,10 @@ def resolve_settings(
     for key in ("K", "M"):
         if key in values:
             values[key] = parse_values(key, values[key], int)
-    if "entropy" in values:
-        values["entropy"] = parse_values("entropy", values["entropy"], float)
-    for key in set(KEYS) - {"K", "M", "entropy", "set"}:
+    for key in ("entropy", "lr"):
+        if key in values:
+            values[key] = parse_values(key, values[key], float)
+    for key in set(KEYS) - {"K", "M", "entropy", "lr", "set"}:
         if values.get(key) is not None:
             values[key] = _scalar(key, values[key])
     settings = SweepSettings(**values)
@@ -174,6 +187,8 @@ def parse_values(name: str, value: Any, kind: type) -> tuple:
             raise ConfigError(f"{name} must be integers >= 1, got {v}")
         if kind is float and not (math.isfinite(v) and v >= 0):
             raise ConfigError(f"{name} must be finite numbers >= 0, got {v}")
+        if name == "lr" and v == 0:
+            raise ConfigError("lr must be finite numbers > 0, got 0.0")
         if v in out:
             raise ConfigError(f"{name} lists {v} twice")
         out.append(v)
@@ -251,8 +266,8 @@ def _check(s: SweepSettings) -> None:
 def configurations(settings: SweepSettings) -> tuple[Config, ...]:
     """The swept configurations (see the module docstring for the order and the draw)."""
     settings = with_space_defaults(settings)
-    grid = [Config(k, m, e) for k, m, e in
-            itertools.product(settings.K, settings.M, settings.entropy)]
+    grid = [Config(k, m, e, lr) for k, m, e, lr in
+            itertools.product(settings.K, settings.M, settings.entropy, settings.lr or (None,))]
     if settings.mode == "grid":
         return tuple(grid)
     if settings.samples > len(grid):
@@ -264,10 +279,10 @@ def configurations(settings: SweepSettings) -> tuple[Config, ...]:
     return tuple(grid[i] for i in picked)
 
 
-def split_sets(sets: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+def split_sets(sets: Sequence[str], lr_swept: bool = False) -> tuple[list[str], dict[str, Any]]:
     """`--set` items: `env.KEY=VALUE` for every run's env (passed on to compare), and
     `dsm.KEY=VALUE` for every configuration's DSM-NAS settings. The swept parameters cannot
-    be set this way (they would be silently overridden)."""
+    be set this way (they would be silently overridden); lr only when it is swept."""
     env_sets: list[str] = []
     dsm: dict[str, Any] = {}
     for item in sets:
@@ -277,7 +292,8 @@ def split_sets(sets: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
             prefix, key, value = "", "", None
         if prefix not in ("env", "dsm"):
             raise ConfigError(f"--set {item!r}: a sweep takes env.KEY=VALUE or dsm.KEY=VALUE")
-        if (prefix, key) in (("env", "K"), ("env", "M"), ("dsm", "entropy")):
+        swept = [("env", "K"), ("env", "M"), ("dsm", "entropy"), *([("dsm", "lr")] * lr_swept)]
+        if (prefix, key) in swept:
             raise ConfigError(f"--set {item!r}: {key} is swept; use --{key}")
         if prefix == "env":
             env_sets.append(item)
@@ -292,9 +308,9 @@ def plan_sweep(settings: SweepSettings) -> SweepPlan:
 
     settings = with_space_defaults(settings)
     configs = configurations(settings)
-    env_sets, dsm = split_sets(settings.set)
+    env_sets, dsm = split_sets(settings.set, lr_swept=bool(settings.lr))
     parse_settings("dsm", {**dsm, "entropy": 0.0}, LearnerSettings)
-    specs = [MethodSpec(c.label, "dsm", settings={**dsm, "entropy": c.entropy},
+    specs = [MethodSpec(c.label, "dsm", settings={**dsm, **c.settings},
                         env={"K": c.K, "M": c.M}) for c in configs]
     compare = plan_compare(
         specs, settings.seeds, settings.first_seed,
@@ -350,11 +366,12 @@ def sweep_table(runs: pd.DataFrame, configs: Sequence[Config]) -> pd.DataFrame:
     rows = []
     for r in runs.to_dict("records"):
         c = by_label[r["method"]]
-        rows.append({"K": c.K, "M": c.M, "entropy": c.entropy, "seed": int(r["seed"]),
+        rows.append({"K": c.K, "M": c.M, "entropy": c.entropy, "lr": c.lr,
+                     "seed": int(r["seed"]),
                      **{k: r.get(k) for k in ("arch", "val_acc", *tests, "queries",
                                               "sim_time_s", "wall_time_s", "status")},
                      "label": c.label})
-    cols = ["K", "M", "entropy", "seed", "arch", "val_acc", *tests, "queries", "sim_time_s",
+    cols = ["K", "M", "entropy", "lr", "seed", "arch", "val_acc", *tests, "queries", "sim_time_s",
             "wall_time_s", "status", "label"]
     return pd.DataFrame(rows, columns=cols)
 
@@ -369,7 +386,7 @@ def config_summary(table: pd.DataFrame) -> pd.DataFrame:
         mine = table[table["label"] == label].iloc[0]
         sub = done[done["label"] == label]
         row = {"label": label, "K": mine["K"], "M": mine["M"], "entropy": mine["entropy"],
-               "n": len(sub)}
+               "lr": mine["lr"], "n": len(sub)}
         for col in accs:
             v = sub[col].astype(float)
             row[f"{col}_mean"] = v.mean() if len(v) else math.nan
@@ -426,13 +443,14 @@ def metric_name(metric: str) -> str:
 
 
 def _fmt(param: str, value) -> str:
-    return f"{value:g}" if param == "entropy" else str(int(value))
+    return f"{value:g}" if param in ("entropy", "lr") else str(int(value))
 
 
 def plot_parameters(table: pd.DataFrame, metric: str, path: str | Path) -> Path:
     """One panel per swept parameter (all three when none is swept): mean ± std of the final
     `metric` against the parameter's values, equally spaced."""
-    params = [p for p in PARAMETERS if table[p].nunique() > 1] or list(PARAMETERS)
+    params = [p for p in PARAMETERS if table[p].nunique() > 1] or [
+        p for p in PARAMETERS if table[p].notna().any()]
     fig, axes = plt.subplots(1, len(params), figsize=(4.0 * len(params), 3.8),
                              squeeze=False, sharey=True, layout="constrained")
     for ax, param in zip(axes[0], params):
@@ -442,7 +460,7 @@ def plot_parameters(table: pd.DataFrame, metric: str, path: str | Path) -> Path:
                     marker="o", capsize=4, lw=1.8)
         ax.set_xticks(xs, [f"{_fmt(param, v)}\n(n={n})" for v, n in zip(d["value"], d["n"])])
         ax.set_xlim(-0.5, len(d) - 0.5)
-        ax.set_xlabel("entropy weight" if param == "entropy" else param)
+        ax.set_xlabel({"entropy": "entropy weight", "lr": "learning rate"}.get(param, param))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"final {metric_name(metric)}")
     fig.suptitle(f"Final {metric_name(metric)[:-4]}: mean ± std over seeds and the other "
@@ -497,11 +515,14 @@ def sweep_markdown(summary: pd.DataFrame, title: str, notes: Sequence[str] = ())
                          if c.startswith(report.TEST_PREFIX) and c.endswith("_mean")]]
     names = ["val", *[c[len(report.TEST_PREFIX):] + " test" for c in accs[1:]]]
     ranked = summary.sort_values("val_acc_mean", ascending=False, kind="stable")
+    lr = ["lr"] if summary["lr"].notna().any() else []
     lines = [f"# {title}", "", *([*notes, ""] if notes else []),
-             "| rank | configuration | K | M | entropy | n | " + " | ".join(names) + " |",
-             "|" + "---|" * (6 + len(names))]
+             "| rank | configuration | K | M | entropy | " + "".join(f"{c} | " for c in lr)
+             + "n | " + " | ".join(names) + " |",
+             "|" + "---|" * (6 + len(lr) + len(names))]
     for rank, r in enumerate(ranked.to_dict("records"), 1):
         cells = [str(rank), r["label"], str(r["K"]), str(r["M"]), f"{r['entropy']:g}",
+                 *[f"{r['lr']:g}" for _ in lr],
                  str(r["n"]), *[_cell(r[f"{c}_mean"], r[f"{c}_std"]) for c in accs]]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"**Best: {describe_best(best)}**", "",
@@ -512,7 +533,8 @@ def sweep_markdown(summary: pd.DataFrame, title: str, notes: Sequence[str] = ())
 
 def describe_best(best: pd.Series) -> str:
     tests = [c[:-5] for c in best.index if c.startswith(report.TEST_PREFIX) and c.endswith("_mean")]
-    text = (f"{best['label']} (K={best['K']}, M={best['M']}, entropy={best['entropy']:g}): "
+    lr = "" if pd.isna(best["lr"]) else f", lr={best['lr']:g}"
+    text = (f"{best['label']} (K={best['K']}, M={best['M']}, entropy={best['entropy']:g}{lr}): "
             f"val {_cell(best['val_acc_mean'], best['val_acc_std'])} over {best['n']} seed(s)")
     if tests:
         text += "; test " + ", ".join(
@@ -551,7 +573,8 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path,
     s = plan.settings
     printer(f"sweep: {len(plan.configs)} configuration(s) ({s.mode}"
             + (f", {s.samples} drawn with seed {s.draw_seed}" if s.mode == "random" else "")
-            + f") over K {list(s.K)}, M {list(s.M)}, entropy {list(s.entropy)}; "
+            + f") over K {list(s.K)}, M {list(s.M)}, entropy {list(s.entropy)}"
+            + (f", lr {list(s.lr)}" if s.lr else "") + "; "
             f"resources per trial {plan.resources}")
     runs = run_compare(plan.compare, out_dir, address=s.address,
                        max_concurrent=s.max_concurrent, retries=s.retries, printer=printer,
@@ -562,7 +585,8 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path,
              + (f" ({s.samples} drawn with draw_seed {s.draw_seed})" if s.mode == "random" else "")
              + "."]
     paths, best = write_sweep(runs, plan.configs, out_dir, c.env.dataset,
-                              title=f"Sweep of K, M, entropy: {c.env.space} / {c.env.dataset}",
+                              title=f"Sweep of K, M, entropy{', lr' if s.lr else ''}: "
+                                    f"{c.env.space} / {c.env.dataset}",
                               notes=notes)
     printer("wrote " + ", ".join(p.name for p in paths))
     if best is None:

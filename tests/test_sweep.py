@@ -12,6 +12,7 @@ from scipy import stats
 
 from experiments import sweep
 from experiments.cli import main
+from envs.errors import ConfigError
 from experiments.sweep import Config, SweepSettings, configurations, resolve_settings
 
 
@@ -48,6 +49,31 @@ def test_plan_gives_each_configuration_its_env_and_entropy():
     assert plan.compare.seeds == (5, 6) and plan.compare.env.reward == "absolute"
     assert plan.resources == {"cpu": 1.0}
     assert plan.reference == "K2-M3-ent0.00075"  # the paper's K4-M4 is not swept
+
+
+def test_lr_is_swept_only_when_given_and_then_named_in_the_labels():
+    s = resolve_settings(flags={"K": "2", "M": "3", "entropy": "1e-3", "lr": "3e-3,0.01"})
+    plan = sweep.plan_sweep(s)
+    assert [(m.label, m.settings) for m in plan.compare.methods] == [
+        ("K2-M3-ent0.001-lr0.003", {"entropy": 1e-3, "lr": 3e-3}),
+        ("K2-M3-ent0.001-lr0.01", {"entropy": 1e-3, "lr": 0.01}),
+    ]
+    # not swept: no lr in the labels or the settings (the space's learning rate)
+    assert sweep.plan_sweep(resolve_settings(flags={"K": "2"})).compare.methods[0].settings == {
+        "entropy": 7.5e-4}
+    with pytest.raises(ConfigError, match="lr is swept; use --lr"):
+        sweep.plan_sweep(resolve_settings(flags={"lr": "0.01", "set": ["dsm.lr=0.02"]}))
+    with pytest.raises(ConfigError, match="lr must be finite numbers > 0, got 0.0"):
+        resolve_settings(flags={"lr": "0,0.01"})
+    # the markdown and the best configuration name the learning rate
+    runs = pd.DataFrame([{"method": c.label, "seed": 0, "arch": "a", "val_acc": v,
+                          "queries": 10, "sim_time_s": 1.0, "wall_time_s": 1.0, "status": "ok"}
+                         for c, v in zip(plan.configs, (84.0, 85.0))])
+    summary = sweep.config_summary(sweep.sweep_table(runs, plan.configs))
+    md = sweep.sweep_markdown(summary, "t")
+    assert "| 1 | K2-M3-ent0.001-lr0.01 | 2 | 3 | 0.001 | 0.01 | 1 | 85.00 ± – |" in md
+    assert sweep.describe_best(sweep.best_config(summary)).startswith(
+        "K2-M3-ent0.001-lr0.01 (K=2, M=3, entropy=0.001, lr=0.01): val 85.00")
 
 
 def test_parameters_not_swept_take_the_spaces_own_values():
@@ -209,7 +235,7 @@ def hand_made_runs():
 def test_sweep_table_and_best_by_validation_not_test():
     runs, configs = hand_made_runs()
     table = sweep.sweep_table(runs, configs)
-    assert list(table.columns) == ["K", "M", "entropy", "seed", "arch", "val_acc",
+    assert list(table.columns) == ["K", "M", "entropy", "lr", "seed", "arch", "val_acc",
                                    "test_acc_cifar10", "queries", "sim_time_s", "wall_time_s",
                                    "status", "label"]
     assert table[["K", "M", "seed"]].values.tolist() == [
