@@ -56,6 +56,10 @@ class EnvConfig:
         None, "K architecture strings to start from (DSM-NAS+ transfer); default: K random"
     )
     cache_queries: bool = setting(False, "repeated queries are free (default: every query is charged)")
+    workers: int = setting(
+        1, "parallel evaluation workers: N queries run at once, each on the earliest free "
+        "worker; simulated time is the makespan (default 1, the paper's protocol)"
+    )
     charge_init: bool = setting(
         False, "charge the K initial centers' queries to the budget (official code: not charged)"
     )
@@ -196,6 +200,8 @@ class EnvConfig:
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.reward not in REWARDS:
             raise ConfigError(f"unknown reward {self.reward!r}; allowed: {', '.join(REWARDS)}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ConfigError(f"workers must be an integer >= 1, got {self.workers!r}")
         for name in ("update_subspaces", "cache_queries", "charge_init"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")

@@ -309,6 +309,8 @@ def _env_options(args) -> dict:
         out["limits"] = {**defaults, **parse_limits(list(args.limits))}
     if getattr(args, "over_limit", None) is not None:
         out["over_limit"] = args.over_limit
+    if getattr(args, "workers", None) is not None:
+        out["workers"] = args.workers
     return out
 
 
@@ -481,6 +483,8 @@ def _add_run_options(p, specs) -> None:
     p.add_argument("--dataset", default=EnvConfig.dataset, help=e("dataset"))
     p.add_argument("--budget", dest="budget_s", type=float, default=None, help=e("budget_s"))
     p.add_argument("--budget-queries", type=int, default=None, help=e("budget_queries"))
+    p.add_argument("--workers", type=int, default=None, metavar="N", help=e("workers")
+                   + "; for random, evolution and local")
     _add_limit_options(p)
     _add_space_options(p, specs)
     for name in ("out", "address", "max_concurrent", "retries", "population"):

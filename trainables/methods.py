@@ -40,6 +40,10 @@ class Method:
     population: str | None = None
     """"module:function" `fn(env_config, settings, seeds, progress) -> list[SearchResult]`
     running the searches of `seeds` as one population (one batch in one process), or None."""
+    workers: bool = False
+    """Whether it runs over N parallel workers (`EnvConfig.workers` > 1): it proposes each
+    query knowing only the results finished by the time a worker takes it. A method that
+    does not would read results from the simulated future, so it is refused there."""
     population_check: str | None = None
     """"module:function" `fn(env_config, settings) -> str | None` (light: called before Ray
     starts): why these settings cannot run as a population (then the searches run one by
@@ -60,14 +64,14 @@ METHODS: dict[str, Method] = {
                   population="trainables.population:run_dsm_population",
                   population_check=_POPULATION_CHECK),
     "random": Method("trainables.searchers.random_search:run_random", "random search over the whole space",
-                     ("trainables.searchers.random_search:RandomSettings",)),
+                     ("trainables.searchers.random_search:RandomSettings",), workers=True),
     "reinforce": Method("trainables.searchers.reinforce:run_reinforce", "REINFORCE, NAS-Bench-201's RL baseline (no RLlib)",
                         ("trainables.searchers.reinforce:ReinforceSettings",),
                         "trainables.searchers.reinforce:check_reinforce"),
     "evolution": Method("trainables.searchers.evolution:run_evolution", "regularized evolution (Real et al. 2019), NAS-Bench-201's R-EA",
-                        ("trainables.searchers.evolution:EvolutionSettings",)),
+                        ("trainables.searchers.evolution:EvolutionSettings",), workers=True),
     "local": Method("trainables.searchers.local_search:run_local", "local search with restarts (White et al., UAI 2021)",
-                    ("trainables.searchers.local_search:LocalSettings",)),
+                    ("trainables.searchers.local_search:LocalSettings",), workers=True),
     "random-update": Method("trainables.searchers.subspace_random:run_random_update", "random search with subspace update (Fig. 7): DSMNAS-v0, random actions",
                             ("trainables.searchers.subspace_random:RandomUpdateSettings",)),
     "random-mined": Method("trainables.searchers.subspace_random:run_random_mined", "random search in DSM-NAS's final mined subspaces (Fig. 7)",
@@ -132,6 +136,10 @@ def check_method(method: str, env_config: EnvConfig, settings: dict[str, Any] | 
     m = _method(method)
     classes = [_import(c) for c in m.settings]
     parse_settings(label or method, dict(settings or {}), *classes)
+    if env_config.workers > 1 and not m.workers:
+        able = ", ".join(name for name, other in METHODS.items() if other.workers)
+        raise ConfigError(f"{label or method} does not run over parallel workers (workers = "
+                          f"{env_config.workers}); methods that do: {able}")
     if m.check is not None:
         try:
             _import(m.check)(env_config, dict(settings or {}))

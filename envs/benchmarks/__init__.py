@@ -14,6 +14,8 @@ def make_benchmark(cfg) -> Benchmark:
     cfg.validate(spec.space().L)
     benchmark = spec.benchmark(cfg)
     benchmark.set_limits(dict(cfg.limits or ()))
+    if cfg.workers != 1:
+        benchmark.clock.set_workers(cfg.workers)
     return benchmark
 
 

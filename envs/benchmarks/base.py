@@ -39,13 +39,24 @@ class Query:
 
 
 class BudgetClock:
-    """Simulated search time and query count, against a budget.
+    """Simulated search time and query count, against a budget, over `workers` parallel
+    evaluation workers.
 
     Every query is charged its cost, repeats included (the paper's protocol), unless
     `cache_queries` is on: then a repeat of an architecture already charged is free. A query
     that would cross the budget is refused and nothing is charged. With the cache, a search
     that only repeats itself would never end (a small space, all of it seen): after
     `MAX_REPEATS_IN_A_ROW` free repeats in a row the clock refuses too.
+
+    Workers: N evaluations run at once. A charged query occupies the earliest free worker
+    (the lowest index on ties) from the time it frees, `start`, to `start + cost`; simulated
+    time (`sim_time_s`) is the makespan, the latest end so far. The budget rule: a query is
+    refused when it would end after `budget_s` even on the earliest free worker, i.e. when no
+    worker could start it and finish within the budget (the search then ends, as with one
+    worker). `last` is the (worker, start, end) of the last charged query; a free repeat
+    occupies no worker. A synchronous searcher calls `barrier()` between its batches: every
+    worker waits for the slowest. With one worker all of this is the sequential clock:
+    start = the previous end, sim_time_s = the sum of the costs.
     """
 
     MAX_REPEATS_IN_A_ROW = 1000
@@ -55,6 +66,7 @@ class BudgetClock:
         budget_s: float | None = None,
         budget_queries: int | None = None,
         cache_queries: bool = False,
+        workers: int = 1,
     ):
         if budget_s is None and budget_queries is None:
             raise ConfigError("a budget is needed: give budget_s or budget_queries")
@@ -65,6 +77,13 @@ class BudgetClock:
         self.budget_s = None if budget_s is None else float(budget_s)
         self.budget_queries = budget_queries
         self.cache_queries = bool(cache_queries)
+        self.set_workers(workers)
+
+    def set_workers(self, workers: int) -> None:
+        """Use `workers` parallel workers (and start over: `reset`)."""
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+        self.workers = workers
         self.reset()
 
     def reset(self) -> None:
@@ -73,6 +92,18 @@ class BudgetClock:
         self.cache_hits = 0
         self._repeats_in_a_row = 0
         self._seen: set[int] = set()
+        self._free = [0.0] * self.workers
+        """When each worker is next free (simulated seconds)."""
+        self.last: tuple[int, float, float] | None = None
+
+    @property
+    def next_start_s(self) -> float:
+        """When the next charged query would start: the earliest free worker's time."""
+        return min(self._free)
+
+    def barrier(self) -> None:
+        """Every worker waits until the last one is free (between synchronous batches)."""
+        self._free = [max(self._free)] * self.workers
 
     def charge(self, key: int, cost_s: float) -> tuple[bool, float, bool]:
         """Try to charge a query: (answered, charged cost, from cache)."""
@@ -86,9 +117,14 @@ class BudgetClock:
         charged = self.queries - self.cache_hits
         if self.budget_queries is not None and charged >= self.budget_queries:
             return False, 0.0, False
-        if self.budget_s is not None and self.sim_time_s + cost_s > self.budget_s:
+        worker = self._free.index(min(self._free))
+        start = self._free[worker]
+        end = start + cost_s
+        if self.budget_s is not None and end > self.budget_s:
             return False, 0.0, False
-        self.sim_time_s += cost_s
+        self._free[worker] = end
+        self.sim_time_s = max(self.sim_time_s, end)
+        self.last = (worker, start, end)
         self.queries += 1
         self._repeats_in_a_row = 0
         if self.cache_queries:
@@ -103,6 +139,7 @@ class BudgetClock:
             "cache_hits": self.cache_hits,
             "repeats_in_a_row": self._repeats_in_a_row,
             "seen": sorted(self._seen),
+            **({"free": list(self._free)} if self.workers > 1 else {}),
         }
 
     def set_state(self, state: dict) -> None:
@@ -113,6 +150,10 @@ class BudgetClock:
         self.cache_hits = int(state["cache_hits"])
         self._repeats_in_a_row = int(state.get("repeats_in_a_row", 0))  # absent before 0.3
         self._seen = set(state["seen"])
+        self._free = [float(t) for t in state.get("free", [self.sim_time_s] * self.workers)]
+        if len(self._free) != self.workers:
+            raise ConfigError(f"the saved clock had {len(self._free)} workers, this one has "
+                              f"{self.workers}")
 
     def state(self) -> dict:
         return {
@@ -122,6 +163,7 @@ class BudgetClock:
             "budget_s": self.budget_s,
             "budget_queries": self.budget_queries,
             "cache_queries": self.cache_queries,
+            "workers": self.workers,
         }
 
 

@@ -12,6 +12,7 @@ up only there, for the report.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import math
 import time
 from typing import Any, Callable
@@ -81,19 +82,34 @@ class QueryLog:
     def query(self, tokens: np.ndarray, **columns) -> float | None:
         """Charge and answer a query: its validation accuracy, or None when the clock refuses
         it. `columns` are extra history columns of this row (e.g. `parent`)."""
+        start = self.clock.next_start_s
         q = self.benchmark.query(tokens)
         if q is None:
             return None
-        self.record(tokens, q.val_acc, q.cost_s, **columns)
+        if self.clock.workers > 1:  # a free repeat is answered when it is asked, on no worker
+            worker, start, end = (math.nan, start, start) if q.cached else self.clock.last
+            self.record(tokens, q.val_acc, q.cost_s, end_s=end, worker=worker,
+                        start_s=start, **columns)
+        else:
+            self.record(tokens, q.val_acc, q.cost_s, **columns)
         return q.val_acc
 
-    def record(self, tokens: np.ndarray, val_acc: float, cost_s: float, **columns) -> None:
+    @property
+    def last_end_s(self) -> float:
+        """When the last recorded query's answer is known (simulated seconds)."""
+        return self.rows[-1].sim_time_s
+
+    def record(self, tokens: np.ndarray, val_acc: float, cost_s: float,
+               end_s: float | None = None, **columns) -> None:
         """Add the history record of a query already charged to this log's clock; `columns`
-        are `QueryRecord`'s subspace / reward / accepted, or the method's own columns."""
+        are `QueryRecord`'s subspace / reward / accepted, or the method's own columns.
+        `sim_time_s` is when the answer is known: `end_s` when given (parallel workers),
+        else the clock after the query."""
         base = {k: columns.pop(k) for k in _RECORD_FIELDS if k in columns}
         self.rows.append(QueryRecord(
             step=len(self.rows), arch=self.space.format(tokens), val_acc=val_acc,
-            cost_s=cost_s, sim_time_s=self.clock.sim_time_s, **base,
+            cost_s=cost_s, sim_time_s=self.clock.sim_time_s if end_s is None else end_s,
+            **base,
             metrics=self.benchmark.query_metrics(tokens), extra=tuple(columns.items()),
         ))
         # strict: the first of equal answers wins; an answer must be within the limits
@@ -103,6 +119,29 @@ class QueryLog:
         if self._progress and now - self._last_print >= self._every_s:
             self._last_print = now
             self._progress(self._line(now - self.start))
+
+    def run_async(self, ask: Callable[[], tuple[np.ndarray, dict[str, Any]]],
+                  tell: Callable[[int, np.ndarray, float], None]) -> None:
+        """Search asynchronously over the clock's workers until the clock refuses a query.
+
+        Each time a worker frees (`clock.next_start_s`), the results of every query finished
+        by then are given to `tell(step, tokens, val_acc)`, in the order they finished (ties:
+        the order asked), and then `ask()` proposes the next query, (tokens, its history
+        columns), which that worker runs. So a proposal knows exactly the results a real
+        asynchronous search would have had when it was made. With one worker this is the
+        sequential loop: tell the last result, ask the next.
+        """
+        pending: list[tuple[float, int, np.ndarray, float]] = []  # (end, step, tokens, val)
+        while True:
+            now = self.clock.next_start_s
+            while pending and pending[0][0] <= now:
+                _, step, tokens, val = heapq.heappop(pending)
+                tell(step, tokens, val)
+            tokens, columns = ask()
+            val = self.query(tokens, **columns)
+            if val is None:
+                return
+            heapq.heappush(pending, (self.last_end_s, len(self.rows) - 1, tokens, val))
 
     def mark_accepted(self, step: int) -> None:
         """Set the `accepted` field of the record of query `step` (local search's moves)."""

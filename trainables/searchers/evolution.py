@@ -13,6 +13,12 @@ and NATS-Bench's `run-all.sh`):
    member (aging), whatever its accuracy.
 3. Stop when the clock refuses a query; the answer is the best queried architecture.
 History column `parent`: the step of the child's parent (NaN for the initial population).
+
+Over N parallel workers (`EnvConfig.workers`) it is Real et al.'s asynchronous form
+(`QueryLog.run_async`): whenever a worker frees, the results finished by then join the
+population (the oldest leaves once it holds `population_size`), and the worker gets a random
+architecture while the population is not yet full, else a child of a tournament. With one
+worker this is the loop above, draw for draw.
 """
 
 from __future__ import annotations
@@ -62,24 +68,25 @@ def run_evolution(
     *,
     benchmark: Benchmark | None = None,
 ) -> SearchResult:
-    """One regularized-evolution search (settings: `EvolutionSettings`)."""
+    """One regularized-evolution search (settings: `EvolutionSettings`), asynchronous over
+    the clock's workers (module docstring)."""
     (s,) = parse_settings("evolution", settings, EvolutionSettings)
     log = QueryLog(env_config, "evolution", s, progress, benchmark)
     rng = make_rng(env_config.seed)
     # Members as (step, tokens, val_acc); the deque's left end is the oldest.
     population: collections.deque = collections.deque()
-    while len(population) < s.population_size:
-        tokens = log.benchmark.sample(rng)  # within the limits, when there are any
-        val = log.query(tokens, parent=math.nan)
-        if val is None:
-            return log.result()
-        population.append((len(log.rows) - 1, tokens, val))
-    while True:
+
+    def ask():
+        if len(population) < s.population_size:
+            return log.benchmark.sample(rng), {"parent": math.nan}  # within the limits
         drawn = rng.integers(0, len(population), size=s.sample_size)
         parent = max((population[i] for i in drawn), key=lambda m: m[2])
-        child = mutate(log.space, parent[1], rng)
-        val = log.query(child, parent=parent[0])
-        if val is None:
-            return log.result()
-        population.append((len(log.rows) - 1, child, val))
-        population.popleft()
+        return mutate(log.space, parent[1], rng), {"parent": parent[0]}
+
+    def tell(step, tokens, val):
+        population.append((step, tokens, val))
+        if len(population) > s.population_size:
+            population.popleft()
+
+    log.run_async(ask, tell)
+    return log.result()

@@ -15,6 +15,13 @@ one) are queried and charged like any query (the paper's protocol), unless
 the search moves to its best member if that is better (NASLib's `LocalSearch`, and the
 algorithm as the paper states it).
 
+Over N parallel workers (`EnvConfig.workers`) it runs in synchronous batches: N neighbours
+(a start and N - 1 of its neighbours after a restart) are queried at once, every worker waits
+for the batch's slowest query (`BudgetClock.barrier`), and the search moves to the batch's
+best neighbour when it beats the current architecture (with `first_improvement`; else it
+goes on until the neighbourhood is done, as above). With one worker this is the loop above,
+draw for draw.
+
 History columns: `parent`, the step of the architecture whose neighbour this is (NaN for a
 random start); `accepted`, True where the search moved to this architecture (starts too).
 """
@@ -63,27 +70,37 @@ def run_local(
     *,
     benchmark: Benchmark | None = None,
 ) -> SearchResult:
-    """One local search with restarts (settings: `LocalSettings`)."""
+    """One local search with restarts (settings: `LocalSettings`), in synchronous batches
+    of one query per worker (module docstring)."""
     (s,) = parse_settings("local", settings, LocalSettings)
     log = QueryLog(env_config, "local", s, progress, benchmark)
     rng = make_rng(env_config.seed)
+    n = log.clock.workers
     while True:
-        current = log.benchmark.sample(rng)  # within the limits, when there are any
-        val = log.query(current, parent=math.nan, accepted=True)
-        if val is None:
-            return log.result()
-        step = len(log.rows) - 1
-        while True:  # one climb from `current`
+        current, val, step = log.benchmark.sample(rng), None, None  # within the limits
+        while True:  # one climb from `current` (queried with the first batch of a start)
             order = neighbours(log.space, current)
+            todo = [order[i] for i in rng.permutation(len(order))]
             moved = None
-            for i in rng.permutation(len(order)):
-                v = log.query(order[i], parent=step, accepted=False)
-                if v is None:
-                    return log.result()
-                if v > val and (moved is None or v > moved[2]):
-                    moved = (len(log.rows) - 1, order[i], v)
-                    if s.first_improvement:
-                        break
+            while todo or val is None:
+                size = n
+                if val is None:  # a start: it takes the first worker of the batch
+                    val = log.query(current, parent=math.nan, accepted=True)
+                    if val is None:
+                        return log.result()
+                    step, size = len(log.rows) - 1, n - 1
+                batch, todo = todo[:size], todo[size:]
+                batch_start = len(log.rows)
+                for beta in batch:
+                    if log.query(beta, parent=step, accepted=False) is None:
+                        return log.result()
+                log.clock.barrier()
+                for i, beta in enumerate(batch):
+                    v = log.rows[batch_start + i].val_acc
+                    if v > val and (moved is None or v > moved[2]):
+                        moved = (batch_start + i, beta, v)
+                if moved is not None and s.first_improvement:
+                    break
             if moved is None:
                 break  # local optimum: restart
             step, current, val = moved

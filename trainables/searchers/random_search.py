@@ -3,7 +3,9 @@
 Rule: query uniform samples of the space (`SearchSpace.sample`, independent, repeats
 possible and charged unless `cache_queries`; in a space with a MACs limit, only samples
 within it, as OFA's own random sampler) until the clock refuses one; the answer is the best
-queried architecture by validation accuracy. No settings.
+queried architecture by validation accuracy. No settings. Over N parallel workers
+(`EnvConfig.workers`) each sample goes to the earliest free worker: no result is needed to
+propose the next one, so random search is asynchronous as it is.
 """
 
 from __future__ import annotations

@@ -1,0 +1,205 @@
+"""N parallel workers (`EnvConfig.workers`): the budget clock's makespan, and the baselines that
+run over it (random, asynchronous evolution, local search in synchronous batches)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from envs import EnvConfig
+from envs.benchmarks import Benchmark, BudgetClock, Query
+from envs.errors import ConfigError
+from envs.spaces.nb201 import NB201Space, code
+from trainables.methods import check_method, run_method
+from trainables.searchers.base import QueryLog
+from trainables.searchers.evolution import run_evolution
+from trainables.searchers.local_search import run_local
+from trainables.searchers.random_search import run_random
+
+SPACE = NB201Space()
+
+
+class DelayBenchmark(Benchmark):
+    """NB201's space; every architecture a distinct score, and a cost of 1..9 s that depends
+    on the architecture (so queries finish out of the order they were asked)."""
+
+    space = SPACE
+    dataset = "fake"
+    source = "fake"
+    val_metric = "score"
+
+    def __init__(self, budget_s: float, workers: int, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.scores = rng.permutation(15_625).astype(float)
+        self.costs = rng.integers(1, 10, size=15_625).astype(float)
+        self.clock = BudgetClock(budget_s, workers=workers)
+
+    def query(self, tokens, charge=True):
+        key = code(tokens)
+        if not charge:
+            return Query(self.scores[key], 0.0)
+        answered, cost_s, cached = self.clock.charge(key, self.costs[key])
+        return Query(self.scores[key], cost_s, cached) if answered else None
+
+    def cost_s(self, tokens):
+        return self.costs[code(tokens)]
+
+    def report(self, tokens):
+        return {}
+
+
+def config(workers: int = 1, seed: int = 0) -> EnvConfig:
+    return EnvConfig(space="nb201", seed=seed, workers=workers)
+
+
+# ---------------------------------------------------------------------------------- clock
+
+
+def test_clock_makespan_on_hand_made_costs():
+    clock = BudgetClock(budget_s=10.0, workers=2)
+    charges = [clock.charge(i, c) for i, c in enumerate([4.0, 3.0, 2.0, 5.0])]
+    assert all(answered for answered, _, _ in charges)
+    # worker 0: 0-4; worker 1: 0-3, then 3-5 (it frees first); worker 0 again: 4-9
+    assert clock.last == (0, 4.0, 9.0)
+    assert clock.sim_time_s == 9.0 and clock.next_start_s == 5.0
+    # 5 + 6 > 10 on the earliest free worker: refused, nothing charged
+    assert clock.charge(9, 6.0) == (False, 0.0, False)
+    assert (clock.queries, clock.sim_time_s, clock.next_start_s) == (4, 9.0, 5.0)
+    assert clock.charge(9, 5.0)[0] and clock.last == (1, 5.0, 10.0)  # ends at the budget
+    clock.barrier()
+    assert clock.next_start_s == 10.0 and clock.charge(10, 0.5)[0] is False
+
+
+def test_one_worker_is_the_sequential_clock():
+    costs = np.random.default_rng(0).uniform(1, 100, size=300)
+    one, seq = BudgetClock(budget_s=5000.0), 0.0
+    for i, c in enumerate(costs):
+        answered, _, _ = one.charge(i, float(c))
+        if seq + c > 5000.0:
+            assert not answered
+            break
+        before, seq = seq, seq + c
+        assert answered and one.sim_time_s == seq and one.last == (0, before, seq)
+
+
+def test_clock_state_round_trips_with_workers():
+    clock = BudgetClock(budget_s=100.0, workers=3)
+    for i, c in enumerate([5.0, 1.0, 2.0, 7.0]):
+        clock.charge(i, c)
+    copy = BudgetClock(budget_s=100.0, workers=3)
+    copy.set_state(clock.get_state())
+    assert [copy.charge(9, 4.0), copy.last] == [clock.charge(9, 4.0), clock.last]
+    with pytest.raises(ConfigError, match="the saved clock had 3 workers, this one has 2"):
+        BudgetClock(budget_s=100.0, workers=2).set_state(clock.get_state())
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_workers_must_be_a_positive_integer(bad):
+    with pytest.raises(ConfigError, match=f"workers must be an integer >= 1, got {bad!r}"):
+        EnvConfig(space="nb201", workers=bad).validate(6)
+
+
+def test_methods_that_would_read_the_future_are_refused():
+    for method in ("random", "evolution", "local"):
+        check_method(method, config(workers=4))
+    with pytest.raises(ConfigError, match="dsm does not run over parallel workers "
+                                          r"\(workers = 4\); methods that do: random, "
+                                          "evolution, local"):
+        check_method("dsm", config(workers=4))
+    check_method("dsm", config(workers=1))
+
+
+# ------------------------------------------------------------------------------ searchers
+
+
+def times(history):
+    return history["start_s"].to_numpy(float), history["sim_time_s"].to_numpy(float)
+
+
+@pytest.mark.parametrize("workers", [2, 4, 16])
+def test_random_keeps_every_worker_busy(workers):
+    bench = DelayBenchmark(200.0, workers)
+    h = run_random(config(workers), {}, benchmark=bench).history
+    start, end = times(h)
+    assert list(h.columns[-2:]) == ["worker", "start_s"]
+    assert set(h["worker"]) == set(range(workers))
+    assert np.allclose(end - start, h["cost_s"]) and end.max() <= 200.0
+    # no worker runs two queries at once, and none idles before its last query
+    for w in range(workers):
+        mine = h[h["worker"] == w]
+        s, e = times(mine)
+        assert s[0] == 0.0 and np.array_equal(s[1:], e[:-1])
+
+
+def test_async_evolution_knows_only_finished_results():
+    """Every child's parent had finished when the child was asked for, and every member of
+    the population a tournament drew from had too: the async driver never reads the future."""
+    bench = DelayBenchmark(400.0, workers=4)
+    told_at = {}
+    log = QueryLog(config(4), "probe", benchmark=bench)
+    asked_at = []
+
+    def ask():
+        now = log.clock.next_start_s
+        asked_at.append(now)
+        # everything told so far had finished by now
+        assert all(log.rows[s].sim_time_s <= now for s in told_at)
+        # ... and every result finished by now was told (ties at `now` included)
+        finished = {i for i, r in enumerate(log.rows) if r.sim_time_s <= now}
+        assert finished == set(told_at)
+        return SPACE.sample(np.random.default_rng(len(asked_at))), {}
+
+    def tell(step, tokens, val):
+        assert step not in told_at and val == log.rows[step].val_acc
+        told_at[step] = log.clock.next_start_s
+
+    log.run_async(ask, tell)
+    assert len(log.rows) > 100 and len(told_at) < len(log.rows)
+    h = log.history()
+    assert np.array_equal(h["start_s"].to_numpy(float), asked_at[:len(h)])
+
+    result = run_evolution(config(4), {}, benchmark=DelayBenchmark(400.0, workers=4))
+    h = result.history
+    for step, parent in enumerate(h["parent"]):
+        if not math.isnan(parent):
+            assert h["sim_time_s"][int(parent)] <= h["start_s"][step]
+
+
+def test_local_search_batches_wait_for_their_slowest_query():
+    bench = DelayBenchmark(300.0, workers=4)
+    h = run_local(config(4), {}, benchmark=bench).history
+    start, end = times(h)
+    # queries start in batches: every batch's queries start together, after the previous
+    # batch's last end (the barrier)
+    batches = np.unique(start)
+    assert len(batches) > 10
+    for a, b in zip(batches[:-1], batches[1:]):
+        in_a = start == a
+        assert in_a.sum() <= 4 and end[in_a].max() == b
+    # a restart's first batch is the start and three of its neighbours
+    starts = h.index[h["parent"].isna()]
+    for i in starts:
+        same = h[h["start_s"] == h["start_s"][i]]
+        assert (same["parent"].iloc[1:] == i).all()
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+@pytest.mark.parametrize("method", ["random", "evolution", "local"])
+def test_same_seed_same_history_for_each_N(method, workers):
+    a = run_method(method, config(workers, seed=3), {})
+    b = run_method(method, config(workers, seed=3), {})
+    assert a.history.equals(b.history) and a.arch == b.arch
+    if workers == 1:
+        assert "worker" not in a.history  # the paper's protocol: the columns as before
+
+
+def test_more_workers_finish_the_same_queries_sooner():
+    """Same worker-seconds, N times the workers: random search makes about as many queries
+    (up to the tail the budget cuts) in a makespan N times shorter."""
+    one = run_random(config(1), {}, benchmark=DelayBenchmark(4000.0, 1)).history
+    four = run_random(config(4), {}, benchmark=DelayBenchmark(1000.0, 4)).history
+    assert one["sim_time_s"].max() <= 4000.0 and four["sim_time_s"].max() <= 1000.0
+    assert abs(len(four) - len(one)) <= 4
+    assert one["arch"].head(len(four) - 4).tolist() == four["arch"].head(len(four) - 4).tolist()
