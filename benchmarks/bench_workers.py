@@ -3,11 +3,13 @@ validation accuracy against simulated time, and final test accuracy, for N = 1, 
 
 How to run (from the repository root; the shared table is needed for test accuracy):
     .venv/bin/python benchmarks/bench_workers.py [--table PATH] [--seeds 100]
-        [--workers 1,4,16] [--methods random,evolution,local] [--budget 25000]
+        [--workers 1,4,16] [--methods dsm-sync,random,evolution,local] [--single dsm]
+        [--budget 25000]
         [--out runs/workers] [--resume] [--from-runs DIR]
 
 Every (method, N) is one variant `METHOD-N<N>` of one `dsmnas compare` (seeds 0..seeds-1) with
-`EnvConfig.workers = N` and the same total compute: a simulated budget of `budget / N` seconds
+`EnvConfig.workers = N` (the `--single` methods, e.g. the paper's `dsm`, with N = 1 only, as a
+reference: `dsm-sync` at N = 1 is the same algorithm) and the same total compute: a simulated budget of `budget / N` seconds
 of makespan, i.e. `budget` worker-seconds for every N. Outputs in OUT: `runs/` (everything
 `dsmnas compare` writes), `workers.md` (final accuracies, p-values against the same method
 with one worker) and `workers_anytime.png` (one panel per method: mean best-so-far validation
@@ -29,16 +31,17 @@ def label(method: str, workers: int) -> str:
     return f"{method}-N{workers}"
 
 
-def variants(methods, workers, budget_s):
+def variants(methods, workers, budget_s, single=()):
     from experiments.settings import MethodSpec
 
     return [MethodSpec(label(m, n), m, env={"workers": n, "budget_s": budget_s / n})
-            for m in methods for n in workers]
+            for m in [*single, *methods] for n in (workers[:1] if m in single else workers)]
 
 
-def workers_table(runs, methods, workers, budget_s):
+def workers_table(runs, methods, workers, budget_s, single=()):
     """One row per (method, N): seeds, the mean ± std of val and every test accuracy, their
-    Welch p against the same method with the first N, queries and makespan."""
+    Welch p against the same method with the first N, queries and makespan (the `single`
+    methods: their first-N row only)."""
     import pandas as pd
 
     from experiments import report
@@ -46,9 +49,9 @@ def workers_table(runs, methods, workers, budget_s):
     ok = report.finished(runs)
     tests = report.test_columns(runs)
     rows = []
-    for m in methods:
+    for m in [*single, *methods]:
         ref = ok[ok["method"] == label(m, workers[0])]
-        for n in workers:
+        for n in (workers[:1] if m in single else workers):
             mine = ok[ok["method"] == label(m, n)]
             row = {"method": m, "workers": n, "budget_s": budget_s / n, "n": len(mine)}
             for col in ["val_acc", *tests]:
@@ -80,14 +83,18 @@ def markdown(table, tests) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(histories, methods, workers, path: Path) -> Path:
+def plot(histories, methods, workers, path: Path, single=()) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import warnings
+
     import numpy as np
 
     from experiments.report import best_so_far_on_grid
+
+    warnings.simplefilter("ignore", RuntimeWarning)  # grid points before a run's first answer
 
     end = max(h["sim_time_s"].max() for h in histories.values())
     grid = np.geomspace(10.0, end, 300)
@@ -98,10 +105,14 @@ def plot(histories, methods, workers, path: Path) -> Path:
         for i, n in enumerate(workers):
             curves = np.vstack([best_so_far_on_grid(h, grid) for (lab, _), h in
                                 histories.items() if lab == label(m, n)])
-            with np.errstate(all="ignore"):
-                mean = np.nanmean(curves, axis=0)
+            mean = np.nanmean(curves, axis=0)
             ax.plot(grid, mean, color=f"C{i}", lw=1.8, label=f"N = {n} (n={len(curves)})")
             lows.append(np.nanpercentile(mean, 30))
+        for k, ref in enumerate(single):  # the single-N references, dashed, in every panel
+            curves = np.vstack([best_so_far_on_grid(h, grid) for (lab, _), h in
+                                histories.items() if lab == label(ref, workers[0])])
+            ax.plot(grid, np.nanmean(curves, axis=0), color="grey", ls="--", lw=1.2,
+                    label=f"{ref}, N = {workers[0]}")
         ax.set_xscale("log")
         ax.set_title(m)
         ax.set_xlabel("simulated time (s, makespan)")
@@ -120,7 +131,8 @@ def main() -> None:
     p.add_argument("--table", default=str(DEFAULT_TABLE))
     p.add_argument("--seeds", type=int, default=100)
     p.add_argument("--workers", default="1,4,16")
-    p.add_argument("--methods", default="random,evolution,local")
+    p.add_argument("--methods", default="dsm-sync,random,evolution,local")
+    p.add_argument("--single", default="dsm", help="methods run with the first N only")
     p.add_argument("--budget", type=float, default=25_000.0,
                    help="worker-seconds per search (the makespan budget is this / N)")
     p.add_argument("--out", default=str(ROOT / "runs" / "workers"))
@@ -134,24 +146,25 @@ def main() -> None:
     from experiments.compare import plan_compare, run_compare
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    single = [m.strip() for m in args.single.split(",") if m.strip()]
     workers = [int(n) for n in args.workers.split(",")]
     out = Path(args.out)
     if args.from_runs:
         runs = pd.read_csv(Path(args.from_runs) / "runs.csv")
         folder = Path(args.from_runs)
     else:
-        plan = plan_compare(variants(methods, workers, args.budget), args.seeds,
-                            env={"table": args.table})
-        runs = run_compare(plan, out / "runs", reference=label(methods[0], workers[0]),
+        plan = plan_compare(variants(methods, workers, args.budget, single), args.seeds,
+                            env={"table": args.table}, population=1)
+        runs = run_compare(plan, out / "runs", reference=label([*single, *methods][0], workers[0]),
                            resume=args.resume)
         folder = out / "runs"
     histories = report.load_histories(runs, folder / "histories")
-    table = workers_table(runs, methods, workers, args.budget)
+    table = workers_table(runs, methods, workers, args.budget, single)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "workers.csv", index=False)
     text = markdown(table, report.test_columns(runs))
     (out / "workers.md").write_text(text)
-    plot(histories, methods, workers, out / "workers_anytime.png")
+    plot(histories, methods, workers, out / "workers_anytime.png", single)
     print(text)
 
 

@@ -6,6 +6,7 @@ and the subspace graph. It never imports RLlib; all randomness comes from `self.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -200,6 +201,64 @@ class DSMNASEnv(gym.Env):
         ))
         info = self._info(i, beta, q.val_acc, q.cost_s, accepted)
         return self._obs(), float(reward), False, False, info
+
+    def step_batch(self, actions) -> tuple[np.ndarray, bool]:
+        """One synchronous step over the clock's N workers (`dsm-sync`): the rewards of the
+        N actions, and whether the search ended.
+
+        All N actions were sampled from the same graph; their proposals beta_j = alpha_i(j)
+        (+) edits_j are queried at once (each on the earliest free worker, i.e. all N start
+        together), then every worker waits for the slowest (`BudgetClock.barrier`). Reward j
+        is R(beta_j | alpha_i(j)) against the center as it was when the actions were sampled.
+        Then the graph is updated with all improvements; conflicts on one center: of the
+        proposals that improve on it (and are within the limits) the best replaces it, the
+        first on ties, so each center moves at most once per step and only ever gets better.
+        A query the clock refuses is not made (reward 0) and ends the search after this
+        step, as with one worker. History rows in action order, with `worker` and `start_s`
+        when there is more than one worker; `sim_time_s` is each query's end. Not for
+        `over_limit="penalty"`."""
+        if self.config.over_limit == "penalty":
+            raise ConfigError("step_batch does not support over_limit='penalty'")
+        bench, graph = self.benchmark, self.graph
+        centers, start_val = graph.centers, graph.val_acc.copy()
+        batch_start = bench.clock.next_start_s
+        rewards = np.zeros(len(actions))
+        made, ended = [], False
+        for j, action in enumerate(actions):
+            a = np.asarray(action, dtype=np.int64)
+            if a.shape != self.action_space.shape:
+                raise ConfigError(f"action must have shape {self.action_space.shape}, got "
+                                  f"{a.tolist()}")
+            i = int(a[0])
+            beta = self.space.apply_edits(centers[i], a[1:].reshape(-1, 2))
+            self.steps += 1
+            q = bench.query(beta)
+            if q is None:
+                ended = True
+                continue
+            timing = (math.nan, batch_start, batch_start) if q.cached else bench.clock.last
+            made.append((j, i, beta, q, timing))
+        bench.clock.barrier()
+        winners: dict[int, tuple[int, float, np.ndarray]] = {}
+        for j, i, beta, q, _ in made:
+            improvement = q.val_acc - start_val[i]
+            rewards[j] = improvement if self.config.reward == "improvement" else q.val_acc
+            if (improvement > 0 and self.config.update_subspaces and bench.feasible(beta)
+                    and (i not in winners or q.val_acc > winners[i][1])):
+                winners[i] = (j, q.val_acc, beta)
+        for i, (j, val, beta) in winners.items():
+            graph.replace(i, beta, val)
+        accepted = {j for j, _, _ in winners.values()}
+        for j, i, beta, q, (worker, start, end) in made:
+            self.history.append(QueryRecord(
+                step=len(self.history), subspace=i, arch=self.space.format(beta),
+                val_acc=q.val_acc, reward=float(rewards[j]), accepted=j in accepted,
+                cost_s=q.cost_s, sim_time_s=end, metrics=bench.query_metrics(beta),
+                extra=(("worker", worker), ("start_s", start)) if bench.clock.workers > 1 else (),
+            ))
+        if ended:
+            self._finish()
+        return rewards, ended
 
     # -- checkpointing -------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:

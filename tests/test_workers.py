@@ -203,3 +203,95 @@ def test_more_workers_finish_the_same_queries_sooner():
     assert one["sim_time_s"].max() <= 4000.0 and four["sim_time_s"].max() <= 1000.0
     assert abs(len(four) - len(one)) <= 4
     assert one["arch"].head(len(four) - 4).tolist() == four["arch"].head(len(four) - 4).tolist()
+
+
+# ------------------------------------------------------------------------------ dsm-sync
+
+
+def sync_env(workers: int, K: int = 2):
+    """A K-center search on `DelayBenchmark`, its centers of middling scores (some
+    neighbours better, some worse)."""
+    from envs import DSMNASEnv
+    from envs.graph import SubspaceGraph
+
+    env = DSMNASEnv(space="nb201", K=K, M=1, seed=0, workers=workers)
+    env.benchmark = DelayBenchmark(1e6, workers)
+    env.reset(seed=0)
+    rng = np.random.default_rng(1)
+    centers = [c for c in (SPACE.sample(rng) for _ in range(100))
+               if 6_000 < env.benchmark.scores[code(c)] < 9_000][:K]
+    env.graph = SubspaceGraph(np.stack(centers), [env.benchmark.scores[code(c)] for c in centers])
+    return env
+
+
+def edit_to(env, center: int, beta) -> np.ndarray:
+    """The M = 1 action that turns center `center` into `beta` (distance 1)."""
+    (p,) = np.flatnonzero(env.graph.centers[center] != beta)
+    return np.array([center, p, beta[p]])
+
+
+def test_sync_step_resolves_conflicts_on_one_center_by_the_best_proposal():
+    from trainables.searchers.local_search import neighbours
+
+    env = sync_env(workers=5)
+    scores = env.benchmark.scores
+    c0, v0 = env.graph.centers[0].copy(), env.graph.val_acc[0]
+    c1 = env.graph.centers[1].copy()
+    ranked = sorted(neighbours(SPACE, c0), key=lambda b: scores[code(b)])
+    better = [b for b in ranked if scores[code(b)] > v0]
+    worse = [b for b in ranked if scores[code(b)] < v0]
+    assert len(better) >= 2 and worse
+    second, best = better[-2], better[-1]
+    other = neighbours(SPACE, c1)[0]
+    actions = [edit_to(env, 0, second), edit_to(env, 0, best), edit_to(env, 0, worse[0]),
+               edit_to(env, 1, other), edit_to(env, 0, best)]  # the best twice: first wins
+    rewards, ended = env.step_batch(actions)
+    assert not ended
+    # rewards against the center as it was when the actions were sampled
+    expected = [scores[code(second)] - v0, scores[code(best)] - v0, scores[code(worse[0])] - v0,
+                scores[code(other)] - env.history[3].val_acc + env.history[3].reward,
+                scores[code(best)] - v0]
+    assert np.allclose(rewards, expected)
+    assert np.array_equal(env.graph.centers[0], best) and env.graph.val_acc[0] == scores[code(best)]
+    assert [r.accepted for r in env.history] == [False, True, False,
+                                                 bool(scores[code(other)] > env.history[3].val_acc
+                                                      - env.history[3].reward), False]
+    h = env.history
+    assert [dict(r.extra)["worker"] for r in h] == [0, 1, 2, 3, 4]
+    assert {dict(r.extra)["start_s"] for r in h} == {0.0}
+    # the barrier: the next batch starts when the slowest of this one ended
+    assert env.benchmark.clock.next_start_s == max(r.sim_time_s for r in h)
+
+
+def test_sync_step_ends_the_search_on_a_refused_query():
+    env = sync_env(workers=3)
+    env.benchmark.clock.budget_s = 12.0
+    while True:
+        actions = [env.action_space.sample() for _ in range(3)]
+        rewards, ended = env.step_batch(actions)
+        if ended:
+            break
+    assert env.episodes_finished == 1
+    graph, history, clock = env.last_finished
+    assert clock["sim_time_s"] <= 12.0 and len(history) == clock["queries"]
+    assert len(history) % 3 != 0 or rewards.min() == 0.0  # some query of the last batch refused
+
+
+def test_dsm_sync_is_deterministic_and_runs_in_batches_of_N():
+    cfg = EnvConfig(space="nb201", seed=1, workers=4)
+    a = run_method("dsm-sync", cfg, {})
+    b = run_method("dsm-sync", cfg, {})
+    assert a.history.equals(b.history) and a.arch == b.arch and a.queries == len(a.history)
+    start = a.history["start_s"].to_numpy(float)
+    _, counts = np.unique(start, return_counts=True)
+    assert counts.max() == 4 and (counts[:-1] == 4).all()  # full batches, the last maybe not
+    assert a.sim_time_s <= a.config["budget_s"]
+    # one worker, the same makespan budget: about a quarter of the queries
+    one = run_method("dsm-sync", EnvConfig(space="nb201", seed=1, workers=1), {})
+    assert "worker" not in one.history and 2 * one.queries < a.queries < 6 * one.queries
+
+
+def test_dsm_sync_with_one_worker_is_dsm_draw_for_draw():
+    cfg = EnvConfig(space="nb201", seed=2)
+    sync, dsm = run_method("dsm-sync", cfg, {}), run_method("dsm", cfg, {})
+    assert sync.history.equals(dsm.history) and sync.arch == dsm.arch

@@ -97,6 +97,8 @@ METHODS: dict[str, Method] = {
     "ofa-evolution": Method("trainables.searchers.ofa_evolution:run_ofa_evolution", "Once-for-All's EvolutionFinder (mobilenet space), each prediction a charged query",
                             ("trainables.searchers.ofa_evolution:OFAEvolutionSettings",),
                             "trainables.searchers.ofa_evolution:check_ofa_evolution"),
+    "dsm-sync": Method("trainables.workers:run_dsm_sync", "DSM-NAS over N workers (--workers N), synchronous: N proposals per step from one graph, one update on the N",
+                       (_LEARNER,), "trainables.workers:check_dsm_sync", workers=True),
     "dsm-cache": Method("trainables.variants:run_dsm_cache", "dsm with repeats free (cache_queries): not the paper's budget rule, more queries per budget",
                         (_LEARNER,), **_variant_population("dsm_cache")),
 }
