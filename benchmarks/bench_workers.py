@@ -3,7 +3,7 @@ validation accuracy against simulated time, and final test accuracy, for N = 1, 
 
 How to run (from the repository root; the shared table is needed for test accuracy):
     .venv/bin/python benchmarks/bench_workers.py [--table PATH] [--seeds 100]
-        [--workers 1,4,16] [--methods dsm-sync,random,evolution,local] [--single dsm]
+        [--workers 1,4,16] [--methods dsm-sync,dsm-async,random,evolution,local] [--single dsm]
         [--budget 25000]
         [--out runs/workers] [--resume] [--from-runs DIR]
 
@@ -131,7 +131,7 @@ def main() -> None:
     p.add_argument("--table", default=str(DEFAULT_TABLE))
     p.add_argument("--seeds", type=int, default=100)
     p.add_argument("--workers", default="1,4,16")
-    p.add_argument("--methods", default="dsm-sync,random,evolution,local")
+    p.add_argument("--methods", default="dsm-sync,dsm-async,random,evolution,local")
     p.add_argument("--single", default="dsm", help="methods run with the first N only")
     p.add_argument("--budget", type=float, default=25_000.0,
                    help="worker-seconds per search (the makespan budget is this / N)")

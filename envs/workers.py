@@ -1,4 +1,5 @@
-"""One DSM-NAS search over N parallel workers as a gymnasium vector env (no RLlib here).
+"""One DSM-NAS search over N parallel workers: a synchronous vector env and an asynchronous
+env (no RLlib here).
 
 `SyncSearchVectorEnv(config)` has `config.workers` sub-envs that share ONE search: one
 `DSMNASEnv` (one subspace graph, one budget clock with N workers, one history). A vector step
@@ -12,10 +13,23 @@ The search ends when the clock refuses a query: that step returns `terminated` f
 sub-env and the env keeps the finished search in `search.last_finished`; a step after that
 starts a fresh search (gymnasium's next-step autoreset: zero rewards, the new first
 observation), which is not part of the finished one.
+
+`AsyncDSMNASEnv(config)` is DSMNAS-v0 where one step hands one action to the worker that
+frees first (`dsm-async`): the proposal is drawn from the graph as it is at that worker's
+start time, i.e. with every result finished by then and none finished later. The step's
+reward is that action's own R(beta | alpha), alpha the center it was drawn from, and its
+`info` carries `end_s` (when that reward is known in simulated time) and `next_start_s` (when
+the next action will be drawn): the learner must not use the reward before `end_s`
+(`trainables.workers.AsyncREINFORCE` holds it back until then). A finished result replaces
+its subspace's center if it beats the center of that time (centers only improve). With one
+worker every result is known before the next draw: it is DSMNAS-v0, step for step.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -25,8 +39,9 @@ from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 from envs.config import EnvConfig
 from envs.dsm_env import DSMNASEnv
 from envs.errors import ConfigError
+from envs.records import QueryRecord
 
-__all__ = ["SyncSearchVectorEnv"]
+__all__ = ["AsyncDSMNASEnv", "SyncSearchVectorEnv"]
 
 
 class SyncSearchVectorEnv(gym.vector.VectorEnv):
@@ -64,3 +79,66 @@ class SyncSearchVectorEnv(gym.vector.VectorEnv):
         self._done = ended
         obs = self.search.observation()[0]
         return self._batch(obs), rewards, np.full(n, ended), np.zeros(n, bool), {}
+
+
+class AsyncDSMNASEnv(DSMNASEnv):
+    """DSMNAS-v0 over N workers, one action per freed worker (module docstring)."""
+
+    def __init__(self, config: dict[str, Any] | None = None, **kwargs):
+        super().__init__(config, **kwargs)
+        if self.config.over_limit == "penalty":
+            raise ConfigError("an asynchronous search does not support over_limit='penalty'")
+        self._running: list[tuple] = []
+        """Queries not finished by the next start: (end, step, subspace, beta, val)."""
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self._running = []
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        a = np.asarray(action, dtype=np.int64)
+        if a.shape != self.action_space.shape:
+            raise ConfigError(
+                f"action must have shape {self.action_space.shape} (subspace then "
+                f"{self.config.M} (position, op) pairs), got {a.tolist()}"
+            )
+        bench, clock = self.benchmark, self.benchmark.clock
+        i = int(a[0])
+        val_alpha = float(self.graph.val_acc[i])
+        beta = self.space.apply_edits(self.graph.centers[i], a[1:].reshape(-1, 2))
+        self.steps += 1
+        start = clock.next_start_s
+        q = bench.query(beta)
+        if q is None:  # no worker can finish it within the budget: the search ends
+            self._deliver(math.inf)
+            self._finish()
+            info = {**self._info(i, beta, queried=False), "end_s": start, "next_start_s": start}
+            return self._obs(), 0.0, True, False, info
+        worker, start, end = (math.nan, start, start) if q.cached else clock.last
+        improvement = q.val_acc - val_alpha
+        reward = improvement if self.config.reward == "improvement" else q.val_acc
+        extra = (("worker", worker), ("start_s", start)) if clock.workers > 1 else ()
+        self.history.append(QueryRecord(
+            step=len(self.history), subspace=i, arch=self.space.format(beta),
+            val_acc=q.val_acc, reward=reward, accepted=False, cost_s=q.cost_s,
+            sim_time_s=end, metrics=bench.query_metrics(beta), extra=extra,
+        ))
+        heapq.heappush(self._running, (end, len(self.history) - 1, i, beta, q.val_acc))
+        self._deliver(clock.next_start_s)
+        info = {**self._info(i, beta, q.val_acc, q.cost_s, self.history[-1].accepted),
+                "end_s": end, "next_start_s": clock.next_start_s}
+        return self._obs(), float(reward), False, False, info
+
+    def _deliver(self, now: float) -> None:
+        """Apply the results finished by `now` to the graph, in the order they finished."""
+        while self._running and self._running[0][0] <= now:
+            _, step, i, beta, val = heapq.heappop(self._running)
+            if (val > self.graph.val_acc[i] and self.config.update_subspaces
+                    and self.benchmark.feasible(beta)):
+                self.graph.replace(i, beta, val)
+                self.history[step] = dataclasses.replace(self.history[step], accepted=True)
+
+    def get_state(self) -> dict[str, Any]:
+        if self._running:
+            raise ConfigError("an asynchronous search cannot be saved with queries running")
+        return super().get_state()

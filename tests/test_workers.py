@@ -22,7 +22,7 @@ SPACE = NB201Space()
 
 
 class DelayBenchmark(Benchmark):
-    """NB201's space; every architecture a distinct score, and a cost of 1..9 s that depends
+    """NB201's space; every architecture a distinct score (%), and a cost of 1..9 s that depends
     on the architecture (so queries finish out of the order they were asked)."""
 
     space = SPACE
@@ -32,7 +32,7 @@ class DelayBenchmark(Benchmark):
 
     def __init__(self, budget_s: float, workers: int, seed: int = 0):
         rng = np.random.default_rng(seed)
-        self.scores = rng.permutation(15_625).astype(float)
+        self.scores = rng.permutation(15_625) / 156.25  # distinct, in [0, 100)
         self.costs = rng.integers(1, 10, size=15_625).astype(float)
         self.clock = BudgetClock(budget_s, workers=workers)
 
@@ -219,7 +219,7 @@ def sync_env(workers: int, K: int = 2):
     env.reset(seed=0)
     rng = np.random.default_rng(1)
     centers = [c for c in (SPACE.sample(rng) for _ in range(100))
-               if 6_000 < env.benchmark.scores[code(c)] < 9_000][:K]
+               if 38 < env.benchmark.scores[code(c)] < 58][:K]
     env.graph = SubspaceGraph(np.stack(centers), [env.benchmark.scores[code(c)] for c in centers])
     return env
 
@@ -295,3 +295,70 @@ def test_dsm_sync_with_one_worker_is_dsm_draw_for_draw():
     cfg = EnvConfig(space="nb201", seed=2)
     sync, dsm = run_method("dsm-sync", cfg, {}), run_method("dsm", cfg, {})
     assert sync.history.equals(dsm.history) and sync.arch == dsm.arch
+
+
+# ----------------------------------------------------------------------------- dsm-async
+
+
+def test_dsm_async_trains_each_action_on_its_own_reward_once_it_is_known(monkeypatch):
+    """On a benchmark whose queries take 1-9 s, four workers finish out of order: every
+    update the learner takes is one step's own (action, reward), taken only once that
+    reward's end time has passed the next draw's start, in the order the rewards finished."""
+    from trainables.ray_utils import build_algo
+    from trainables.search import local_env
+    from trainables.workers import async_config
+
+    monkeypatch.setattr("envs.dsm_env.make_benchmark", lambda cfg: DelayBenchmark(300.0, 4))
+    algo = build_algo(async_config(config(4, seed=0)))
+    env = local_env(algo)
+    updates, sampled = [], []
+    update = algo.learner_group.update
+
+    def spy(episodes, **kwargs):
+        (chunk,) = episodes
+        info = chunk.get_infos(-1)
+        updates.append((info["end_s"], env.benchmark.clock.next_start_s,
+                        float(chunk.get_rewards(-1)), info["arch"], chunk.get_actions(-1)))
+        return update(episodes=episodes, **kwargs)
+
+    algo.learner_group.update = spy
+    try:
+        while env.episodes_finished == 0:
+            algo.train()
+    finally:
+        algo.stop()
+    _, history, _ = env.last_finished
+    by_end = {(r.sim_time_s, r.arch): r for r in history}
+    assert len(history) > 100 and len(updates) >= len(history) - 4
+    for end, now, reward, arch, action in updates[:-1]:  # the last: the refused query
+        row = by_end[(end, arch)]
+        assert reward == row.reward and end <= now
+        assert row.subspace == int(action[0])
+    ends = [u[0] for u in updates[:-1]]
+    assert ends == sorted(ends)  # in the order the rewards became known ...
+    asked = [r.sim_time_s for r in history]
+    assert asked != sorted(asked)  # ... which is not the order the actions were drawn
+
+
+def test_async_env_draws_from_the_graph_of_the_start_time():
+    """A result changes the graph only once it is finished: after every step, the queries
+    still running are exactly those that end after the next draw's start, and only finished
+    queries have replaced a center."""
+    from envs.workers import AsyncDSMNASEnv
+
+    env = AsyncDSMNASEnv(space="nb201", K=3, M=1, seed=0, workers=4)
+    env.benchmark = DelayBenchmark(200.0, 4)
+    env.reset(seed=0)
+    steps = 0
+    while True:
+        _, reward, terminated, _, info = env.step(env.action_space.sample())
+        if terminated:
+            break
+        steps += 1
+        now = info["next_start_s"]
+        running = {step for _, step, *_ in env._running}
+        assert running == {i for i, r in enumerate(env.history) if r.sim_time_s > now}
+        assert not any(env.history[i].accepted for i in running)
+        assert reward == env.history[-1].reward and info["end_s"] == env.history[-1].sim_time_s
+    assert steps > 50 and any(r.accepted for r in env.history)
+    assert not env._running  # the end delivers what was still running

@@ -99,6 +99,8 @@ METHODS: dict[str, Method] = {
                             "trainables.searchers.ofa_evolution:check_ofa_evolution"),
     "dsm-sync": Method("trainables.workers:run_dsm_sync", "DSM-NAS over N workers (--workers N), synchronous: N proposals per step from one graph, one update on the N",
                        (_LEARNER,), "trainables.workers:check_dsm_sync", workers=True),
+    "dsm-async": Method("trainables.workers:run_dsm_async", "DSM-NAS over N workers (--workers N), asynchronous: a proposal whenever a worker frees, each reward trains its own action once it is known",
+                        (_LEARNER,), "trainables.workers:check_dsm_async", workers=True),
     "dsm-cache": Method("trainables.variants:run_dsm_cache", "dsm with repeats free (cache_queries): not the paper's budget rule, more queries per budget",
                         (_LEARNER,), **_variant_population("dsm_cache")),
 }
