@@ -311,7 +311,7 @@ def test_dsm_async_trains_each_action_on_its_own_reward_once_it_is_known(monkeyp
     monkeypatch.setattr("envs.dsm_env.make_benchmark", lambda cfg: DelayBenchmark(300.0, 4))
     algo = build_algo(async_config(config(4, seed=0)))
     env = local_env(algo)
-    updates, sampled = [], []
+    updates = []
     update = algo.learner_group.update
 
     def spy(episodes, **kwargs):

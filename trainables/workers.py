@@ -40,7 +40,7 @@ from trainables.learner import LearnerSettings
 from trainables.ray_utils import build_algo
 from trainables.search import UPDATES_PER_ITERATION, SearchResult, finished_result
 
-__all__ = ["AsyncREINFORCE", "SYNC_ENV_ID", "async_config", "check_dsm_sync", "run_dsm_async",
+__all__ = ["SYNC_ENV_ID", "async_config", "check_dsm_sync", "run_dsm_async",
            "run_dsm_sync", "sync_config"]
 
 SYNC_ENV_ID = "DSMNAS-sync-v0"
