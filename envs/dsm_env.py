@@ -6,7 +6,6 @@ and the subspace graph. It never imports RLlib; all randomness comes from `self.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import gymnasium as gym
@@ -221,23 +220,21 @@ class DSMNASEnv(gym.Env):
             raise ConfigError("step_batch does not support over_limit='penalty'")
         bench, graph = self.benchmark, self.graph
         centers, start_val = graph.centers, graph.val_acc.copy()
-        batch_start = bench.clock.next_start_s
-        rewards = np.zeros(len(actions))
-        made, ended = [], False
-        for j, action in enumerate(actions):
+        proposals = []
+        for action in actions:
             a = np.asarray(action, dtype=np.int64)
             if a.shape != self.action_space.shape:
                 raise ConfigError(f"action must have shape {self.action_space.shape}, got "
                                   f"{a.tolist()}")
             i = int(a[0])
-            beta = self.space.apply_edits(centers[i], a[1:].reshape(-1, 2))
-            self.steps += 1
-            q = bench.query(beta)
-            if q is None:
-                ended = True
-                continue
-            timing = (math.nan, batch_start, batch_start) if q.cached else bench.clock.last
-            made.append((j, i, beta, q, timing))
+            proposals.append((i, self.space.apply_edits(centers[i], a[1:].reshape(-1, 2))))
+        self.steps += len(proposals)
+        # one call: a benchmark served by evaluator actors scores the batch on all of them
+        answers = bench.query_batch([beta for _, beta in proposals])
+        rewards = np.zeros(len(proposals))
+        ended = any(a is None for a in answers)
+        made = [(j, i, beta, *answer) for j, ((i, beta), answer)
+                in enumerate(zip(proposals, answers)) if answer is not None]
         bench.clock.barrier()
         winners: dict[int, tuple[int, float, np.ndarray]] = {}
         for j, i, beta, q, _ in made:

@@ -206,6 +206,21 @@ class Benchmark(abc.ABC):
         """Answer a query, charging the clock unless `charge` is False; None when it would
         cross the budget (nothing is charged then)."""
 
+    def query_batch(self, batch) -> list[tuple[Query, tuple[float, float, float]] | None]:
+        """Query every architecture of `batch`, in order, as queries that run at once on the
+        clock's workers: for each, (its answer, its (worker, start, end) on the clock), or
+        None when the clock refused it. A free repeat runs on no worker (NaN) and ends when
+        it starts. This version asks `query` one by one; a benchmark whose answers come
+        cheaper together (the MobileNet-like space's scorers, the evaluator actors) overrides
+        it to score the batch in one call."""
+        out = []
+        for tokens in batch:
+            start = self.clock.next_start_s
+            q = self.query(tokens)
+            out.append(None if q is None else
+                       (q, (math.nan, start, start) if q.cached else self.clock.last))
+        return out
+
     @abc.abstractmethod
     def cost_s(self, tokens: np.ndarray) -> float:
         """The simulated cost of evaluating `tokens` (what a charged, uncached query costs)."""

@@ -16,6 +16,7 @@ to keep centers within the mobile setting's limit.
 from __future__ import annotations
 
 import abc
+import math
 import os
 from dataclasses import dataclass
 
@@ -78,6 +79,19 @@ class MobileNetBenchmark(Benchmark):
         else:
             cached = False
         return Query(float(self.score([self.space.to_ofa(tokens)])[0]), 0.0, cached)
+
+    def query_batch(self, batch) -> list[tuple[Query, tuple[float, float, float]] | None]:
+        """As `Benchmark.query_batch`, the answered architectures scored in one `score` call
+        (with evaluator actors: spread over the actors at once)."""
+        charged = []
+        for tokens in batch:
+            answered, _, cached = self.clock.charge(self.space.key(tokens), 0.0)
+            charged.append((answered, cached, (math.nan, 0.0, 0.0) if cached
+                            else self.clock.last))
+        asked = [self.space.to_ofa(t) for t, (ok, _, _) in zip(batch, charged) if ok]
+        scores = iter(self.score(asked) if asked else [])
+        return [(Query(float(next(scores)), 0.0, cached), timing) if ok else None
+                for ok, cached, timing in charged]
 
     def cost_s(self, tokens: np.ndarray) -> float:
         return 0.0
