@@ -75,6 +75,9 @@ class SpaceSpec:
     """The values `dsmnas ablate K|M` runs here, {"K": (...), "M": (...)} (default:
     NAS-Bench-201's, `experiments.settings.K_VALUES` / `M_VALUES`); the space's own K and M
     are the references."""
+    tuned: Mapping[str, Any] = field(default_factory=dict)
+    """DSM-NAS's K, M, entropy and lr as a validation-only sweep chose them in this space (on
+    seeds the reported results do not use), run by the method `dsm-tuned`; empty: none."""
     limit_aliases: Mapping[str, str] = field(default_factory=dict)
     """Setting names that stand for one limit, e.g. {"max_macs_m": "macs_m"}."""
     complete: Callable[[dict[str, Any]], dict[str, Any]] | None = None

@@ -20,6 +20,9 @@ settings as `dsm` (`LearnerSettings`); each also runs in population mode
   minus its overshoot in percent (`EnvConfig.over_limit="penalty"`). In the paper's rule such
   a proposal is queried, rewarded by its accuracy gain, and can never become a center: after
   1,000 queries 40-47 % of a 10,000-query search's queries were such proposals (seed 5).
+- `dsm-tuned`: DSM-NAS with the space's validation-tuned K, M, entropy and lr
+  (`SpaceSpec.tuned`, chosen by a `dsmnas sweep` on seeds 100+ by validation accuracy
+  alone); they replace the paper's values and any given `entropy` / `lr` is refused.
 """
 
 from __future__ import annotations
@@ -55,6 +58,26 @@ def check_dsm_macs(env_config: EnvConfig, settings: dict[str, Any] | None = None
         )
 
 
+def tuned_changes(env_config: EnvConfig, settings: dict[str, Any] | None = None
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (LearnerSettings, EnvConfig) values `dsm-tuned` sets in this space."""
+    tuned = dict(env_config.spec.tuned)
+    if not tuned:
+        raise ConfigError(
+            f"dsm-tuned: the {env_config.spec.name} space has no tuned settings "
+            f"(SpaceSpec.tuned); choose them with a validation-only `dsmnas sweep`")
+    given = sorted(set(settings or {}) & {"entropy", "lr"})
+    if given:
+        raise ConfigError(f"dsm-tuned sets {', '.join(given)} itself (the space's tuned "
+                          f"values); for other values use dsm")
+    return ({k: tuned[k] for k in ("entropy", "lr") if k in tuned},
+            {k: tuned[k] for k in ("K", "M") if k in tuned})
+
+
+def check_dsm_tuned(env_config: EnvConfig, settings: dict[str, Any] | None = None) -> None:
+    tuned_changes(env_config, settings)
+
+
 _VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # name: (LearnerSettings it sets, EnvConfig fields it sets)
     "dsm-oneway": ({"message_passing": "one-way"}, {}),
@@ -64,7 +87,8 @@ _VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 _CHECKS = {"dsm-oneway": lambda env, s: check_dsm_oneway_settings(env, s),
            "dsm-nonoop": lambda env, s: check_dsm_nonoop_settings(env, s),
-           "dsm-macs": lambda env, s: check_dsm_macs(env, s)}
+           "dsm-macs": lambda env, s: check_dsm_macs(env, s),
+           "dsm-tuned": lambda env, s: check_dsm_tuned(env, s)}
 
 
 def prepare(name: str, env_config: EnvConfig, settings: dict[str, Any]
@@ -73,7 +97,8 @@ def prepare(name: str, env_config: EnvConfig, settings: dict[str, Any]
     learner defaults, then its one change)."""
     if name in _CHECKS:
         _CHECKS[name](env_config, settings)
-    learner_changes, env_changes = _VARIANTS[name]
+    learner_changes, env_changes = (tuned_changes(env_config, settings) if name == "dsm-tuned"
+                                    else _VARIANTS[name])
     (learner,) = parse_settings(name, settings, LearnerSettings)
     learner = learner_for_space(env_config.space, learner, settings)
     return (dataclasses.replace(env_config, **env_changes),
@@ -105,3 +130,4 @@ run_dsm_oneway, population_dsm_oneway = _runner("dsm-oneway"), _population_runne
 run_dsm_nonoop, population_dsm_nonoop = _runner("dsm-nonoop"), _population_runner("dsm-nonoop")
 run_dsm_cache, population_dsm_cache = _runner("dsm-cache"), _population_runner("dsm-cache")
 run_dsm_macs, population_dsm_macs = _runner("dsm-macs"), _population_runner("dsm-macs")
+run_dsm_tuned, population_dsm_tuned = _runner("dsm-tuned"), _population_runner("dsm-tuned")
