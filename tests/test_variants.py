@@ -245,3 +245,21 @@ def test_dsm_cache_makes_repeats_free_and_otherwise_searches_as_dsm(dsm_seed2_cf
     assert history.iloc[:n].drop(columns=["cost_s", "sim_time_s"]).equals(
         oneway_seed2.history.drop(columns=["cost_s", "sim_time_s"])
     )
+
+
+def test_dsm_tuned_runs_the_spaces_tuned_settings_and_refuses_what_it_sets():
+    from envs.errors import ConfigError
+    from trainables.methods import check_method
+    from trainables.variants import prepare
+
+    env, learner = prepare("dsm-tuned", EnvConfig(space="nb201", seed=0), {})
+    tuned = EnvConfig(space="nb201").spec.tuned
+    assert (env.K, env.M, learner.entropy, learner.lr) == (
+        tuned["K"], tuned["M"], tuned["entropy"], tuned["lr"])
+    assert (env.K, env.M) != (EnvConfig(space="nb201").K, EnvConfig(space="nb201").M)
+    menv, mlearner = prepare("dsm-tuned", EnvConfig(space="mobilenet", seed=0), {})
+    assert (menv.M, mlearner.lr) == (2, 1e-3)  # not nb201's, not the paper's 3 / 3e-4
+    with pytest.raises(ConfigError, match="dsm-tuned sets entropy, lr itself"):
+        check_method("dsm-tuned", EnvConfig(space="nb201"), {"lr": 0.1, "entropy": 0.0})
+    with pytest.raises(ConfigError, match="the fcnet space has no tuned settings"):
+        check_method("dsm-tuned", EnvConfig(space="fcnet"), {})

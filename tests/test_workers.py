@@ -362,3 +362,17 @@ def test_async_env_draws_from_the_graph_of_the_start_time():
         assert reward == env.history[-1].reward and info["end_s"] == env.history[-1].sim_time_s
     assert steps > 50 and any(r.accepted for r in env.history)
     assert not env._running  # the end delivers what was still running
+
+
+def test_cli_refuses_workers_for_a_sequential_method_in_one_line(capsys):
+    from experiments.cli import main
+
+    for argv, message in [
+        (["compare", "--methods", "random,dsm", "--workers", "4"],
+         "dsm does not run over parallel workers (workers = 4)"),
+        (["compare", "--methods", "random", "--workers", "0"],
+         "workers must be an integer >= 1, got 0"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and message in err
