@@ -57,6 +57,9 @@ REFUSED = {
     ("dsm-plus", "fcnet"): "dataset must be one of cifar100, ImageNet16-120",
     ("ofa-evolution", "fcnet"): "MobileNet-like \\(OFA\\) space only",
     ("dsm-macs", "fcnet"): "dsm-macs needs a limit",
+    # only nb201 and mobilenet have had a validation-only sweep
+    **{("dsm-tuned", space): "space has no tuned settings"
+       for space in (TOY, TABLE, "nasbench-graph", "nasbench-graph-proteins", "fcnet")},
 }
 
 
