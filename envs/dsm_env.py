@@ -156,13 +156,18 @@ class DSMNASEnv(gym.Env):
         self._skips_in_a_row = 0
         return self._obs(), self._info()
 
-    def step(self, action):
+    def _action(self, action) -> np.ndarray:
+        """`action` as int64, checked against the action space's shape."""
         a = np.asarray(action, dtype=np.int64)
         if a.shape != self.action_space.shape:
             raise ConfigError(
                 f"action must have shape {self.action_space.shape} (subspace then "
                 f"{self.config.M} (position, op) pairs), got {a.tolist()}"
             )
+        return a
+
+    def step(self, action):
+        a = self._action(action)
         i = int(a[0])
         alpha = self.graph.centers[i]
         val_alpha = float(self.graph.val_acc[i])
@@ -222,10 +227,7 @@ class DSMNASEnv(gym.Env):
         centers, start_val = graph.centers, graph.val_acc.copy()
         proposals = []
         for action in actions:
-            a = np.asarray(action, dtype=np.int64)
-            if a.shape != self.action_space.shape:
-                raise ConfigError(f"action must have shape {self.action_space.shape}, got "
-                                  f"{a.tolist()}")
+            a = self._action(action)
             i = int(a[0])
             proposals.append((i, self.space.apply_edits(centers[i], a[1:].reshape(-1, 2))))
         self.steps += len(proposals)

@@ -96,12 +96,7 @@ class AsyncDSMNASEnv(DSMNASEnv):
         return super().reset(seed=seed, options=options)
 
     def step(self, action):
-        a = np.asarray(action, dtype=np.int64)
-        if a.shape != self.action_space.shape:
-            raise ConfigError(
-                f"action must have shape {self.action_space.shape} (subspace then "
-                f"{self.config.M} (position, op) pairs), got {a.tolist()}"
-            )
+        a = self._action(action)
         bench, clock = self.benchmark, self.benchmark.clock
         i = int(a[0])
         val_alpha = float(self.graph.val_acc[i])
