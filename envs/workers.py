@@ -102,14 +102,14 @@ class AsyncDSMNASEnv(DSMNASEnv):
         val_alpha = float(self.graph.val_acc[i])
         beta = self.space.apply_edits(self.graph.centers[i], a[1:].reshape(-1, 2))
         self.steps += 1
-        start = clock.next_start_s
-        q = bench.query(beta)
-        if q is None:  # no worker can finish it within the budget: the search ends
+        (answer,) = bench.query_batch([beta])
+        if answer is None:  # no worker can finish it within the budget: the search ends
             self._deliver(math.inf)
             self._finish()
-            info = {**self._info(i, beta, queried=False), "end_s": start, "next_start_s": start}
+            now = clock.next_start_s
+            info = {**self._info(i, beta, queried=False), "end_s": now, "next_start_s": now}
             return self._obs(), 0.0, True, False, info
-        worker, start, end = (math.nan, start, start) if q.cached else clock.last
+        q, (worker, start, end) = answer
         improvement = q.val_acc - val_alpha
         reward = improvement if self.config.reward == "improvement" else q.val_acc
         extra = (("worker", worker), ("start_s", start)) if clock.workers > 1 else ()

@@ -38,7 +38,7 @@ from envs import EnvConfig
 from envs.errors import ConfigError
 from trainables.learner import LearnerSettings
 from trainables.ray_utils import build_algo
-from trainables.search import UPDATES_PER_ITERATION, SearchResult, finished_result
+from trainables.search import SearchResult, finished_result
 
 __all__ = ["SYNC_ENV_ID", "async_config", "check_dsm_sync", "run_dsm_async",
            "run_dsm_sync", "sync_config"]
@@ -72,28 +72,20 @@ def check_dsm_async(env_config: EnvConfig, settings: dict[str, Any]) -> None:
 
 
 def sync_config(env_config: EnvConfig, learner: LearnerSettings = LearnerSettings()):
-    """The REINFORCE config of one `dsm-sync` search over `env_config.workers` workers."""
+    """The REINFORCE config of one `dsm-sync` search over `env_config.workers` workers:
+    `dsm`'s (`dsm_algo_config`) on the synchronous vector env, a train batch of N."""
     from ray.tune.registry import register_env
 
-    from trainables.reinforce import reinforce_config
+    from trainables.search import dsm_algo_config
 
     register_env(SYNC_ENV_ID, _sync_env)
     n = env_config.workers
-    config = reinforce_config(
-        SYNC_ENV_ID,
-        env_config=env_config.to_dict(),
-        model_config={"use_graph": learner.use_graph, "mask_noop_edits": learner.mask_noop_edits,
-                      "message_passing": learner.message_passing},
-        lr=learner.lr,
-        entropy_coeff=learner.entropy,
-        seed=env_config.seed,
-        baseline_decay=learner.baseline_decay,
-        weight_decay=learner.weight_decay,
-        train_batch_size=n,
-        updates_per_iteration=UPDATES_PER_ITERATION,
+    return (
+        dsm_algo_config(env_config, learner)
+        .environment(SYNC_ENV_ID)
+        .training(train_batch_size=n)
+        .env_runners(num_envs_per_env_runner=n, gym_env_vectorize_mode="vector_entry_point")
     )
-    return config.env_runners(num_envs_per_env_runner=n,
-                              gym_env_vectorize_mode="vector_entry_point")
 
 
 def run_sync_search(env_config: EnvConfig, learner: LearnerSettings = LearnerSettings(),

@@ -82,16 +82,18 @@ class QueryLog:
     def query(self, tokens: np.ndarray, **columns) -> float | None:
         """Charge and answer a query: its validation accuracy, or None when the clock refuses
         it. `columns` are extra history columns of this row (e.g. `parent`)."""
-        start = self.clock.next_start_s
+        if self.clock.workers > 1:  # the query's worker and times (Benchmark.query_batch)
+            (answer,) = self.benchmark.query_batch([tokens])
+            if answer is None:
+                return None
+            q, (worker, start, end) = answer
+            self.record(tokens, q.val_acc, q.cost_s, end_s=end, worker=worker,
+                        start_s=start, **columns)
+            return q.val_acc
         q = self.benchmark.query(tokens)
         if q is None:
             return None
-        if self.clock.workers > 1:  # a free repeat is answered when it is asked, on no worker
-            worker, start, end = (math.nan, start, start) if q.cached else self.clock.last
-            self.record(tokens, q.val_acc, q.cost_s, end_s=end, worker=worker,
-                        start_s=start, **columns)
-        else:
-            self.record(tokens, q.val_acc, q.cost_s, **columns)
+        self.record(tokens, q.val_acc, q.cost_s, **columns)
         return q.val_acc
 
     @property
