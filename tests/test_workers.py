@@ -297,6 +297,31 @@ def test_dsm_sync_with_one_worker_is_dsm_draw_for_draw():
     assert sync.history.equals(dsm.history) and sync.arch == dsm.arch
 
 
+@pytest.mark.parametrize("method", ["ppo", "ppo-flat", "appo"])
+def test_rllib_agents_run_over_workers_in_synchronous_rounds(method):
+    """The RLlib agents over 4 workers: the same vector env as dsm-sync (rounds of 4 queries
+    from one graph), the same history from the same seed (APPO's Learner thread makes it
+    irreproducible, see trainables.agents: rounds only), one worker the plain env."""
+    from envs import DSMNASEnv
+    from trainables.agents import ppo_algo_config
+    from trainables.search import is_vector_search
+
+    cfg = EnvConfig(space="nb201", seed=3, workers=4)
+    a = run_method(method, cfg, {})
+    _, counts = np.unique(a.history["start_s"].to_numpy(float), return_counts=True)
+    assert counts.max() == 4 and (counts[:-1] == 4).all() and a.sim_time_s <= a.config["budget_s"]
+    if method != "appo":
+        b = run_method(method, cfg, {})
+        assert a.history.equals(b.history) and a.arch == b.arch
+    assert is_vector_search(ppo_algo_config(cfg))
+    one = ppo_algo_config(EnvConfig(space="nb201", seed=3))
+    assert one.env is DSMNASEnv and one.num_envs_per_env_runner == 1
+    with pytest.raises(ConfigError, match=f"{method}: a synchronous search over 4 workers "
+                                          "does not support over_limit='penalty'"):
+        check_method(method, EnvConfig(space="nb201", workers=4, over_limit="penalty",
+                                       limits={"latency_ms": 10.0}))
+
+
 # ----------------------------------------------------------------------------- dsm-async
 
 

@@ -15,6 +15,12 @@ ValueError naming them and listing the allowed ones.
 - `dsm-plus`: DSM-NAS+ (Table II): a DSM-NAS search on cifar10, then the target dataset's search
   from the K final centers of that search.
 
+`ppo`, `appo` and `ppo-flat` also run over N parallel workers (`EnvConfig.workers = N`): on
+the synchronous vector env that `dsm-sync` uses (`trainables.workers.vector_search`), each
+round the agent samples N actions from one subspace graph and the N proposals run at once;
+the train batch is then rounded up to whole rounds (a multiple of N). With one worker the
+env is DSMNAS-v0 as before.
+
 Why gamma = 0 for the actor-critic agents: each step's reward is already the immediate
 improvement R(beta|alpha) = val(beta) - val(alpha) of that query over the center it edited,
 and DSM-NAS's own REINFORCE scores each step by that reward alone, never by a discounted
@@ -38,6 +44,7 @@ when trained.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -101,6 +108,25 @@ def _check(obj, positive_ints=(), positive=(), nonnegative=(), unit=()) -> None:
         bad("use_graph", "true or false")
     if getattr(obj, "message_passing", MESSAGE_PASSING[0]) not in MESSAGE_PASSING:
         bad("message_passing", " or ".join(MESSAGE_PASSING))
+
+
+def check_agent(env_config: EnvConfig, settings: dict[str, Any] | None = None) -> None:
+    """What an agent here cannot run (over N workers: `check_vector_search`)."""
+    from trainables.workers import check_vector_search
+
+    check_vector_search(env_config, settings)
+
+
+def _over_workers(config, env_config: EnvConfig, train_batch_size: int):
+    """`config` as is with one worker; over N > 1 workers, on the synchronous vector env
+    (N actions from one graph per round) with the train batch rounded up to whole rounds."""
+    n = env_config.workers
+    if n == 1:
+        return config
+    from trainables.workers import vector_search
+
+    return vector_search(config, env_config).training(
+        train_batch_size_per_learner=n * math.ceil(train_batch_size / n))
 
 
 def _common(config, env_config: EnvConfig):
@@ -191,11 +217,12 @@ def ppo_algo_config(env_config: EnvConfig, s: PPOSettings = PPOSettings()):
 
     from policies.dsm_module import DSMNASModule
 
-    return _common(PPOConfig(), env_config).rl_module(
+    config = _common(PPOConfig(), env_config).rl_module(
         rl_module_spec=RLModuleSpec(
             module_class=DSMNASModule, model_config={"use_graph": s.use_graph, "message_passing": s.message_passing}
         )
     ).training(**_ppo_training(s), vf_loss_coeff=s.vf_loss_coeff)
+    return _over_workers(config, env_config, s.train_batch_size)
 
 
 def _ppo_training(s) -> dict[str, Any]:
@@ -288,7 +315,7 @@ def appo_algo_config(env_config: EnvConfig, s: APPOSettings = APPOSettings()):
 
     from policies.dsm_module import DSMNASModule
 
-    return _common(APPOConfig(), env_config).rl_module(
+    config = _common(APPOConfig(), env_config).rl_module(
         rl_module_spec=RLModuleSpec(
             module_class=DSMNASModule, model_config={"use_graph": s.use_graph, "message_passing": s.message_passing}
         )
@@ -306,6 +333,7 @@ def appo_algo_config(env_config: EnvConfig, s: APPOSettings = APPOSettings()):
         # Send new weights to the env runner after every training step.
         broadcast_interval=1,
     )
+    return _over_workers(config, env_config, s.train_batch_size)
 
 
 def run_appo(
@@ -348,15 +376,15 @@ def ppo_flat_algo_config(env_config: EnvConfig, s: FlatPPOSettings = FlatPPOSett
     from ray.rllib.connectors.env_to_module import FlattenObservations
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
-    config = _common(PPOConfig(), env_config)
-    return (
-        config.env_runners(
+    config = (
+        _common(PPOConfig(), env_config).env_runners(
             # Writes the flat observation back into the episodes, so the Learner sees it too.
             env_to_module_connector=lambda env, spaces=None, device=None: FlattenObservations()
         )
         .rl_module(model_config=DefaultModelConfig(fcnet_hiddens=list(s.hidden)))
         .training(**_ppo_training(s))
     )
+    return _over_workers(config, env_config, s.train_batch_size)
 
 
 def run_ppo_flat(

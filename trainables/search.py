@@ -100,8 +100,15 @@ def best_visited(benchmark, space, history: "pd.DataFrame", answer: np.ndarray,
 
 
 def local_env(algo) -> DSMNASEnv:
-    """The DSMNAS-v0 instance inside an algorithm's local env runner."""
-    return algo.env_runner_group.local_env_runner.env.unwrapped.envs[0].unwrapped
+    """The DSMNAS-v0 instance inside an algorithm's local env runner (on the synchronous
+    vector env of N workers, `envs.workers.SyncSearchVectorEnv`, the one search its N
+    sub-envs share)."""
+    from envs.workers import SyncSearchVectorEnv
+
+    vector = algo.env_runner_group.local_env_runner.env.unwrapped
+    if isinstance(vector, SyncSearchVectorEnv):
+        return vector.search
+    return vector.envs[0].unwrapped
 
 
 UPDATES_PER_ITERATION = 16
@@ -152,6 +159,16 @@ def run_search(
     )
 
 
+def is_vector_search(algo_config) -> bool:
+    """Whether `algo_config` runs one synchronous search over N workers: RLlib builds the
+    registered vector env of `trainables.workers.vector_search`, whose N sub-envs share one
+    DSMNAS-v0 search."""
+    from trainables.workers import SYNC_ENV_ID
+
+    mode = getattr(algo_config.gym_env_vectorize_mode, "value", algo_config.gym_env_vectorize_mode)
+    return algo_config.env == SYNC_ENV_ID and str(mode).lower() == "vector_entry_point"
+
+
 def run_episode_search(
     algo_config,
     env_config: EnvConfig,
@@ -163,7 +180,8 @@ def run_episode_search(
     """One search with any RLlib agent: `algo_config.train()` until the episode ends.
 
     `algo_config` (an `AlgorithmConfig`) must run DSMNAS-v0 with `env_config` in one
-    in-process env: `num_env_runners=0` and `num_envs_per_env_runner=1`, so that the env's
+    in-process env: `num_env_runners=0` and `num_envs_per_env_runner=1` (or N sub-envs of
+    one synchronous search over N workers, `trainables.workers.vector_search`), so that the env's
     final graph, history and clock can be read when its episode ends (the env keeps them
     in `last_finished`, since the runner resets it at once). With remote env runners each
     runner would run its own episode with its own seed (RLlib adds the worker index), so
@@ -176,11 +194,13 @@ def run_episode_search(
     needs it (remote runners or Learners; `trainables.ray_utils.build_algo`).
     """
     runners = algo_config.num_env_runners or 0
-    if runners != 0 or algo_config.num_envs_per_env_runner != 1:
+    envs = 1 if is_vector_search(algo_config) else algo_config.num_envs_per_env_runner
+    if runners != 0 or envs != 1:
         raise ConfigError(
             f"one search is one episode of one in-process env: num_env_runners must be 0 "
             f"and num_envs_per_env_runner 1, got {runners} and "
-            f"{algo_config.num_envs_per_env_runner}"
+            f"{algo_config.num_envs_per_env_runner} (N workers of one search: "
+            f"trainables.workers.vector_search)"
         )
     if EnvConfig.from_dict(dict(algo_config.env_config or {})) != env_config:
         raise ConfigError(

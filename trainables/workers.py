@@ -30,18 +30,16 @@ off-policy correction). With one worker every reward is released before the next
 from __future__ import annotations
 
 import heapq
-import time
 from dataclasses import asdict
 from typing import Any, Callable
 
 from envs import EnvConfig
 from envs.errors import ConfigError
 from trainables.learner import LearnerSettings
-from trainables.ray_utils import build_algo
-from trainables.search import SearchResult, finished_result
+from trainables.search import SearchResult, dsm_algo_config, run_episode_search
 
-__all__ = ["SYNC_ENV_ID", "async_config", "check_dsm_sync", "run_dsm_async",
-           "run_dsm_sync", "sync_config"]
+__all__ = ["SYNC_ENV_ID", "async_config", "check_dsm_sync", "check_vector_search",
+           "run_dsm_async", "run_dsm_sync", "run_sync_search", "sync_config", "vector_search"]
 
 SYNC_ENV_ID = "DSMNAS-sync-v0"
 """RLlib's name of `_sync_env` (registered by `sync_config`)."""
@@ -71,49 +69,38 @@ def check_dsm_async(env_config: EnvConfig, settings: dict[str, Any]) -> None:
     check_dsm_sync(env_config, settings, "dsm-async")
 
 
+def vector_search(algo_config, env_config: EnvConfig):
+    """`algo_config` (any RLlib agent's config on DSMNAS-v0 with `env_config`) on the
+    synchronous vector env of `env_config.workers` sub-envs: each round the agent samples N
+    actions from one graph and the N proposals run as one batch (`SyncSearchVectorEnv`).
+    `trainables.search.run_episode_search` runs it as it runs DSMNAS-v0."""
+    from ray.tune.registry import register_env
+
+    register_env(SYNC_ENV_ID, _sync_env)
+    return algo_config.environment(SYNC_ENV_ID).env_runners(
+        num_envs_per_env_runner=env_config.workers,
+        gym_env_vectorize_mode="vector_entry_point")
+
+
+def check_vector_search(env_config: EnvConfig, settings: dict[str, Any] | None = None) -> None:
+    """What a synchronous search over N > 1 workers cannot run (cheap: before Ray starts)."""
+    if env_config.workers > 1 and env_config.over_limit == "penalty":
+        raise ConfigError(f"a synchronous search over {env_config.workers} workers does not "
+                          f"support over_limit='penalty'")
+
+
 def sync_config(env_config: EnvConfig, learner: LearnerSettings = LearnerSettings()):
     """The REINFORCE config of one `dsm-sync` search over `env_config.workers` workers:
     `dsm`'s (`dsm_algo_config`) on the synchronous vector env, a train batch of N."""
-    from ray.tune.registry import register_env
-
-    from trainables.search import dsm_algo_config
-
-    register_env(SYNC_ENV_ID, _sync_env)
-    n = env_config.workers
-    return (
-        dsm_algo_config(env_config, learner)
-        .environment(SYNC_ENV_ID)
-        .training(train_batch_size=n)
-        .env_runners(num_envs_per_env_runner=n, gym_env_vectorize_mode="vector_entry_point")
-    )
+    return vector_search(dsm_algo_config(env_config, learner), env_config).training(
+        train_batch_size=env_config.workers)
 
 
 def run_sync_search(env_config: EnvConfig, learner: LearnerSettings = LearnerSettings(),
-                    progress: Callable[[str], None] | None = None,
-                    progress_every_s: float = 2.0) -> SearchResult:
+                    progress: Callable[[str], None] | None = None) -> SearchResult:
     """One `dsm-sync` search to the end of its budget, in this process."""
-    from envs.benchmarks.base import progress_text
-
-    t0 = time.perf_counter()
-    algo = build_algo(sync_config(env_config, learner))
-    try:
-        vector = algo.env_runner_group.local_env_runner.env.unwrapped
-        env = vector.search
-        budget = env.benchmark.clock.budget_s
-        startup_s = time.perf_counter() - t0
-        start = last_print = time.perf_counter()
-        while env.episodes_finished == 0:
-            algo.train()
-            now = time.perf_counter()
-            if progress and now - last_print >= progress_every_s:
-                last_print = now
-                progress(f"{progress_text(env.benchmark.clock.state())}  wall "
-                         f"{now - start:.1f} s")
-        wall_s = time.perf_counter() - start
-    finally:
-        algo.stop()
-    return finished_result(env, env_config, {"learner": asdict(learner)}, budget, wall_s,
-                           startup_s)
+    return run_episode_search(sync_config(env_config, learner), env_config,
+                              {"learner": asdict(learner)}, progress)
 
 
 def run_dsm_sync(env_config: EnvConfig, settings: dict[str, Any], progress=None) -> SearchResult:
@@ -186,7 +173,6 @@ def _async_algorithm():
 def async_config(env_config: EnvConfig, learner: LearnerSettings = LearnerSettings()):
     """The `AsyncREINFORCE` config of one `dsm-async` search."""
     from envs.workers import AsyncDSMNASEnv
-    from trainables.search import dsm_algo_config
 
     config = dsm_algo_config(env_config, learner)
     config.environment(AsyncDSMNASEnv)
@@ -198,7 +184,7 @@ def run_dsm_async(env_config: EnvConfig, settings: dict[str, Any], progress=None
     """One `dsm-async` search (the methods registry's signature; the space's own learner
     defaults as `run_dsm`)."""
     from envs.settings import parse_settings
-    from trainables.search import learner_for_space, run_episode_search
+    from trainables.search import learner_for_space
 
     check_dsm_async(env_config, settings)
     (learner,) = parse_settings("dsm-async", settings, LearnerSettings)
