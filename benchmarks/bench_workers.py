@@ -7,13 +7,15 @@ How to run (from the repository root; the shared table is needed for test accura
         [--budget 25000]
         [--out runs/workers] [--resume] [--from-runs DIR]
 
-Every (method, N) is one variant `METHOD-N<N>` of one `dsmnas compare` (seeds 0..seeds-1) with
-`EnvConfig.workers = N` (the `--single` methods, e.g. the paper's `dsm`, with N = 1 only, as a
-reference: `dsm-sync` at N = 1 is the same algorithm) and the same total compute: a simulated budget of `budget / N` seconds
-of makespan, i.e. `budget` worker-seconds for every N. Outputs in OUT: `runs/` (everything
-`dsmnas compare` writes), `workers.md` (final accuracies, p-values against the same method
-with one worker) and `workers_anytime.png` (one panel per method: mean best-so-far validation
-accuracy against simulated time, log scale, one line per N).
+Every (method, N) is one variant `METHOD-N<N>` of one `dsmnas compare` (seeds 0..seeds-1)
+with `EnvConfig.workers = N` (the `--single` methods, e.g. the paper's `dsm`, with N = 1 only,
+as a reference: `dsm-sync` at N = 1 is the same algorithm) and the same total compute: a
+simulated budget of `budget / N` seconds of makespan, i.e. `budget` worker-seconds for every
+N. Outputs in OUT: `runs/` (everything `dsmnas compare` writes), `workers.md` (final
+accuracies, p-values against the same method with one worker; then the mean best validation
+accuracy found by the times budget / N) and `workers_anytime.png` (one panel per method: mean
+best-so-far validation accuracy against simulated time, log scale, one line per N; a last
+panel with every method at the largest N).
 """
 
 from __future__ import annotations
@@ -83,13 +85,36 @@ def markdown(table, tests) -> str:
     return "\n".join(lines) + "\n"
 
 
+def anytime_markdown(histories, methods, workers, budget_s, single=()) -> str:
+    """Mean best-so-far validation accuracy (%) by the simulated times budget / N (one
+    column per N, earliest first): what N workers had found by then (a search that ended
+    earlier holds its best)."""
+    import numpy as np
+
+    from experiments.report import best_so_far_on_grid
+
+    times = np.array(sorted(budget_s / n for n in workers))
+    lines = ["| method | N | " + " | ".join(f"val by {t:,.0f} s" for t in times) + " |",
+             "|---|---|" + "---|" * len(times)]
+    for m in [*single, *methods]:
+        for n in (workers[:1] if m in single else workers):
+            curves = np.vstack([best_so_far_on_grid(h, times) for (lab, _), h in
+                                histories.items() if lab == label(m, n)])
+            means = np.nanmean(curves, axis=0)
+            lines.append(f"| {m} | {n} | " + " | ".join(f"{v:.2f}" for v in means) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(histories, methods, workers, path: Path, single=()) -> Path:
+    """One panel per method (a line per N, the `single` references dashed) and a last panel
+    with every method at the largest N; three panels a row."""
+    import math
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import warnings
-
     import numpy as np
 
     from experiments.report import best_so_far_on_grid
@@ -97,31 +122,46 @@ def plot(histories, methods, workers, path: Path, single=()) -> Path:
     warnings.simplefilter("ignore", RuntimeWarning)  # grid points before a run's first answer
 
     end = max(h["sim_time_s"].max() for h in histories.values())
-    grid = np.geomspace(10.0, end, 300)
-    fig, axes = plt.subplots(1, len(methods), figsize=(4.6 * len(methods), 4.0), sharey=True,
+    grid = np.geomspace(30.0, end, 300)
+
+    def mean_curve(lab):
+        return np.nanmean(np.vstack([best_so_far_on_grid(h, grid) for (name, _), h in
+                                     histories.items() if name == lab]), axis=0)
+
+    cols = 3
+    rows = math.ceil((len(methods) + 1) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.9 * rows), sharey=True,
                              squeeze=False, layout="constrained")
-    lows = []
-    for ax, m in zip(axes[0], methods):
+    panels = list(axes.flat)
+    lows, highs = [], []
+    for ax, m in zip(panels, methods):
         for i, n in enumerate(workers):
-            curves = np.vstack([best_so_far_on_grid(h, grid) for (lab, _), h in
-                                histories.items() if lab == label(m, n)])
-            mean = np.nanmean(curves, axis=0)
-            ax.plot(grid, mean, color=f"C{i}", lw=1.8, label=f"N = {n} (n={len(curves)})")
-            lows.append(np.nanpercentile(mean, 30))
-        for k, ref in enumerate(single):  # the single-N references, dashed, in every panel
-            curves = np.vstack([best_so_far_on_grid(h, grid) for (lab, _), h in
-                                histories.items() if lab == label(ref, workers[0])])
-            ax.plot(grid, np.nanmean(curves, axis=0), color="grey", ls="--", lw=1.2,
+            mean = mean_curve(label(m, n))
+            ax.plot(grid, mean, color=f"C{i}", lw=1.8, label=f"N = {n}")
+            lows.append(np.nanpercentile(mean, 50))
+            highs.append(np.nanmax(mean))
+        for ref in single:  # the single-N references, dashed, in every panel
+            ax.plot(grid, mean_curve(label(ref, workers[0])), color="grey", ls="--", lw=1.2,
                     label=f"{ref}, N = {workers[0]}")
-        ax.set_xscale("log")
         ax.set_title(m)
+    last = panels[len(methods)]
+    for i, m in enumerate([*single, *methods]):
+        n = workers[0] if m in single else workers[-1]
+        last.plot(grid, mean_curve(label(m, n)), color=f"C{i + len(workers)}", lw=1.6,
+                  label=f"{m}, N = {n}")
+    last.set_title(f"every method at N = {workers[-1]}")
+    for ax in panels[len(methods) + 1:]:
+        ax.set_visible(False)
+    for ax in panels[:len(methods) + 1]:
+        ax.set_xscale("log")
         ax.set_xlabel("simulated time (s, makespan)")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(loc="lower right")
-    axes[0][0].set_ylabel("best validation accuracy so far (%, mean over seeds)")
-    axes[0][0].set_ylim(bottom=min(lows))
-    fig.suptitle("N parallel workers, the same worker-seconds for every N")
-    fig.savefig(path, dpi=120)
+        ax.legend(loc="lower right", fontsize=8)
+    for row in axes:
+        row[0].set_ylabel("best val. accuracy so far (%)")
+    axes[0][0].set_ylim(min(lows), max(highs) + 0.3)
+    fig.suptitle("N parallel workers, the same worker-seconds for every N (mean over seeds)")
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
@@ -162,7 +202,8 @@ def main() -> None:
     table = workers_table(runs, methods, workers, args.budget, single)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "workers.csv", index=False)
-    text = markdown(table, report.test_columns(runs))
+    text = (markdown(table, report.test_columns(runs)) + "\n"
+            + anytime_markdown(histories, methods, workers, args.budget, single))
     (out / "workers.md").write_text(text)
     plot(histories, methods, workers, out / "workers_anytime.png", single)
     print(text)
