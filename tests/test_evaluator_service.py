@@ -204,16 +204,24 @@ def test_killed_actor_is_restarted_and_the_query_retried(ray_session):
         assert client.evaluate([arch(9)]) == [true_acc(arch(9))]
 
 
-def test_failover_to_another_actor_then_a_clear_error(ray_session):
+def kill_for_good(handle) -> None:
+    """Kill an actor so that Ray cannot restart it, and return once it is dead (`ray.kill`
+    only sends the kill: on a busy machine a call made at once could still be served)."""
     import ray
 
+    ray.kill(handle, no_restart=True)
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(handle.info.remote(), timeout=60)
+
+
+def test_failover_to_another_actor_then_a_clear_error(ray_session):
     with start("failover", n_actors=2) as svc:
         client = svc.client(retries=2)
-        ray.kill(svc.handles[1], no_restart=True)  # gone for good: Ray cannot restart it
+        kill_for_good(svc.handles[1])
         archs = [arch(i) for i in range(20, 24)]
         assert client.evaluate(archs) == [true_acc(a) for a in archs]
         assert client.retried >= 1
-        ray.kill(svc.handles[0], no_restart=True)
+        kill_for_good(svc.handles[0])
         with pytest.raises(RuntimeError, match="failed after 3 attempts"):
             client.evaluate([arch(30)])
 
