@@ -110,13 +110,6 @@ def _check(obj, positive_ints=(), positive=(), nonnegative=(), unit=()) -> None:
         bad("message_passing", " or ".join(MESSAGE_PASSING))
 
 
-def check_agent(env_config: EnvConfig, settings: dict[str, Any] | None = None) -> None:
-    """What an agent here cannot run (over N workers: `check_vector_search`)."""
-    from trainables.workers import check_vector_search
-
-    check_vector_search(env_config, settings)
-
-
 def _over_workers(config, env_config: EnvConfig, train_batch_size: int):
     """`config` as is with one worker; over N > 1 workers, on the synchronous vector env
     (N actions from one graph per round) with the train batch rounded up to whole rounds."""
