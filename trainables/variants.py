@@ -28,7 +28,7 @@ settings as `dsm` (`LearnerSettings`); each also runs in population mode
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 from envs import EnvConfig
 from trainables.search import LearnerSettings, SearchResult, learner_for_space, run_search
@@ -78,17 +78,17 @@ def check_dsm_tuned(env_config: EnvConfig, settings: dict[str, Any] | None = Non
     tuned_changes(env_config, settings)
 
 
-_VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    # name: (LearnerSettings it sets, EnvConfig fields it sets)
+_VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]] | Callable[..., tuple]] = {
+    # name: (LearnerSettings it sets, EnvConfig fields it sets), or a function of
+    # (env_config, settings) giving them (it also refuses what the variant cannot run)
     "dsm-oneway": ({"message_passing": "one-way"}, {}),
     "dsm-nonoop": ({"mask_noop_edits": True}, {}),
     "dsm-cache": ({}, {"cache_queries": True}),
     "dsm-macs": ({}, {"over_limit": "penalty"}),
+    "dsm-tuned": tuned_changes,
 }
-_CHECKS = {"dsm-oneway": lambda env, s: check_dsm_oneway_settings(env, s),
-           "dsm-nonoop": lambda env, s: check_dsm_nonoop_settings(env, s),
-           "dsm-macs": lambda env, s: check_dsm_macs(env, s),
-           "dsm-tuned": lambda env, s: check_dsm_tuned(env, s)}
+_CHECKS = {"dsm-oneway": check_dsm_oneway_settings, "dsm-nonoop": check_dsm_nonoop_settings,
+           "dsm-macs": check_dsm_macs}
 
 
 def prepare(name: str, env_config: EnvConfig, settings: dict[str, Any]
@@ -97,8 +97,9 @@ def prepare(name: str, env_config: EnvConfig, settings: dict[str, Any]
     learner defaults, then its one change)."""
     if name in _CHECKS:
         _CHECKS[name](env_config, settings)
-    learner_changes, env_changes = (tuned_changes(env_config, settings) if name == "dsm-tuned"
-                                    else _VARIANTS[name])
+    changes = _VARIANTS[name]
+    learner_changes, env_changes = (changes(env_config, settings) if callable(changes)
+                                    else changes)
     (learner,) = parse_settings(name, settings, LearnerSettings)
     learner = learner_for_space(env_config.space, learner, settings)
     return (dataclasses.replace(env_config, **env_changes),
