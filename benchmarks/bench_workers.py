@@ -85,22 +85,29 @@ def markdown(table, tests) -> str:
     return "\n".join(lines) + "\n"
 
 
+def mean_best_so_far(histories, lab: str, grid):
+    """Mean over the seeds of variant `lab` of the best validation accuracy so far at each
+    point of `grid` (simulated seconds)."""
+    import numpy as np
+
+    from experiments.report import best_so_far_on_grid
+
+    return np.nanmean(np.vstack([best_so_far_on_grid(h, grid) for (name, _), h in
+                                 histories.items() if name == lab]), axis=0)
+
+
 def anytime_markdown(histories, methods, workers, budget_s, single=()) -> str:
     """Mean best-so-far validation accuracy (%) by the simulated times budget / N (one
     column per N, earliest first): what N workers had found by then (a search that ended
     earlier holds its best)."""
     import numpy as np
 
-    from experiments.report import best_so_far_on_grid
-
     times = np.array(sorted(budget_s / n for n in workers))
     lines = ["| method | N | " + " | ".join(f"val by {t:,.0f} s" for t in times) + " |",
              "|---|---|" + "---|" * len(times)]
     for m in [*single, *methods]:
         for n in (workers[:1] if m in single else workers):
-            curves = np.vstack([best_so_far_on_grid(h, times) for (lab, _), h in
-                                histories.items() if lab == label(m, n)])
-            means = np.nanmean(curves, axis=0)
+            means = mean_best_so_far(histories, label(m, n), times)
             lines.append(f"| {m} | {n} | " + " | ".join(f"{v:.2f}" for v in means) + " |")
     return "\n".join(lines) + "\n"
 
@@ -117,16 +124,13 @@ def plot(histories, methods, workers, path: Path, single=()) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from experiments.report import best_so_far_on_grid
-
     warnings.simplefilter("ignore", RuntimeWarning)  # grid points before a run's first answer
 
     end = max(h["sim_time_s"].max() for h in histories.values())
     grid = np.geomspace(30.0, end, 300)
 
     def mean_curve(lab):
-        return np.nanmean(np.vstack([best_so_far_on_grid(h, grid) for (name, _), h in
-                                     histories.items() if name == lab]), axis=0)
+        return mean_best_so_far(histories, lab, grid)
 
     cols = 3
     rows = math.ceil((len(methods) + 1) / cols)
