@@ -55,8 +55,8 @@ def one_run(method: str, dataset: str, seed: int, table: str, budget_s: float,
             settings: dict, tag: str) -> dict:
     import torch
 
-    from envs import EnvConfig
-    from trainables.methods import run_method
+    from dsmnas.envs import EnvConfig
+    from dsmnas.trainables.methods import run_method
 
     torch.set_num_threads(1)
     r = run_method(method, EnvConfig(table=table, dataset=dataset, seed=seed,
@@ -116,7 +116,7 @@ def main() -> None:
 
     import ray
 
-    from trainables.ray_utils import ensure_ray
+    from dsmnas.trainables.ray_utils import ensure_ray
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

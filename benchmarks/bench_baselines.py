@@ -32,8 +32,8 @@ PAPER = {  # Table II, test accuracy (%), mean ± std over 500 runs
 
 
 def one_run(method: str, seed: int, table: str, budget_s: float) -> dict:
-    from envs import EnvConfig
-    from trainables.methods import run_method
+    from dsmnas.envs import EnvConfig
+    from dsmnas.trainables.methods import run_method
 
     r = run_method(method, EnvConfig(table=table, budget_s=budget_s, seed=seed))
     row = {"method": method, "seed": seed, "arch": r.arch, "val_acc": r.val_acc,
@@ -78,7 +78,7 @@ def main() -> None:
         prev = pd.read_csv(csv)
         done = set(zip(prev.method, prev.seed))
     if "random-mined" in methods:
-        from trainables.ray_utils import ensure_ray
+        from dsmnas.trainables.ray_utils import ensure_ray
 
         ensure_ray(num_cpus=1)
     start = time.perf_counter()

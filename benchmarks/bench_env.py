@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs import DSMNASEnv
+from dsmnas.envs import DSMNASEnv
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "shared/data/nb201/nb201.csv.gz"
 

@@ -41,7 +41,7 @@ def bench_predictor(path: str, device: str, min_s: float) -> list[dict]:
     import torch
     from ofa.tutorial.accuracy_predictor import AccuracyPredictor
 
-    from trainables.fit_predictor import sample_archs
+    from dsmnas.trainables.fit_predictor import sample_archs
 
     predictor = AccuracyPredictor(pretrained=False, device=device)
     predictor.model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
@@ -59,7 +59,7 @@ def bench_predictor(path: str, device: str, min_s: float) -> list[dict]:
 def make_checkpoint(folder: str) -> str:
     import torch
 
-    from envs.evaluators.supernet import build_supernet, save_checkpoint
+    from dsmnas.envs.evaluators.supernet import build_supernet, save_checkpoint
 
     torch.manual_seed(0)
     meta = dict(width_mult=1.0, n_classes=10, dropout=0.0, resolution=32,
@@ -68,8 +68,8 @@ def make_checkpoint(folder: str) -> str:
 
 
 def bench_direct(checkpoint: str, device: str, kwargs: dict, n_archs: int) -> dict:
-    from envs.evaluators.supernet import SubnetEvaluator
-    from trainables.fit_predictor import sample_archs
+    from dsmnas.envs.evaluators.supernet import SubnetEvaluator
+    from dsmnas.trainables.fit_predictor import sample_archs
 
     evaluator = SubnetEvaluator(checkpoint, device=device, **kwargs)
     evaluator.evaluate(sample_archs(1, seed=99))  # warm-up (cuDNN autotuning, allocator)
@@ -82,9 +82,9 @@ def bench_direct(checkpoint: str, device: str, kwargs: dict, n_archs: int) -> di
 
 def bench_service(checkpoint: str, device: str, kwargs: dict, n_archs: int,
                   n_actors: int) -> list[dict]:
-    from envs.evaluators.client import EvaluatorClient
-    from trainables.evaluator_service import start_evaluators
-    from trainables.fit_predictor import sample_archs
+    from dsmnas.envs.evaluators.client import EvaluatorClient
+    from dsmnas.trainables.evaluator_service import start_evaluators
+    from dsmnas.trainables.fit_predictor import sample_archs
 
     gpus = 0 if device == "cpu" else None  # None: share the cluster's GPUs evenly
     cpus = 1  # one torch thread per CPU actor, as in-process with --threads 1
@@ -140,7 +140,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint or make_checkpoint(tmp)
         rows.append(bench_direct(checkpoint, device, kwargs, args.n_archs))
-        from trainables.ray_utils import ensure_ray
+        from dsmnas.trainables.ray_utils import ensure_ray
 
         ensure_ray()
         for n in args.actors:

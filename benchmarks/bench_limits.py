@@ -29,9 +29,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from envs.benchmarks import load_nb201  # noqa: E402
-from experiments.compare import plan_compare, run_compare  # noqa: E402
-from trainables.ray_utils import ensure_ray  # noqa: E402
+from dsmnas.envs.benchmarks import load_nb201  # noqa: E402
+from dsmnas.experiments.compare import plan_compare, run_compare  # noqa: E402
+from dsmnas.trainables.ray_utils import ensure_ray  # noqa: E402
 
 METHODS = "dsm,random,evolution,local,reinforce,ppo-flat"
 

@@ -45,8 +45,8 @@ METHODS = ("dsm", "dsm-ofa", "ofa-evolution", "random", "dsm-macs")
 def one_run(method: str, seed: int, predictor: str, queries: int) -> dict:
     import torch
 
-    from envs import EnvConfig
-    from trainables.methods import run_method
+    from dsmnas.envs import EnvConfig
+    from dsmnas.trainables.methods import run_method
 
     torch.set_num_threads(1)
     init = None
@@ -100,7 +100,7 @@ def main() -> None:
 
     import ray
 
-    from trainables.ray_utils import ensure_ray
+    from dsmnas.trainables.ray_utils import ensure_ray
 
     ensure_ray(num_cpus=args.jobs)
     task = ray.remote(num_cpus=1)(one_run)

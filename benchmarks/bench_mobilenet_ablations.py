@@ -45,8 +45,8 @@ def _key(spec, defaults) -> str:
 
 def plan_variants():
     """(distinct variants to run, {(ablation, label): run label})."""
-    from envs.registry import get_spec
-    from experiments.settings import MethodSpec, variants
+    from dsmnas.envs.registry import get_spec
+    from dsmnas.experiments.settings import MethodSpec, variants
 
     defaults = dict(get_spec("mobilenet").env_defaults)
     runs: dict[str, MethodSpec] = {}
@@ -83,9 +83,9 @@ def main() -> None:
 
     import pandas as pd
 
-    from experiments import report
-    from experiments.ablate import ablation_table, write_ablation_table
-    from experiments.compare import plan_compare, run_compare
+    from dsmnas.experiments import report
+    from dsmnas.experiments.ablate import ablation_table, write_ablation_table
+    from dsmnas.experiments.compare import plan_compare, run_compare
 
     specs, label_of = plan_variants()
     out = Path(args.out)

@@ -21,9 +21,9 @@ import time
 
 import numpy as np
 
-from envs import EnvConfig
-from envs.benchmarks.nasbench_graph import DATASETS, PROTEINS, load_nasbench_graph
-from trainables.methods import run_method
+from dsmnas.envs import EnvConfig
+from dsmnas.envs.benchmarks.nasbench_graph import DATASETS, PROTEINS, load_nasbench_graph
+from dsmnas.trainables.methods import run_method
 
 
 def main() -> None:

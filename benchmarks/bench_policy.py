@@ -27,8 +27,8 @@ import time
 
 import torch
 
-from envs import dsm_spaces
-from policies import DSMNASModule
+from dsmnas.envs import dsm_spaces
+from dsmnas.policies import DSMNASModule
 from ray.rllib.core.columns import Columns
 
 K, M, L, C = 4, 4, 6, 5

@@ -25,8 +25,8 @@ PAPER = {"cifar10": "94.23 ± 0.22", "cifar100": "72.76 ± 0.80", "ImageNet16-12
 
 def one_seed(seed: int, table: str, K: int, M: int, lr: float, entropy: float,
              budget_s: float) -> dict:
-    from envs import EnvConfig
-    from trainables.search import LearnerSettings, run_search
+    from dsmnas.envs import EnvConfig
+    from dsmnas.trainables.search import LearnerSettings, run_search
 
     r = run_search(
         EnvConfig(table=table, K=K, M=M, seed=seed, budget_s=budget_s),
@@ -66,7 +66,7 @@ def main() -> None:
 
     import ray
 
-    from trainables.ray_utils import ensure_ray
+    from dsmnas.trainables.ray_utils import ensure_ray
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})
     t0 = time.perf_counter()
-    from trainables.ray_utils import ensure_ray
+    from dsmnas.trainables.ray_utils import ensure_ray
 
     ensure_ray(num_cpus=1)
     ray_s = time.perf_counter() - t0
@@ -35,8 +35,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from envs import EnvConfig
-    from trainables.search import run_search
+    from dsmnas.envs import EnvConfig
+    from dsmnas.trainables.search import run_search
 
     for seed in range(args.seeds):
         r = run_search(EnvConfig(table=args.table, seed=seed), progress=None)
@@ -51,9 +51,9 @@ def main() -> None:
 
 def _where_the_time_goes(table: str) -> None:
     """Per-iteration split, by timing the two calls that `training_step` makes."""
-    from envs import DSMNASEnv, EnvConfig
-    from trainables.reinforce import reinforce_config
-    from trainables.search import local_env
+    from dsmnas.envs import DSMNASEnv, EnvConfig
+    from dsmnas.trainables.reinforce import reinforce_config
+    from dsmnas.trainables.search import local_env
 
     algo = reinforce_config(DSMNASEnv, env_config=EnvConfig(table=table, seed=0).to_dict(),
                             seed=0).build_algo()

@@ -42,8 +42,8 @@ def bare_search(env_config, learner) -> tuple[int, float]:
     """One DSM-NAS search as a plain PyTorch loop; returns (queries, wall seconds)."""
     import torch
 
-    from envs import DSMNASEnv
-    from policies.dsm_module import DSMController, DSMModuleConfig
+    from dsmnas.envs import DSMNASEnv
+    from dsmnas.policies.dsm_module import DSMController, DSMModuleConfig
 
     env = DSMNASEnv(**env_config.to_dict())
     obs, _ = env.reset(seed=env_config.seed)
@@ -78,14 +78,14 @@ def part_command(reps: int) -> None:
     for _ in range(reps):
         with tempfile.TemporaryDirectory() as out:
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "experiments.cli", "search", "--quiet",
+            subprocess.run([sys.executable, "-m", "dsmnas.experiments.cli", "search", "--quiet",
                             "--out", out], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
             whole = time.perf_counter() - t0
             inside = json.loads((Path(out) / "result.json").read_text())["wall_time_s"]
         rows.append((whole, inside))
         print(f"  whole {whole:5.2f} s   in-search {inside:5.2f} s   outside {whole - inside:5.2f} s")
     for t0, cmd in ((time.perf_counter(), ["--help"]),):
-        subprocess.run([sys.executable, "-m", "experiments.cli", *cmd], check=True, cwd=ROOT,
+        subprocess.run([sys.executable, "-m", "dsmnas.experiments.cli", *cmd], check=True, cwd=ROOT,
                        stdout=subprocess.DEVNULL)
         print(f"  `dsmnas --help` {time.perf_counter() - t0:.2f} s")
     med = lambda i: statistics.median(r[i] for r in rows)  # noqa: E731
@@ -97,9 +97,9 @@ def part_loop(table: str | None, reps: int) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from envs import EnvConfig
-    from trainables.learner import LearnerSettings
-    from trainables.search import run_search
+    from dsmnas.envs import EnvConfig
+    from dsmnas.trainables.learner import LearnerSettings
+    from dsmnas.trainables.search import run_search
 
     learner = LearnerSettings()
     print(f"== the loop, one thread: run_search (RLlib) vs bare PyTorch loop; data "
@@ -127,13 +127,13 @@ def part_population(table: str | None, seeds: int, out_root: Path) -> None:
     import pandas as pd
     from scipy import stats
 
-    from experiments.report import welch_p
+    from dsmnas.experiments.report import welch_p
 
     print(f"== {seeds} DSM-NAS seeds of Table II ({table or 'embedded data'}), two cores")
     runs = {}
     for label, size in (("one search per trial", 1), ("population mode", 50)):
         out = out_root / f"population-{size}"
-        cmd = [sys.executable, "-m", "experiments.cli", "compare", "--methods", "dsm",
+        cmd = [sys.executable, "-m", "dsmnas.experiments.cli", "compare", "--methods", "dsm",
                "--seeds", str(seeds), "--population", str(size), "--out", str(out)]
         if table:
             cmd += ["--table", table, "--budget", "25000"]

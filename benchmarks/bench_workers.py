@@ -34,7 +34,7 @@ def label(method: str, workers: int) -> str:
 
 
 def variants(methods, workers, budget_s, single=()):
-    from experiments.settings import MethodSpec
+    from dsmnas.experiments.settings import MethodSpec
 
     return [MethodSpec(label(m, n), m, env={"workers": n, "budget_s": budget_s / n})
             for m in [*single, *methods] for n in (workers[:1] if m in single else workers)]
@@ -46,7 +46,7 @@ def workers_table(runs, methods, workers, budget_s, single=()):
     methods: their first-N row only)."""
     import pandas as pd
 
-    from experiments import report
+    from dsmnas.experiments import report
 
     ok = report.finished(runs)
     tests = report.test_columns(runs)
@@ -90,7 +90,7 @@ def mean_best_so_far(histories, lab: str, grid):
     point of `grid` (simulated seconds)."""
     import numpy as np
 
-    from experiments.report import best_so_far_on_grid
+    from dsmnas.experiments.report import best_so_far_on_grid
 
     return np.nanmean(np.vstack([best_so_far_on_grid(h, grid) for (name, _), h in
                                  histories.items() if name == lab]), axis=0)
@@ -186,8 +186,8 @@ def main() -> None:
 
     import pandas as pd
 
-    from experiments import report
-    from experiments.compare import plan_compare, run_compare
+    from dsmnas.experiments import report
+    from dsmnas.experiments.compare import plan_compare, run_compare
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     single = [m.strip() for m in args.single.split(",") if m.strip()]

@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 def one_search(method: str, checkpoint: str, service: str, workers: int, queries: int,
                kwargs: dict) -> dict:
-    from envs import EnvConfig
-    from trainables.methods import run_method
+    from dsmnas.envs import EnvConfig
+    from dsmnas.trainables.methods import run_method
 
     cfg = EnvConfig(space="mobilenet", evaluator="supernet", checkpoint=checkpoint,
                     evaluator_service=service, budget_queries=queries, seed=0,
@@ -64,10 +64,10 @@ def main() -> None:
 
     from bench_evaluators import make_checkpoint
 
-    from envs.evaluators.client import EvaluatorClient
-    from trainables.evaluator_service import start_evaluators
-    from trainables.fit_predictor import sample_archs
-    from trainables.ray_utils import ensure_ray
+    from dsmnas.envs.evaluators.client import EvaluatorClient
+    from dsmnas.trainables.evaluator_service import start_evaluators
+    from dsmnas.trainables.fit_predictor import sample_archs
+    from dsmnas.trainables.ray_utils import ensure_ray
 
     kwargs = {"calib_images": args.calib_images, "val_images": args.val_images}
     cores = os.cpu_count() or 1

@@ -53,8 +53,8 @@ def main() -> None:
     ap.add_argument("--out", default="runs/predictor-check")
     args = ap.parse_args()
 
-    from envs.benchmarks.mobilenet import load_ofa_predictor
-    from envs.spaces.mobilenet import macs_m
+    from dsmnas.envs.benchmarks.mobilenet import load_ofa_predictor
+    from dsmnas.envs.spaces.mobilenet import macs_m
 
     df = load_measured(Path(args.data))
     model = load_ofa_predictor(args.predictor)

@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from ray.rllib.core.columns import Columns  # noqa: E402
 
 from tests.test_reinforce import NVEC, OBS_DIM, ToyEditEnv, ToyMLPModule  # noqa: E402
-from trainables.reinforce import reinforce_config  # noqa: E402
+from dsmnas.trainables.reinforce import reinforce_config  # noqa: E402
 
 
 def _timed(obj, name, sink):

@@ -18,9 +18,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from envs.errors import ConfigError
-from envs.settings import setting
-from envs.registry import SpaceSpec, get_spec, normalize
+from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.settings import setting
+from dsmnas.envs.registry import SpaceSpec, get_spec, normalize
 
 REWARDS = ("improvement", "absolute")
 OVER_LIMIT = ("query", "penalty")

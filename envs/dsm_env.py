@@ -12,12 +12,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.benchmarks import make_benchmark
-from envs.config import EnvConfig
-from envs.errors import ConfigError
-from envs.graph import SubspaceGraph
-from envs.records import HISTORY_COLUMNS, QueryRecord
-from envs.spaces import get_space
+from dsmnas.envs.benchmarks import make_benchmark
+from dsmnas.envs.config import EnvConfig
+from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.graph import SubspaceGraph
+from dsmnas.envs.records import HISTORY_COLUMNS, QueryRecord
+from dsmnas.envs.spaces import get_space
 
 
 def dsm_spaces(K: int, L: int, C: int, M: int) -> tuple[spaces.Dict, spaces.MultiDiscrete]:

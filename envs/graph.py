@@ -9,7 +9,7 @@ features (h_j - h_i) are the policy's business: the graph only says which edges 
 from __future__ import annotations
 
 import numpy as np
-from envs.errors import ConfigError
+from dsmnas.envs.errors import ConfigError
 
 
 def weak_to_better(val_acc: np.ndarray) -> np.ndarray:

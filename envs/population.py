@@ -25,8 +25,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.config import EnvConfig
-from envs.dsm_env import DSMNASEnv
+from dsmnas.envs.config import EnvConfig
+from dsmnas.envs.dsm_env import DSMNASEnv
 
 __all__ = ["MEMBER_KEY", "PopulationMember", "population_vector_env"]
 

@@ -27,22 +27,23 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from envs.errors import ConfigError
+from dsmnas import PACKAGES
+from dsmnas.envs.errors import ConfigError
 
 if TYPE_CHECKING:
-    from envs.benchmarks.base import Benchmark
-    from envs.config import EnvConfig
-    from envs.spaces.base import SearchSpace
+    from dsmnas.envs.benchmarks.base import Benchmark
+    from dsmnas.envs.config import EnvConfig
+    from dsmnas.envs.spaces.base import SearchSpace
 
 ENTRY_POINT_GROUP = "dsmnas.spaces"
 BUILTIN: dict[str, str] = {
-    "nb201": "envs.benchmarks.nb201:SPEC",
-    "mobilenet": "envs.benchmarks.mobilenet:SPEC",
-    "nasbench-graph": "envs.benchmarks.nasbench_graph:SPEC",
-    "nasbench-graph-proteins": "envs.benchmarks.nasbench_graph:PROTEINS_SPEC",
-    "fcnet": "envs.benchmarks.fcnet:SPEC",
+    "nb201": "dsmnas.envs.benchmarks.nb201:SPEC",
+    "mobilenet": "dsmnas.envs.benchmarks.mobilenet:SPEC",
+    "nasbench-graph": "dsmnas.envs.benchmarks.nasbench_graph:SPEC",
+    "nasbench-graph-proteins": "dsmnas.envs.benchmarks.nasbench_graph:PROTEINS_SPEC",
+    "fcnet": "dsmnas.envs.benchmarks.fcnet:SPEC",
 }
-SCHEMES: dict[str, str] = {"table": "envs.benchmarks.table_file:spec_for"}
+SCHEMES: dict[str, str] = {"table": "dsmnas.envs.benchmarks.table_file:spec_for"}
 """Names `SCHEME:ARGUMENT` whose spec a function builds from the argument (`table:FILE`)."""
 BUDGETS = ("seconds", "queries")
 
@@ -162,6 +163,12 @@ def _import(target: str, name: str):
     try:
         module = _import_module(module_name)
     except ImportError as e:
+        if e.name is not None and e.name.partition(".")[0] in PACKAGES:
+            raise ConfigError(
+                f"search space {name!r}: {module_name!r} imports {e.name!r}, which dsmnas 0.4 "
+                f"moved to 'dsmnas.{e.name}': change the import (and '{e.name}.' in import "
+                f"strings) to 'dsmnas.{e.name}'"
+            ) from None
         if e.name is not None and module_name.startswith(e.name):
             raise ConfigError(
                 f"search space {name!r}: cannot import module {module_name!r} ({e}); is it on "

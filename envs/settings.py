@@ -15,7 +15,7 @@ import types
 import typing
 from typing import Any, Union
 
-from envs.errors import ConfigError
+from dsmnas.envs.errors import ConfigError
 
 
 def setting(default: Any, help: str, **kw: Any) -> Any:

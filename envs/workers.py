@@ -36,10 +36,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
-from envs.config import EnvConfig
-from envs.dsm_env import DSMNASEnv
-from envs.errors import ConfigError
-from envs.records import QueryRecord
+from dsmnas.envs.config import EnvConfig
+from dsmnas.envs.dsm_env import DSMNASEnv
+from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.records import QueryRecord
 
 __all__ = ["AsyncDSMNASEnv", "SyncSearchVectorEnv"]
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from envs import ConfigError, SpaceSpec
-from envs.benchmarks import Benchmark, BudgetClock, Metric, Query
-from envs.spaces import SearchSpace
+from dsmnas.envs import ConfigError, SpaceSpec
+from dsmnas.envs.benchmarks import Benchmark, BudgetClock, Metric, Query
+from dsmnas.envs.spaces import SearchSpace
 
 OPS = ("skip", "conv3", "conv5", "sep3", "pool")
 PARAMS_K = np.array([0.0, 9.0, 26.0, 5.0, 0.0])  # thousand parameters of one layer of each op

@@ -27,8 +27,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from experiments import report  # noqa: E402
-from experiments.settings import ABLATIONS, variants  # noqa: E402
+from dsmnas.experiments import report  # noqa: E402
+from dsmnas.experiments.settings import ABLATIONS, variants  # noqa: E402
 
 def centers_explored(history: pd.DataFrame, K: int) -> int:
     """Distinct subspace centers a search had: the K initial ones plus every distinct

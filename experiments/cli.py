@@ -23,11 +23,11 @@ import time
 import dataclasses
 from dataclasses import fields
 
-from envs.config import EnvConfig
-from envs.settings import help_of
-from trainables.learner import LearnerSettings
-from envs.errors import ConfigError, MissingFileError
-from trainables import supernet_settings
+from dsmnas.envs.config import EnvConfig
+from dsmnas.envs.settings import help_of
+from dsmnas.trainables.learner import LearnerSettings
+from dsmnas.envs.errors import ConfigError, MissingFileError
+from dsmnas.trainables import supernet_settings
 
 EXIT_USAGE = 2
 _SERVICES: list = []
@@ -100,7 +100,7 @@ def _resume(args) -> int:
     spec_path = os.path.join(args.dir, "search.json")
     if not os.path.exists(spec_path):
         raise MissingFileError(f"{spec_path} not found: is {args.dir} a `dsmnas search --out`?")
-    from trainables.checkpoint import checkpoint_path
+    from dsmnas.trainables.checkpoint import checkpoint_path
 
     if checkpoint_path(args.dir) is None:
         raise MissingFileError(f"no checkpoint in {args.dir} to resume from")
@@ -121,9 +121,9 @@ def _run_recorded(env_cfg, learner, out, checkpoint_every, quiet, resume=False) 
     """Run (or resume) a search that writes OUT/history.csv as it goes and checkpoints."""
     import torch
 
-    from trainables.checkpoint import SearchRecorder
-    from trainables.ray_utils import quiet_ray_logs
-    from trainables.search import run_search
+    from dsmnas.trainables.checkpoint import SearchRecorder
+    from dsmnas.trainables.ray_utils import quiet_ray_logs
+    from dsmnas.trainables.search import run_search
 
     quiet_ray_logs()
     recorder = SearchRecorder(out, checkpoint_every, resume=resume)
@@ -166,7 +166,7 @@ def _search(args) -> int:
         "cache_queries": args.cache_queries, "charge_init": args.charge_init,
         "budget_queries": args.budget_queries, **_env_options(args),
     })
-    from trainables.search import learner_for_space
+    from dsmnas.trainables.search import learner_for_space
 
     given = {k for k in ("lr", "entropy") if getattr(args, k) is not None}
     learner = learner_for_space(env_cfg.space, LearnerSettings(
@@ -181,8 +181,8 @@ def _search(args) -> int:
         env_cfg = dataclasses.replace(env_cfg, evaluator_service=service)
     # Build the env once here so that bad settings fail in a second (before Ray starts,
     # unless evaluator actors were asked for).
-    from envs import DSMNASEnv
-    from envs.benchmarks.base import budget_text
+    from dsmnas.envs import DSMNASEnv
+    from dsmnas.envs.benchmarks.base import budget_text
 
     env = DSMNASEnv(env_cfg.to_dict())
     if not args.quiet:
@@ -219,7 +219,7 @@ def _space_named(argv: list[str]) -> str | None:
 
 def _specs(argv: list[str]) -> list:
     """The built-in spaces' specs, and the one `--space` names (a plug-in) if it resolves."""
-    from envs.registry import get_spec, space_names
+    from dsmnas.envs.registry import get_spec, space_names
 
     names = list(space_names())
     named = _space_named(argv)
@@ -302,8 +302,8 @@ def _env_options(args) -> dict:
     out = {name: getattr(args, dest) for dest, name in _OPTION_DESTS.items() if hasattr(args, dest)}
     if getattr(args, "limits", None):
         # added to the space's own limits (mobilenet: macs_m <= 600), the later winning
-        from envs.config import parse_limits
-        from envs.registry import get_spec
+        from dsmnas.envs.config import parse_limits
+        from dsmnas.envs.registry import get_spec
 
         defaults = dict(get_spec(args.space).env_defaults.get("limits", {}))
         out["limits"] = {**defaults, **parse_limits(list(args.limits))}
@@ -330,7 +330,7 @@ def _serve_trials(env: dict, sets, actors: int | None, gpus: float | None,
                   address: str | None) -> list[str]:
     """Start the evaluator actors that every trial shares (when asked for) and add their
     name to the trials' env settings (`sets`, env.KEY=VALUE items, over `env`)."""
-    from experiments.compare import split_set
+    from dsmnas.experiments.compare import split_set
 
     sets = list(sets or [])
     if not actors and gpus is None:
@@ -356,12 +356,12 @@ def _evaluator_service(env_cfg: EnvConfig, actors: int, gpus: float | None,
                          "--evaluator supernet")
     if env_cfg.checkpoint is None:
         raise ConfigError("--evaluator-actors needs --checkpoint PATH (`dsmnas train-supernet`)")
-    from envs.evaluators.supernet import read_checkpoint
+    from dsmnas.envs.evaluators.supernet import read_checkpoint
 
     read_checkpoint(env_cfg.checkpoint)  # a bad path or file fails here, not in an actor
-    from envs.evaluators.client import DEFAULT_NAME
-    from trainables.evaluator_service import start_evaluators
-    from trainables.ray_utils import ensure_ray
+    from dsmnas.envs.evaluators.client import DEFAULT_NAME
+    from dsmnas.trainables.evaluator_service import start_evaluators
+    from dsmnas.trainables.ray_utils import ensure_ray
 
     ensure_ray(address)
     # held for the life of the command: Ray ends the actors when their handles are gone
@@ -392,17 +392,17 @@ def _add_fit_predictor(sub) -> None:
 
 
 def _fit_predictor(args) -> int:
-    from trainables.fit_predictor import fit_predictor
+    from dsmnas.trainables.fit_predictor import fit_predictor
 
     cfg = EnvConfig(space="mobilenet", evaluator="supernet", checkpoint=args.checkpoint,
                     data=args.data)
     service = _evaluator_service(cfg, args.evaluator_actors, args.gpus_per_evaluator)
     if service is None:
-        from envs.evaluators.supernet import SubnetEvaluator
+        from dsmnas.envs.evaluators.supernet import SubnetEvaluator
 
         evaluator = SubnetEvaluator(args.checkpoint, data=args.data)
     else:
-        from envs.evaluators.client import EvaluatorClient
+        from dsmnas.envs.evaluators.client import EvaluatorClient
 
         evaluator = EvaluatorClient.connect(service)
     metrics = fit_predictor(evaluator, args.samples, args.out, seed=args.seed,
@@ -421,7 +421,7 @@ def _add_export(sub) -> None:
 
 
 def _export(args) -> int:
-    from envs.benchmarks.official import export_table
+    from dsmnas.envs.benchmarks.official import export_table
 
     def progress(done: int, total: int) -> None:
         print(f"\r{done}/{total} architectures", end="", file=sys.stderr, flush=True)
@@ -433,7 +433,7 @@ def _export(args) -> int:
 
 
 def _add_compare(sub, specs) -> None:
-    from trainables.methods import describe_methods
+    from dsmnas.trainables.methods import describe_methods
 
     p = sub.add_parser(
         "compare",
@@ -474,7 +474,7 @@ def _setting_flag(p, cls, name: str, **kw) -> None:
 def _add_run_options(p, specs) -> None:
     """Options shared by `compare` and `ablate`: seeds, data, budget, output, cluster, retries."""
     e = lambda name: help_of(EnvConfig, name)  # noqa: E731
-    from experiments.settings import RunSettings
+    from dsmnas.experiments.settings import RunSettings
 
     run = lambda name, **kw: _setting_flag(p, RunSettings, name, **kw)  # noqa: E731
     run("seeds")
@@ -506,7 +506,7 @@ def _run_env(args) -> dict:
 
 
 def _compare(args) -> int:
-    from experiments.compare import plan_compare, run_compare
+    from dsmnas.experiments.compare import plan_compare, run_compare
 
     # Everything that can be wrong with the input fails here, in a second, before Ray starts.
     plan = plan_compare(
@@ -523,7 +523,7 @@ def _compare(args) -> int:
 
 
 def _add_ablate(sub, specs) -> None:
-    from experiments.settings import describe_ablations
+    from dsmnas.experiments.settings import describe_ablations
 
     p = sub.add_parser(
         "ablate",
@@ -539,9 +539,9 @@ def _add_ablate(sub, specs) -> None:
 
 
 def _ablate(args) -> int:
-    from experiments.ablate import write_ablation
-    from experiments.settings import reference, variants
-    from experiments.compare import REFERENCE, plan_compare, run_compare
+    from dsmnas.experiments.ablate import write_ablation
+    from dsmnas.experiments.settings import reference, variants
+    from dsmnas.experiments.compare import REFERENCE, plan_compare, run_compare
 
     plan = plan_compare(
         list(variants(args.name, args.space)), args.seeds, args.first_seed,
@@ -560,7 +560,7 @@ def _ablate(args) -> int:
 
 
 def _add_sweep(sub, specs) -> None:
-    from experiments.settings import KEYS, SweepSettings
+    from dsmnas.experiments.settings import KEYS, SweepSettings
 
     p = sub.add_parser(
         "sweep",
@@ -612,7 +612,7 @@ def _add_sweep(sub, specs) -> None:
 
 
 def _sweep(args) -> int:
-    from experiments.sweep import load_sweep_file, plan_sweep, resolve_settings, run_sweep
+    from dsmnas.experiments.sweep import load_sweep_file, plan_sweep, resolve_settings, run_sweep
 
     flags = {
         "K": args.K, "M": args.M, "entropy": args.entropy, "lr": args.lr,
@@ -643,7 +643,7 @@ def _sweep(args) -> int:
 
 def _exit_code(runs) -> int:
     """0, or EXIT_FAILED_RUNS when some runs of a finished comparison failed."""
-    from experiments.report import FAILED
+    from dsmnas.experiments.report import FAILED
 
     return EXIT_FAILED_RUNS if (runs["status"] == FAILED).any() else 0
 

@@ -33,12 +33,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from envs.benchmarks.base import budget_text
-from envs.config import EnvConfig
-from experiments import report
-from experiments.settings import MethodSpec, RunSettings
-from trainables.methods import check_method, method_names, population_refusal
-from envs.errors import ConfigError
+from dsmnas.envs.benchmarks.base import budget_text
+from dsmnas.envs.config import EnvConfig
+from dsmnas.experiments import report
+from dsmnas.experiments.settings import MethodSpec, RunSettings
+from dsmnas.trainables.methods import check_method, method_names, population_refusal
+from dsmnas.envs.errors import ConfigError
 
 _LABEL = re.compile(r"^[A-Za-z0-9_+-]+$")
 REFERENCE = "dsm"
@@ -200,7 +200,7 @@ def plan_compare(
     if "seed" in env:
         raise ConfigError("env.seed is set per run; use --seeds and --first-seed")
     env_cfg = EnvConfig.from_dict(env)
-    from envs import DSMNASEnv
+    from dsmnas.envs import DSMNASEnv
 
     probe = DSMNASEnv(env_cfg.to_dict())
     probe.reset(seed=first_seed)  # also checks that the budget can pay for the start
@@ -402,7 +402,7 @@ def _error_line(trial) -> str:
 def _make_recorder(plan: ComparePlan, out_dir: Path, printer: Callable[[str], None]):
     from ray import tune
 
-    from trainables.tune_trainable import HISTORY_FILE, HISTORY_KEY
+    from dsmnas.trainables.tune_trainable import HISTORY_FILE, HISTORY_KEY
 
     class RunsRecorder(tune.Callback):
         """Rewrites runs.csv (and writes the run's history) whenever a trial reports or
@@ -533,8 +533,8 @@ def _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, prin
                resources) -> None:
     from ray import tune
 
-    from trainables.ray_utils import ensure_ray
-    from trainables.tune_trainable import with_resources
+    from dsmnas.trainables.ray_utils import ensure_ray
+    from dsmnas.trainables.tune_trainable import with_resources
 
     try:
         ensure_ray(address=address)

@@ -13,9 +13,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from envs.config import EnvConfig
-from envs.errors import ConfigError
-from envs.settings import setting
+from dsmnas.envs.config import EnvConfig
+from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.settings import setting
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def grid(name: str, space: str = EnvConfig.space) -> tuple[int, ...]:
     """The values of K or M that `dsmnas ablate K|M` runs in `space`: its
     `SpaceSpec.ablation_grids` entry, else `K_VALUES` / `M_VALUES`, with the space's own
     value (the reference) added where missing."""
-    from envs.registry import get_spec
+    from dsmnas.envs.registry import get_spec
 
     spec = get_spec(space)
     values = spec.ablation_grids.get(name, K_VALUES if name == "K" else M_VALUES)
@@ -118,7 +118,7 @@ def grid(name: str, space: str = EnvConfig.space) -> tuple[int, ...]:
 
 def reference_value(name: str, space: str = EnvConfig.space) -> int:
     """The space's own K or M (its `env_defaults`, else EnvConfig's)."""
-    from envs.registry import get_spec
+    from dsmnas.envs.registry import get_spec
 
     return int(get_spec(space).env_defaults.get(name, getattr(EnvConfig, name)))
 

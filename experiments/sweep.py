@@ -43,12 +43,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from envs.registry import get_spec  # noqa: E402
-from experiments import report  # noqa: E402
-from experiments.compare import ComparePlan, plan_compare, split_set  # noqa: E402
-from experiments.settings import KEYS, MethodSpec, SweepSettings  # noqa: E402,F401
-from trainables.search import LearnerSettings  # noqa: E402
-from envs.errors import ConfigError, MissingFileError
+from dsmnas.envs.registry import get_spec  # noqa: E402
+from dsmnas.experiments import report  # noqa: E402
+from dsmnas.experiments.compare import ComparePlan, plan_compare, split_set  # noqa: E402
+from dsmnas.experiments.settings import KEYS, MethodSpec, SweepSettings  # noqa: E402,F401
+from dsmnas.trainables.search import LearnerSettings  # noqa: E402
+from dsmnas.envs.errors import ConfigError, MissingFileError
 
 SWEEP_DIR = Path(__file__).resolve().parent / "sweeps"
 """Where named sweep files live: `--config NAME` reads `SWEEP_DIR/NAME.yaml`."""
@@ -304,7 +304,7 @@ def split_sets(sets: Sequence[str], lr_swept: bool = False) -> tuple[list[str], 
 
 def plan_sweep(settings: SweepSettings) -> SweepPlan:
     """Everything checked without Ray (configurations, `--set`, data, resources)."""
-    from envs.settings import parse_settings
+    from dsmnas.envs.settings import parse_settings
 
     settings = with_space_defaults(settings)
     configs = configurations(settings)
@@ -568,7 +568,7 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path,
     """Run the plan through `compare` (Ray Tune), write the sweep's outputs, print the best
     configuration; returns the sweep table. `resume`: as `run_compare`'s (keep the ok runs of
     the same plan in `out_dir`, run the rest)."""
-    from experiments.compare import run_compare
+    from dsmnas.experiments.compare import run_compare
 
     s = plan.settings
     printer(f"sweep: {len(plan.configs)} configuration(s) ({s.mode}"

@@ -63,9 +63,9 @@ from ray.rllib.core.rl_module.apis import (
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from ray.rllib.utils.torch_utils import FLOAT_MIN
 
-from policies.gnn import MESSAGE_PASSING, SubspaceGraphEncoder
-from policies.layers import TORCH_LAYERS
-from envs.errors import ConfigError
+from dsmnas.policies.gnn import MESSAGE_PASSING, SubspaceGraphEncoder
+from dsmnas.policies.layers import TORCH_LAYERS
+from dsmnas.envs.errors import ConfigError
 
 __all__ = ["DSMController", "DSMModuleConfig", "DSMNASModule", "OBS_KEYS"]
 

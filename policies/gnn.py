@@ -57,9 +57,9 @@ with warnings.catch_warnings():
     from torch_geometric.nn import MessagePassing
     from torch_geometric.utils import dense_to_sparse, scatter
 
-from envs.errors import ConfigError
-from policies.layers import TORCH_LAYERS
-from trainables.learner import MESSAGE_PASSING  # light: the settings' home, no torch
+from dsmnas.envs.errors import ConfigError
+from dsmnas.policies.layers import TORCH_LAYERS
+from dsmnas.trainables.learner import MESSAGE_PASSING  # light: the settings' home, no torch
 
 __all__ = ["MESSAGE_PASSING", "EdgeSAGEConv", "SubspaceGraphEncoder", "all_pairs"]
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 import torch
 from ray.rllib.core.columns import Columns
 
-from envs.errors import ConfigError
-from policies.dsm_module import DSMController, DSMNASModule
-from envs.population import MEMBER_KEY
-from policies.layers import PopulationLayers, stack_members
+from dsmnas.envs.errors import ConfigError
+from dsmnas.policies.dsm_module import DSMController, DSMNASModule
+from dsmnas.envs.population import MEMBER_KEY
+from dsmnas.policies.layers import PopulationLayers, stack_members
 
 __all__ = ["PopulationDSMModule", "MEMBER_KEY"]
 

@@ -102,7 +102,7 @@ def ray_session():
     """One local Ray instance for the whole test session (start-up costs ~4 s)."""
     import ray
 
-    from trainables.ray_utils import ensure_ray
+    from dsmnas.trainables.ray_utils import ensure_ray
 
     ensure_ray(num_cpus=2)
     yield

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
-from envs.benchmarks.nb201 import NB201Benchmark, load_nb201
-from envs.registry import SpaceSpec
-from envs.settings import setting
-from envs.spaces.base import SearchSpace
-from envs.spaces.nb201 import NB201Space
+from dsmnas.envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
+from dsmnas.envs.benchmarks.nb201 import NB201Benchmark, load_nb201
+from dsmnas.envs.registry import SpaceSpec
+from dsmnas.envs.settings import setting
+from dsmnas.envs.spaces.base import SearchSpace
+from dsmnas.envs.spaces.nb201 import NB201Space
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
 
-from experiments.ablate import ablation_markdown, ablation_table, centers_explored
-from experiments.settings import ABLATIONS, reference, variants
-from experiments.cli import main
+from dsmnas.experiments.ablate import ablation_markdown, ablation_table, centers_explored
+from dsmnas.experiments.settings import ABLATIONS, reference, variants
+from dsmnas.experiments.cli import main
 
 
 def test_every_ablation_is_well_formed():

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from envs import DSMNASEnv, EnvConfig
-from envs.spaces.base import hamming
-from trainables import agents
-from trainables.methods import METHODS, resolve, run_method
-from trainables.search import run_episode_search, run_search
+from dsmnas.envs import DSMNASEnv, EnvConfig
+from dsmnas.envs.spaces.base import hamming
+from dsmnas.trainables import agents
+from dsmnas.trainables.methods import METHODS, resolve, run_method
+from dsmnas.trainables.search import run_episode_search, run_search
 
 BUDGET_S = 2500  # on the table; `nb201_data.budget_s` scales it for the embedded data
 
@@ -71,7 +71,7 @@ def module_params(module):
 
 
 def test_ppo_updates_the_module_and_syncs_the_sampler(nb201_data, ray_session):
-    from policies.dsm_module import DSMNASModule
+    from dsmnas.policies.dsm_module import DSMNASModule
 
     cfg = EnvConfig(table=nb201_data.table, budget_s=nb201_data.budget_s(25_000), seed=1)
     algo = agents.ppo_algo_config(cfg).build_algo()
@@ -100,7 +100,7 @@ def test_ppo_flat_uses_the_default_model_on_a_flat_observation(nb201_data, ray_s
     from gymnasium.spaces import Box
     from ray.rllib.connectors.common.flatten_observations import FlattenObservations
 
-    from policies.dsm_module import DSMNASModule
+    from dsmnas.policies.dsm_module import DSMNASModule
 
     cfg = EnvConfig(table=nb201_data.table, budget_s=nb201_data.budget_s(BUDGET_S), seed=2)
     algo = agents.ppo_flat_algo_config(cfg).build_algo()

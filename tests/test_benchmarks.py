@@ -2,11 +2,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from envs.errors import ConfigError
+from dsmnas.envs.errors import ConfigError
 
-from envs.benchmarks import BudgetClock, NB201Benchmark, load_nb201, make_benchmark
-from envs.config import EnvConfig
-from envs.spaces.nb201 import NUM_ARCHS, NB201Space, decode
+from dsmnas.envs.benchmarks import BudgetClock, NB201Benchmark, load_nb201, make_benchmark
+from dsmnas.envs.config import EnvConfig
+from dsmnas.envs.spaces.nb201 import NUM_ARCHS, NB201Space, decode
 
 SPACE = NB201Space()
 # arch_index 1 of the shared table: cifar10 val_acc_12ep 82.834, sim_cost 133.933,

@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from experiments import cli
-from experiments.cli import main
-from envs.spaces.nb201 import NB201Space
+from dsmnas.experiments import cli
+from dsmnas.experiments.cli import main
+from dsmnas.envs.spaces.nb201 import NB201Space
 
 
 @pytest.mark.parametrize(
@@ -26,7 +26,7 @@ from envs.spaces.nb201 import NB201Space
         (["--space", "mobilenet", "--table", "x.csv"],
          "unknown environment setting(s) ['table'] for space 'mobilenet'"),
         (["--space", "nosuchpkg.mod:SPEC"], "cannot import module 'nosuchpkg.mod'"),
-        (["--space", "envs.config:EnvConfig"], "is a EnvConfig, not a SpaceSpec"),
+        (["--space", "dsmnas.envs.config:EnvConfig"], "is a EnvConfig, not a SpaceSpec"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
@@ -45,7 +45,7 @@ def exit_code(argv):
 
 def test_console_script_exits_2_without_traceback():
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "search", "-K", "-3"],
+        [sys.executable, "-m", "dsmnas.experiments.cli", "search", "-K", "-3"],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2
@@ -77,8 +77,7 @@ def test_search_end_to_end(nb201_data, tmp_path, ray_session, capsys):
 
 def test_a_bug_keeps_its_traceback_and_exit_code_1(monkeypatch):
     # only ConfigError is bad input; any other exception propagates (Python: exit code 1)
-    import experiments.cli as cli
-
+    import dsmnas.experiments.cli as cli
     def broken(args):
         raise ValueError("too many values to unpack (expected 8)")
 
@@ -90,7 +89,7 @@ def test_a_bug_keeps_its_traceback_and_exit_code_1(monkeypatch):
 def test_importing_the_controller_prints_no_warning():
     # torch-geometric's import calls the deprecated torch.jit.script under torch 2.14
     out = subprocess.run(
-        [sys.executable, "-W", "error::FutureWarning", "-c", "import policies.gnn"],
+        [sys.executable, "-W", "error::FutureWarning", "-c", "import dsmnas.policies.gnn"],
         capture_output=True, text=True,
     )
     assert out.returncode == 0, out.stderr
@@ -101,7 +100,7 @@ def test_help_imports_nothing_heavy(command):
     """`dsmnas [CMD] --help` builds only CMD's parser and imports no torch, Ray, pandas or
     matplotlib (that is what makes it answer at once)."""
     code = (
-        "import sys\nfrom experiments.cli import main\n"
+        "import sys\nfrom dsmnas.experiments.cli import main\n"
         f"try:\n    main({command + ['--help']!r})\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in ('torch', 'ray', 'pandas', 'matplotlib', 'scipy') if m in sys.modules))"
     )

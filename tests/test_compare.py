@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from envs import EnvConfig
-from experiments import compare, report
-from experiments.cli import EXIT_FAILED_RUNS, main
-from trainables.methods import METHODS, method_names, run_method, run_method_population
+from dsmnas.envs import EnvConfig
+from dsmnas.experiments import compare, report
+from dsmnas.experiments.cli import EXIT_FAILED_RUNS, main
+from dsmnas.trainables.methods import METHODS, method_names, run_method, run_method_population
 
 
 def exit_code(argv):
@@ -47,7 +47,7 @@ def test_bad_input_is_one_line_and_exit_2_before_ray_starts(argv, message, capsy
     def no_ray(*args, **kwargs):
         raise AssertionError("Ray must not start for bad input")
 
-    monkeypatch.setattr("trainables.ray_utils.ensure_ray", no_ray)
+    monkeypatch.setattr("dsmnas.trainables.ray_utils.ensure_ray", no_ray)
     assert exit_code(["compare", *argv]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs
-from envs import DSMNASEnv
-from envs.graph import SubspaceGraph, weak_to_better
-from envs.spaces.nb201 import NB201Space
+import dsmnas.envs as envs
+from dsmnas.envs import DSMNASEnv
+from dsmnas.envs.graph import SubspaceGraph, weak_to_better
+from dsmnas.envs.spaces.nb201 import NB201Space
 
 SPACE = NB201Space()
 

@@ -13,9 +13,9 @@ import time
 import pytest
 from ray import cloudpickle
 
-from envs.evaluators.client import EvaluatorClient
-from trainables.evaluator_placement import actor_options, gpu_fraction
-from trainables.evaluator_service import start_evaluators
+from dsmnas.envs.evaluators.client import EvaluatorClient
+from dsmnas.trainables.evaluator_placement import actor_options, gpu_fraction
+from dsmnas.trainables.evaluator_service import start_evaluators
 
 
 
@@ -92,10 +92,10 @@ def test_caches_use_the_space_key():
     """One key: the actor's cache is keyed by `MobileNetSpace.key`, so an arch that differs
     only in slots beyond a unit's depth (not part of the subnet) is answered from the cache;
     a malformed dict is a ConfigError."""
-    from envs.errors import ConfigError
-    from envs.evaluators.client import subnet_key
-    from envs.spaces.mobilenet import MobileNetSpace
-    from trainables.evaluator_service import SupernetEvaluatorActor
+    from dsmnas.envs.errors import ConfigError
+    from dsmnas.envs.evaluators.client import subnet_key
+    from dsmnas.envs.spaces.mobilenet import MobileNetSpace
+    from dsmnas.trainables.evaluator_service import SupernetEvaluatorActor
 
     space = MobileNetSpace()
     a = arch(0)  # every unit of depth 2: layers 2 and 3 of each unit are unused
@@ -120,8 +120,8 @@ def test_connect_never_starts_ray():
 
     code = (
         "import ray\n"
-        "from envs.errors import ConfigError\n"
-        "from envs.evaluators.client import EvaluatorClient\n"
+        "from dsmnas.envs.errors import ConfigError\n"
+        "from dsmnas.envs.evaluators.client import EvaluatorClient\n"
         "try:\n"
         "    EvaluatorClient.connect('nowhere')\n"
         "except ConfigError as e:\n"
@@ -142,7 +142,7 @@ def service(ray_session):
 
 
 def test_cpu_fallback_logged(ray_session, caplog):
-    with caplog.at_level(logging.WARNING, logger="trainables.evaluator_service"):
+    with caplog.at_level(logging.WARNING, logger="dsmnas.trainables.evaluator_service"):
         with start("fallback", gpus_per_actor=0.5) as svc:
             assert svc.device == "cpu" and "num_gpus" not in svc.options
             assert svc.client().evaluate([arch(1)]) == [true_acc(arch(1))]
@@ -246,8 +246,8 @@ def test_fitted_predictor_ranks_held_out_archs(tmp_path):
     import torch
     from scipy.stats import spearmanr
 
-    from envs.evaluators.fitted import load_fitted
-    from trainables.fit_predictor import fit_predictor, sample_archs
+    from dsmnas.envs.evaluators.fitted import load_fitted
+    from dsmnas.trainables.fit_predictor import fit_predictor, sample_archs
 
     torch.set_num_threads(1)
     out = tmp_path / "fitted.pt"
@@ -281,10 +281,10 @@ def test_real_subnet_evaluator_through_the_service(ray_session, tmp_path):
 
     import torch
 
-    supernet = pytest.importorskip("envs.evaluators.supernet")
+    supernet = pytest.importorskip("dsmnas.envs.evaluators.supernet")
     if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
         pytest.skip("Fashion-MNIST (Debian dataset-fashion-mnist) is not installed")
-    from trainables.fit_predictor import sample_archs
+    from dsmnas.trainables.fit_predictor import sample_archs
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

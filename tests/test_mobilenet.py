@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from envs import DSMNASEnv, EnvConfig, history_frame
-from envs.benchmarks import make_benchmark
-from envs.spaces import get_space
-from envs.spaces.mobilenet import OPS, MobileNetSpace, macs_m, token_of
+from dsmnas.envs import DSMNASEnv, EnvConfig, history_frame
+from dsmnas.envs.benchmarks import make_benchmark
+from dsmnas.envs.spaces import get_space
+from dsmnas.envs.spaces.mobilenet import OPS, MobileNetSpace, macs_m, token_of
 from tests.conftest import SHARED
 
 SPACE = MobileNetSpace()
@@ -270,6 +270,6 @@ def test_the_600m_limit_binds_on_the_w12_supernet_and_never_on_w10():
     smallest = {"ks": [3] * 20, "e": [3] * 20, "d": [2] * 5}
     assert macs_m(largest, 224, 1.0) < 600 < macs_m(largest, 224, 1.2)
     assert macs_m(smallest, 224, 1.2) < 600
-    from trainables.supernet_settings import SupernetTrainSettings
+    from dsmnas.trainables.supernet_settings import SupernetTrainSettings
 
     assert SupernetTrainSettings().width_mult == 1.2

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from envs import DSMNASEnv, EnvConfig
-from envs.benchmarks import make_benchmark
+from dsmnas.envs import DSMNASEnv, EnvConfig
+from dsmnas.envs.benchmarks import make_benchmark
 from tests.test_supernet import TINY, _idx_folder
-from trainables.supernet import train_supernet
+from dsmnas.trainables.supernet import train_supernet
 
 torch.set_num_threads(1)
 
@@ -58,7 +58,7 @@ def test_supernet_evaluator_in_the_env(checkpoint):
 def test_the_macs_limit_binds_in_a_supernet_search(checkpoint):
     """On the (default) w1.2 supernet some proposals exceed 600M MACs at 224: they are
     queried (the paper's rule), never become centers, and the answer is within the limit."""
-    from envs.spaces.mobilenet import MobileNetSpace, macs_m
+    from dsmnas.envs.spaces.mobilenet import MobileNetSpace, macs_m
 
     space, rng = MobileNetSpace(), np.random.default_rng(0)
     samples = [space.sample(rng) for _ in range(3000)]  # centers just under the limit
@@ -76,8 +76,8 @@ def test_the_macs_limit_binds_in_a_supernet_search(checkpoint):
 
 
 def test_fitted_evaluator_in_the_env(checkpoint, tmp_path):
-    from trainables.fit_predictor import fit_predictor
-    from envs.evaluators.supernet import SubnetEvaluator
+    from dsmnas.trainables.fit_predictor import fit_predictor
+    from dsmnas.envs.evaluators.supernet import SubnetEvaluator
 
     path = str(tmp_path / "fitted.pt")
     metrics = fit_predictor(SubnetEvaluator(checkpoint), 20, path, epochs=20, seed=0)
@@ -95,7 +95,7 @@ def test_fitted_evaluator_in_the_env(checkpoint, tmp_path):
 
 
 def test_env_through_evaluator_actors_matches_in_process(checkpoint, ray_session):
-    from trainables.evaluator_service import start_evaluators
+    from dsmnas.trainables.evaluator_service import start_evaluators
 
     local = DSMNASEnv(space="mobilenet", evaluator="supernet", checkpoint=checkpoint,
                       budget_queries=4, K=2, seed=0)
@@ -111,7 +111,7 @@ def test_env_through_evaluator_actors_matches_in_process(checkpoint, ray_session
 def test_cli_search_with_the_supernet(checkpoint, tmp_path):
     out = tmp_path / "search"
     proc = subprocess.run(
-        [sys.executable, "-W", "ignore", "-m", "experiments.cli", "search", "--space",
+        [sys.executable, "-W", "ignore", "-m", "dsmnas.experiments.cli", "search", "--space",
          "mobilenet", "--evaluator", "supernet", "--checkpoint", checkpoint,
          "--budget-queries", "4", "-K", "2", "--out", str(out), "--quiet"],
         capture_output=True, text=True, timeout=300,
@@ -133,7 +133,7 @@ def test_sweep_trials_share_the_evaluator_actors(checkpoint, tmp_path):
 
     out = tmp_path / "sweep"
     proc = subprocess.run(
-        [sys.executable, "-W", "ignore", "-m", "experiments.cli", "sweep", "--space",
+        [sys.executable, "-W", "ignore", "-m", "dsmnas.experiments.cli", "sweep", "--space",
          "mobilenet", "--K", "2", "--M", "1,2", "--seeds", "1", "--max-concurrent", "1",
          "--set", "env.evaluator=supernet", "--set", f"env.checkpoint={checkpoint}",
          "--set", "env.budget_queries=3", "--evaluator-actors", "1", "--out", str(out)],

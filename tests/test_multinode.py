@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
     import ray
     from ray.cluster_utils import Cluster
 
-    from experiments import compare
+    from dsmnas.experiments import compare
 
     table, out, budget_s = sys.argv[1] or None, sys.argv[2], float(sys.argv[3])
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})

@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 from nas_bench_graph import Arch, gnn_list, gnn_list_proteins, light_read, link_list
 
-from envs import DSMNASEnv, EnvConfig
-from envs.benchmarks import make_benchmark
-from envs.benchmarks.nasbench_graph import DATASETS, PROTEINS, load_nasbench_graph
-from envs.spaces import get_space
-from envs.spaces.nasbench_graph import (
+from dsmnas.envs import DSMNASEnv, EnvConfig
+from dsmnas.envs.benchmarks import make_benchmark
+from dsmnas.envs.benchmarks.nasbench_graph import DATASETS, PROTEINS, load_nasbench_graph
+from dsmnas.envs.spaces import get_space
+from dsmnas.envs.spaces.nasbench_graph import (
     SKIP, NASBenchGraphProteinsSpace, NASBenchGraphSpace, tokens_of_hash, vector_code,
 )
-from experiments.cli import main
-from trainables.methods import run_method
+from dsmnas.experiments.cli import main
+from dsmnas.trainables.methods import run_method
 
 SPACE = NASBenchGraphSpace()
 PROTEINS_SPACE = NASBenchGraphProteinsSpace()

@@ -1,4 +1,4 @@
-"""envs.benchmarks.official on tiny files in the real official layouts, with hand-made numbers.
+"""dsmnas.envs.benchmarks.official on tiny files in the real official layouts, with hand-made numbers.
 
 The files are built the way the official collection scripts built the real ones: one
 ResultsCount per (dataset, seed) with per-epoch train/eval records, gathered in an
@@ -28,8 +28,8 @@ import torch
 import nas_201_api.api_utils as nb201_utils
 import nats_bench
 import nats_bench.api_utils as nats_utils
-from envs.benchmarks import official
-from envs.benchmarks.official import COLUMNS, export_table, read_official
+from dsmnas.envs.benchmarks import official
+from dsmnas.envs.benchmarks.official import COLUMNS, export_table, read_official
 
 ARCHS = [  # the first three official architectures
     "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
@@ -423,7 +423,7 @@ def test_reading_prints_nothing(files, capfd):
 
 
 def test_export_command_writes_the_table(files, tmp_path, capsys):
-    from experiments.cli import main
+    from dsmnas.experiments.cli import main
 
     dst = tmp_path / "exported.csv.gz"
     assert main(["export-nb201", str(files["nb201"]), str(dst)]) == 0

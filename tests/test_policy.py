@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch_geometric.nn import MessagePassing
 
-from envs import dsm_spaces
-from policies import DSMModuleConfig, DSMNASModule, SubspaceGraphEncoder
+from dsmnas.envs import dsm_spaces
+from dsmnas.policies import DSMModuleConfig, DSMNASModule, SubspaceGraphEncoder
 from ray.rllib.core.columns import Columns
 
 K, L, C, M = 3, 6, 5, 2
@@ -205,7 +205,7 @@ def test_no_graph_variant_has_no_gnn_and_ignores_edges():
 def test_two_way_passing_lets_the_weakest_center_hear_the_others():
     """Two-way (the official aggregation, dsm's default): every node takes its K - 1 incident
     edges. One-way (dsm-oneway): the weakest center hears from nobody."""
-    from policies.gnn import all_pairs
+    from dsmnas.policies.gnn import all_pairs
 
     edges, reverse = all_pairs(2, 4)
     assert edges.shape == (2, 2 * 4 * 3)

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from envs import EnvConfig
-from policies.layers import PopulationLayers, stack_members
-from trainables.population import run_population
+from dsmnas.envs import EnvConfig
+from dsmnas.policies.layers import PopulationLayers, stack_members
+from dsmnas.trainables.population import run_population
 
 
 def test_population_layers_compute_each_row_with_its_own_parameters():
@@ -44,8 +44,8 @@ def test_every_update_takes_one_step_of_each_search(monkeypatch):
     other member to fill its batch if the vector env reset that member)."""
     from ray.rllib.core.columns import Columns
 
-    from envs.population import MEMBER_KEY
-    from trainables.population import PopulationREINFORCELearner
+    from dsmnas.envs.population import MEMBER_KEY
+    from dsmnas.trainables.population import PopulationREINFORCELearner
 
     batches = []
     loss = PopulationREINFORCELearner.compute_loss_for_module
@@ -63,7 +63,7 @@ def test_every_update_takes_one_step_of_each_search(monkeypatch):
 
 @pytest.mark.parametrize("passing", ["two-way", "one-way"])
 def test_a_population_controller_computes_each_row_as_its_lone_controller(passing):
-    from policies.dsm_module import DSMController, DSMModuleConfig
+    from dsmnas.policies.dsm_module import DSMController, DSMModuleConfig
     from tests.test_policy import random_obs
 
     cfg = DSMModuleConfig(message_passing=passing)

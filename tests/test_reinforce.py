@@ -18,8 +18,8 @@ from ray.rllib.core.distribution.torch.torch_distribution import TorchMultiCateg
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from torch import nn
 
-from envs import dsm_spaces
-from trainables.reinforce import (
+from dsmnas.envs import dsm_spaces
+from dsmnas.trainables.reinforce import (
     REINFORCE,
     REINFORCEConfig,
     ema_baseline_advantages,
@@ -301,10 +301,10 @@ def test_checkpoint_restores_policy_and_baseline_exactly(tmp_path):
 
 
 def _dsm_module_class():
-    if importlib.util.find_spec("policies.dsm_module") is None:
+    if importlib.util.find_spec("dsmnas.policies.dsm_module") is None:
         return None
     try:
-        from policies.dsm_module import DSMNASModule
+        from dsmnas.policies.dsm_module import DSMNASModule
     except Exception:  # being written: an import error is not this test's failure
         return None
     return DSMNASModule

@@ -1,4 +1,4 @@
-"""experiments.report on hand-made runs tables: exact statistics, layout, plots (no Ray)."""
+"""dsmnas.experiments.report on hand-made runs tables: exact statistics, layout, plots (no Ray)."""
 
 import math
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from experiments import report
+from dsmnas.experiments import report
 
 DSM_C10 = [94.0, 94.2, 94.4]
 RND_C10 = [93.0, 93.5, 94.0]

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from envs import DSMNASEnv, EnvConfig
-from envs.benchmarks.base import BudgetClock
-from trainables.checkpoint import STATE_FILE, checkpoint_path, truncate_csv
-from trainables.search import UPDATES_PER_ITERATION
+from dsmnas.envs import DSMNASEnv, EnvConfig
+from dsmnas.envs.benchmarks.base import BudgetClock
+from dsmnas.trainables.checkpoint import STATE_FILE, checkpoint_path, truncate_csv
+from dsmnas.trainables.search import UPDATES_PER_ITERATION
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,7 +99,7 @@ def test_truncate_csv_keeps_header_and_rows(tmp_path):
 
 
 def _cli(*args) -> list[str]:
-    return [sys.executable, "-m", "experiments.cli", *args]
+    return [sys.executable, "-m", "dsmnas.experiments.cli", *args]
 
 
 def _rows(path: Path) -> int:
@@ -159,7 +159,7 @@ def test_killed_search_resumes_exactly(nb201_data, tmp_path):
 
 
 def test_resume_without_checkpoint_or_config_is_a_one_line_error(tmp_path, capsys):
-    from experiments.cli import main
+    from dsmnas.experiments.cli import main
 
     (tmp_path / "search.json").write_text("{}")
     assert main(["resume", str(tmp_path), "--quiet"]) == 2

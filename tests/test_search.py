@@ -1,7 +1,7 @@
 import pytest
 
-from envs import EnvConfig
-from trainables.search import LearnerSettings, run_search
+from dsmnas.envs import EnvConfig
+from dsmnas.trainables.search import LearnerSettings, run_search
 
 
 def test_same_seed_same_search_and_other_seeds_differ(nb201_data, ray_session):
@@ -36,8 +36,8 @@ def test_one_search_in_process_starts_no_ray(tmp_path):
     from pathlib import Path
 
     code = (
-        "import ray\nfrom envs import EnvConfig\nfrom trainables.checkpoint import SearchRecorder\n"
-        "from trainables.search import run_search\n"
+        "import ray\nfrom dsmnas.envs import EnvConfig\nfrom dsmnas.trainables.checkpoint import SearchRecorder\n"
+        "from dsmnas.trainables.search import run_search\n"
         f"r = run_search(EnvConfig(budget_s=100000, seed=1), progress=None, "
         f"recorder=SearchRecorder({str(tmp_path / 'run')!r}, 5))\n"
         "print(r.queries, ray.is_initialized())\n"
@@ -53,7 +53,7 @@ def test_best_visited_is_the_best_query_within_the_limits():
     import numpy as np
     import pandas as pd
 
-    from trainables.search import best_visited
+    from dsmnas.trainables.search import best_visited
 
     class Space:
         def parse(self, text):

@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from envs import HISTORY_COLUMNS, DSMNASEnv, EnvConfig
-from envs.benchmarks import Benchmark, BudgetClock, NB201Benchmark, Query
-from envs.spaces import hamming
-from envs.spaces.nb201 import NB201Space, code
-from trainables.methods import run_method
-from trainables.searchers.evolution import run_evolution
-from trainables.searchers.local_search import neighbours, run_local
-from trainables.searchers.reinforce import run_reinforce
-from trainables.searchers.subspace_random import sample_ball
+from dsmnas.envs import HISTORY_COLUMNS, DSMNASEnv, EnvConfig
+from dsmnas.envs.benchmarks import Benchmark, BudgetClock, NB201Benchmark, Query
+from dsmnas.envs.spaces import hamming
+from dsmnas.envs.spaces.nb201 import NB201Space, code
+from dsmnas.trainables.methods import run_method
+from dsmnas.trainables.searchers.evolution import run_evolution
+from dsmnas.trainables.searchers.local_search import neighbours, run_local
+from dsmnas.trainables.searchers.reinforce import run_reinforce
+from dsmnas.trainables.searchers.subspace_random import sample_ball
 
 SPACE = NB201Space()
 BUDGET_S = 3000  # on the table; `nb201_data.budget_s` scales it for the embedded data

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from envs.spaces import NB201Space, get_space, hamming
-from envs.spaces.nb201 import EDGES, NUM_ARCHS, OPS, code, decode
+from dsmnas.envs.spaces import NB201Space, get_space, hamming
+from dsmnas.envs.spaces.nb201 import EDGES, NUM_ARCHS, OPS, code, decode
 
 SPACE = NB201Space()
 

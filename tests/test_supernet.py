@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs.evaluators.supernet import (
+from dsmnas.envs.evaluators.supernet import (
     SubnetEvaluator,
     check_arch,
     largest_arch,
@@ -24,9 +24,9 @@ from envs.evaluators.supernet import (
     smallest_arch,
     top1_percent,
 )
-from envs.evaluators.images import FASHION_MNIST_DIR, load_images, read_idx
-from trainables.supernet import train_supernet
-from trainables.supernet_settings import add_train_supernet_parser
+from dsmnas.envs.evaluators.images import FASHION_MNIST_DIR, load_images, read_idx
+from dsmnas.trainables.supernet import train_supernet
+from dsmnas.trainables.supernet_settings import add_train_supernet_parser
 
 torch.set_num_threads(1)
 

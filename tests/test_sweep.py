@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from experiments import sweep
-from experiments.cli import main
-from envs.errors import ConfigError
-from experiments.sweep import Config, SweepSettings, configurations, resolve_settings
+from dsmnas.experiments import sweep
+from dsmnas.experiments.cli import main
+from dsmnas.envs.errors import ConfigError
+from dsmnas.experiments.sweep import Config, SweepSettings, configurations, resolve_settings
 
 
 def exit_code(argv):
@@ -187,7 +187,7 @@ def test_bad_input_is_one_line_and_exit_2_before_ray_starts(tmp_path, capsys, mo
     def no_ray(*args, **kwargs):
         raise AssertionError("Ray must not start for bad input")
 
-    monkeypatch.setattr("trainables.ray_utils.ensure_ray", no_ray)
+    monkeypatch.setattr("dsmnas.trainables.ray_utils.ensure_ray", no_ray)
     bad_file = tmp_path / "bad.yaml"
     bad_file.write_text("K: [2, 4]\nentropies: [0]\n")
     cases = [
@@ -284,7 +284,7 @@ def test_write_sweep_without_ray(tmp_path):
 
 
 def test_trials_get_the_resources_asked_for():
-    from trainables.tune_trainable import search_trial, with_resources
+    from dsmnas.trainables.tune_trainable import search_trial, with_resources
 
     assert with_resources({"cpu": 2, "gpu": 0.5})._resources.required_resources == {
         "CPU": 2.0, "GPU": 0.5}
@@ -295,8 +295,7 @@ def test_trials_get_the_resources_asked_for():
 
 
 def test_sweep_end_to_end(nb201_data, tmp_path, ray_session, monkeypatch, capsys):
-    import trainables.tune_trainable as tt
-
+    import dsmnas.trainables.tune_trainable as tt
     asked = []
     original = tt.with_resources
     monkeypatch.setattr(tt, "with_resources", lambda r=None: asked.append(r) or original(r))
@@ -332,12 +331,12 @@ def test_an_existing_runs_csv_needs_resume_and_the_same_plan(nb201_data, tmp_pat
                                                              monkeypatch):
     import json
 
-    from experiments.compare import PLAN_FILE, plan_identity
+    from dsmnas.experiments.compare import PLAN_FILE, plan_identity
 
     def no_ray(*args, **kwargs):
         raise AssertionError("Ray must not start when the folder cannot be used")
 
-    monkeypatch.setattr("trainables.ray_utils.ensure_ray", no_ray)
+    monkeypatch.setattr("dsmnas.trainables.ray_utils.ensure_ray", no_ray)
     argv = ["sweep", "--K", "2,4", "--M", "3", "--seeds", "1", "--budget", "1500",
             *nb201_data.args, "--out", str(tmp_path)]
     earlier = sweep.plan_sweep(resolve_settings(None, {"K": "2", "M": "3", "budget": 1500.0,

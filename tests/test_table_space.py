@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from envs import DSMNASEnv, EnvConfig
-from envs.errors import ConfigError
-from experiments.cli import main
+from dsmnas.envs import DSMNASEnv, EnvConfig
+from dsmnas.envs.errors import ConfigError
+from dsmnas.experiments.cli import main
 from tests.fixture_spaces import write_table
-from trainables.methods import check_method
+from dsmnas.trainables.methods import check_method
 
 
 @pytest.fixture()

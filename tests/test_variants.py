@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from envs import DSMNASEnv, EnvConfig, dsm_spaces
-from envs.spaces import get_space
-from envs.spaces.nb201 import code
-from policies import DSMNASModule
-from policies.dsm_module import _noop_masked_logits
+from dsmnas.envs import DSMNASEnv, EnvConfig, dsm_spaces
+from dsmnas.envs.spaces import get_space
+from dsmnas.envs.spaces.nb201 import code
+from dsmnas.policies import DSMNASModule
+from dsmnas.policies.dsm_module import _noop_masked_logits
 from ray.rllib.core.columns import Columns
 from ray.rllib.utils.torch_utils import FLOAT_MIN
-from trainables.methods import run_method
-from trainables.search import LearnerSettings, run_search
-from trainables.variants import run_dsm_nonoop
+from dsmnas.trainables.methods import run_method
+from dsmnas.trainables.search import LearnerSettings, run_search
+from dsmnas.trainables.variants import run_dsm_nonoop
 
 K, L, C, M = 3, 6, 5, 3
 
@@ -248,9 +248,9 @@ def test_dsm_cache_makes_repeats_free_and_otherwise_searches_as_dsm(dsm_seed2_cf
 
 
 def test_dsm_tuned_runs_the_spaces_tuned_settings_and_refuses_what_it_sets():
-    from envs.errors import ConfigError
-    from trainables.methods import check_method
-    from trainables.variants import prepare
+    from dsmnas.envs.errors import ConfigError
+    from dsmnas.trainables.methods import check_method
+    from dsmnas.trainables.variants import prepare
 
     env, learner = prepare("dsm-tuned", EnvConfig(space="nb201", seed=0), {})
     tuned = EnvConfig(space="nb201").spec.tuned

@@ -8,15 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from envs import EnvConfig
-from envs.benchmarks import Benchmark, BudgetClock, Query
-from envs.errors import ConfigError
-from envs.spaces.nb201 import NB201Space, code
-from trainables.methods import check_method, run_method
-from trainables.searchers.base import QueryLog
-from trainables.searchers.evolution import run_evolution
-from trainables.searchers.local_search import run_local
-from trainables.searchers.random_search import run_random
+from dsmnas.envs import EnvConfig
+from dsmnas.envs.benchmarks import Benchmark, BudgetClock, Query
+from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.spaces.nb201 import NB201Space, code
+from dsmnas.trainables.methods import check_method, run_method
+from dsmnas.trainables.searchers.base import QueryLog
+from dsmnas.trainables.searchers.evolution import run_evolution
+from dsmnas.trainables.searchers.local_search import run_local
+from dsmnas.trainables.searchers.random_search import run_random
 
 SPACE = NB201Space()
 
@@ -211,8 +211,8 @@ def test_more_workers_finish_the_same_queries_sooner():
 def sync_env(workers: int, K: int = 2):
     """A K-center search on `DelayBenchmark`, its centers of middling scores (some
     neighbours better, some worse)."""
-    from envs import DSMNASEnv
-    from envs.graph import SubspaceGraph
+    from dsmnas.envs import DSMNASEnv
+    from dsmnas.envs.graph import SubspaceGraph
 
     env = DSMNASEnv(space="nb201", K=K, M=1, seed=0, workers=workers)
     env.benchmark = DelayBenchmark(1e6, workers)
@@ -231,7 +231,7 @@ def edit_to(env, center: int, beta) -> np.ndarray:
 
 
 def test_sync_step_resolves_conflicts_on_one_center_by_the_best_proposal():
-    from trainables.searchers.local_search import neighbours
+    from dsmnas.trainables.searchers.local_search import neighbours
 
     env = sync_env(workers=5)
     scores = env.benchmark.scores
@@ -302,9 +302,9 @@ def test_rllib_agents_run_over_workers_in_synchronous_rounds(method):
     """The RLlib agents over 4 workers: the same vector env as dsm-sync (rounds of 4 queries
     from one graph), the same history from the same seed (APPO's Learner thread makes it
     irreproducible, see trainables.agents: rounds only), one worker the plain env."""
-    from envs import DSMNASEnv
-    from trainables.agents import ppo_algo_config
-    from trainables.search import is_vector_search
+    from dsmnas.envs import DSMNASEnv
+    from dsmnas.trainables.agents import ppo_algo_config
+    from dsmnas.trainables.search import is_vector_search
 
     cfg = EnvConfig(space="nb201", seed=3, workers=4)
     a = run_method(method, cfg, {})
@@ -329,11 +329,11 @@ def test_dsm_async_trains_each_action_on_its_own_reward_once_it_is_known(monkeyp
     """On a benchmark whose queries take 1-9 s, four workers finish out of order: every
     update the learner takes is one step's own (action, reward), taken only once that
     reward's end time has passed the next draw's start, in the order the rewards finished."""
-    from trainables.ray_utils import build_algo
-    from trainables.search import local_env
-    from trainables.workers import async_config
+    from dsmnas.trainables.ray_utils import build_algo
+    from dsmnas.trainables.search import local_env
+    from dsmnas.trainables.workers import async_config
 
-    monkeypatch.setattr("envs.dsm_env.make_benchmark", lambda cfg: DelayBenchmark(300.0, 4))
+    monkeypatch.setattr("dsmnas.envs.dsm_env.make_benchmark", lambda cfg: DelayBenchmark(300.0, 4))
     algo = build_algo(async_config(config(4, seed=0)))
     env = local_env(algo)
     updates = []
@@ -369,7 +369,7 @@ def test_async_env_draws_from_the_graph_of_the_start_time():
     """A result changes the graph only once it is finished: after every step, the queries
     still running are exactly those that end after the next draw's start, and only finished
     queries have replaced a center."""
-    from envs.workers import AsyncDSMNASEnv
+    from dsmnas.envs.workers import AsyncDSMNASEnv
 
     env = AsyncDSMNASEnv(space="nb201", K=3, M=1, seed=0, workers=4)
     env.benchmark = DelayBenchmark(200.0, 4)
@@ -390,7 +390,7 @@ def test_async_env_draws_from_the_graph_of_the_start_time():
 
 
 def test_cli_refuses_workers_for_a_sequential_method_in_one_line(capsys):
-    from experiments.cli import main
+    from dsmnas.experiments.cli import main
 
     for argv, message in [
         (["compare", "--methods", "random,dsm", "--workers", "4"],

@@ -48,16 +48,16 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from envs import DSMNASEnv, EnvConfig
-from envs.settings import parse_settings
-from trainables.search import (
+from dsmnas.envs import DSMNASEnv, EnvConfig
+from dsmnas.envs.settings import parse_settings
+from dsmnas.trainables.search import (
     LearnerSettings,
     SearchResult,
     dsm_algo_config,
     run_episode_search,
 )
-from envs.errors import ConfigError
-from trainables.learner import MESSAGE_PASSING
+from dsmnas.envs.errors import ConfigError
+from dsmnas.trainables.learner import MESSAGE_PASSING
 
 __all__ = [
     "APPOSettings",
@@ -116,7 +116,7 @@ def _over_workers(config, env_config: EnvConfig, train_batch_size: int):
     n = env_config.workers
     if n == 1:
         return config
-    from trainables.workers import vector_search
+    from dsmnas.trainables.workers import vector_search
 
     return vector_search(config, env_config).training(
         train_batch_size_per_learner=n * math.ceil(train_batch_size / n))
@@ -208,7 +208,7 @@ def ppo_algo_config(env_config: EnvConfig, s: PPOSettings = PPOSettings()):
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-    from policies.dsm_module import DSMNASModule
+    from dsmnas.policies.dsm_module import DSMNASModule
 
     config = _common(PPOConfig(), env_config).rl_module(
         rl_module_spec=RLModuleSpec(
@@ -306,7 +306,7 @@ def appo_algo_config(env_config: EnvConfig, s: APPOSettings = APPOSettings()):
     from ray.rllib.algorithms.appo import APPOConfig
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-    from policies.dsm_module import DSMNASModule
+    from dsmnas.policies.dsm_module import DSMNASModule
 
     config = _common(APPOConfig(), env_config).rl_module(
         rl_module_spec=RLModuleSpec(

@@ -36,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from envs import DSMNASEnv, history_frame
-from envs.errors import ConfigError, MissingFileError
+from dsmnas import PACKAGES
+from dsmnas.envs import DSMNASEnv, history_frame
+from dsmnas.envs.errors import ConfigError, MissingFileError
 
 CHECKPOINT_DIR = "checkpoint"
 _OLD_DIR = ".checkpoint-old"
@@ -100,6 +101,16 @@ def save_checkpoint(algo, env: DSMNASEnv, out_dir: str | Path, rows: int) -> Pat
     return final
 
 
+class _StateUnpickler(pickle.Unpickler):
+    """Reads `search.pkl` of dsmnas 0.3 too: its classes were pickled under the bare package
+    names (`envs.records.QueryRecord`), which 0.4 moved under `dsmnas`."""
+
+    def find_class(self, module: str, name: str):
+        if module.partition(".")[0] in PACKAGES:
+            module = f"dsmnas.{module}"
+        return super().find_class(module, name)
+
+
 def restore_checkpoint(algo, env: DSMNASEnv, path: str | Path) -> int:
     """Restore a built algorithm and its env from `path`; returns the history row count."""
     from ray.rllib.env.single_agent_episode import SingleAgentEpisode
@@ -107,7 +118,7 @@ def restore_checkpoint(algo, env: DSMNASEnv, path: str | Path) -> int:
 
     path = Path(path)
     with open(path / STATE_FILE, "rb") as f:
-        state = pickle.load(f)
+        state = _StateUnpickler(f).load()
     algo.restore_from_path(str((path / "algo").resolve()))
     runner = algo.env_runner_group.local_env_runner
     # A real first reset through the vector env and its wrappers (they refuse a step before

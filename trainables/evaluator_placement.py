@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from envs.errors import ConfigError
+from dsmnas.envs.errors import ConfigError
 
 DEFAULT_RESOURCE = "supernet_evaluator"
 """The custom resource an evaluator actor takes one unit of, where the cluster has it."""

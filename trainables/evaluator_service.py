@@ -25,9 +25,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from envs.errors import ConfigError
-from envs.evaluators.client import DEFAULT_NAME, DEFAULT_NAMESPACE, EvaluatorClient, subnet_key
-from trainables.evaluator_placement import DEFAULT_RESOURCE, actor_options
+from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.evaluators.client import DEFAULT_NAME, DEFAULT_NAMESPACE, EvaluatorClient, subnet_key
+from dsmnas.trainables.evaluator_placement import DEFAULT_RESOURCE, actor_options
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ EvaluatorFactory = Callable[..., Any]
 
 
 def _default_factory(checkpoint, data=None, device="cpu", **kwargs):
-    from envs.evaluators.supernet import SubnetEvaluator
+    from dsmnas.envs.evaluators.supernet import SubnetEvaluator
 
     return SubnetEvaluator(checkpoint, data=data, device=device, **kwargs)
 

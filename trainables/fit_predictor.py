@@ -15,15 +15,15 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from envs.errors import ConfigError
-from envs.evaluators.fitted import (
+from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.evaluators.fitted import (
     arch_encoder,
     arch_features,
     build_model,
     predict_top1,
     save_fitted,
 )
-from envs.spaces.mobilenet import MobileNetSpace
+from dsmnas.envs.spaces.mobilenet import MobileNetSpace
 
 _SPACE = MobileNetSpace()
 

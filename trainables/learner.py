@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from envs.errors import ConfigError
-from envs.settings import setting
+from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.settings import setting
 
 MESSAGE_PASSING = ("two-way", "one-way")
 """The ways the controller's GNN passes messages (`policies.gnn`; the first is the default),

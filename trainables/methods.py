@@ -15,12 +15,12 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from envs import EnvConfig
-from envs.errors import ConfigError
-from envs.settings import parse_settings
+from dsmnas.envs import EnvConfig
+from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.settings import parse_settings
 
 if TYPE_CHECKING:  # light on purpose: `dsmnas compare --help` lists the methods
-    from trainables.search import SearchResult
+    from dsmnas.trainables.search import SearchResult
 
 
 @dataclass(frozen=True)
@@ -50,61 +50,61 @@ class Method:
     one), None when they can."""
 
 
-_LEARNER = "trainables.search:LearnerSettings"
-_POPULATION_CHECK = "trainables.learner:population_refusal"
+_LEARNER = "dsmnas.trainables.search:LearnerSettings"
+_POPULATION_CHECK = "dsmnas.trainables.learner:population_refusal"
 
 
 def _variant_population(name: str) -> dict[str, str]:
-    return {"population": f"trainables.variants:population_{name}",
+    return {"population": f"dsmnas.trainables.variants:population_{name}",
             "population_check": _POPULATION_CHECK}
 
 
 METHODS: dict[str, Method] = {
-    "dsm": Method("trainables.search:run_dsm", "DSM-NAS, the paper's method (REINFORCE, GNN+LSTM)", (_LEARNER,),
-                  population="trainables.population:run_dsm_population",
+    "dsm": Method("dsmnas.trainables.search:run_dsm", "DSM-NAS, the paper's method (REINFORCE, GNN+LSTM)", (_LEARNER,),
+                  population="dsmnas.trainables.population:run_dsm_population",
                   population_check=_POPULATION_CHECK),
-    "random": Method("trainables.searchers.random_search:run_random", "random search over the whole space",
-                     ("trainables.searchers.random_search:RandomSettings",), workers=True),
-    "reinforce": Method("trainables.searchers.reinforce:run_reinforce", "REINFORCE, NAS-Bench-201's RL baseline (no RLlib)",
-                        ("trainables.searchers.reinforce:ReinforceSettings",),
-                        "trainables.searchers.reinforce:check_reinforce"),
-    "evolution": Method("trainables.searchers.evolution:run_evolution", "regularized evolution (Real et al. 2019), NAS-Bench-201's R-EA",
-                        ("trainables.searchers.evolution:EvolutionSettings",), workers=True),
-    "local": Method("trainables.searchers.local_search:run_local", "local search with restarts (White et al., UAI 2021)",
-                    ("trainables.searchers.local_search:LocalSettings",), workers=True),
-    "random-update": Method("trainables.searchers.subspace_random:run_random_update", "random search with subspace update (Fig. 7): DSMNAS-v0, random actions",
-                            ("trainables.searchers.subspace_random:RandomUpdateSettings",)),
-    "random-mined": Method("trainables.searchers.subspace_random:run_random_mined", "random search in DSM-NAS's final mined subspaces (Fig. 7)",
-                           ("trainables.searchers.subspace_random:RandomMinedSettings", _LEARNER),
-                           "trainables.searchers.subspace_random:check_random_mined"),
-    "ppo": Method("trainables.agents:run_ppo", "PPO (gamma 0) with the DSM-NAS GNN+LSTM controller",
-                  ("trainables.agents:PPOSettings",), "trainables.workers:check_vector_search", workers=True),
-    "appo": Method("trainables.agents:run_appo", "APPO (gamma 0) with the DSM-NAS GNN+LSTM controller",
-                   ("trainables.agents:APPOSettings",), "trainables.workers:check_vector_search", workers=True),
-    "ppo-flat": Method("trainables.agents:run_ppo_flat", "PPO, RLlib's default MLP on the flattened obs (no graph)",
-                       ("trainables.agents:FlatPPOSettings",), "trainables.workers:check_vector_search", workers=True),
-    "dsm-plus": Method("trainables.agents:run_dsm_plus", "DSM-NAS+: start from a cifar10 search's final centers",
-                       (_LEARNER,), "trainables.agents:check_dsm_plus"),
-    "dsm-oneway": Method("trainables.variants:run_dsm_oneway", "dsm, but the GNN passes messages only weaker -> better (this project's first dsm)",
-                         (_LEARNER,), "trainables.variants:check_dsm_oneway_settings",
+    "random": Method("dsmnas.trainables.searchers.random_search:run_random", "random search over the whole space",
+                     ("dsmnas.trainables.searchers.random_search:RandomSettings",), workers=True),
+    "reinforce": Method("dsmnas.trainables.searchers.reinforce:run_reinforce", "REINFORCE, NAS-Bench-201's RL baseline (no RLlib)",
+                        ("dsmnas.trainables.searchers.reinforce:ReinforceSettings",),
+                        "dsmnas.trainables.searchers.reinforce:check_reinforce"),
+    "evolution": Method("dsmnas.trainables.searchers.evolution:run_evolution", "regularized evolution (Real et al. 2019), NAS-Bench-201's R-EA",
+                        ("dsmnas.trainables.searchers.evolution:EvolutionSettings",), workers=True),
+    "local": Method("dsmnas.trainables.searchers.local_search:run_local", "local search with restarts (White et al., UAI 2021)",
+                    ("dsmnas.trainables.searchers.local_search:LocalSettings",), workers=True),
+    "random-update": Method("dsmnas.trainables.searchers.subspace_random:run_random_update", "random search with subspace update (Fig. 7): DSMNAS-v0, random actions",
+                            ("dsmnas.trainables.searchers.subspace_random:RandomUpdateSettings",)),
+    "random-mined": Method("dsmnas.trainables.searchers.subspace_random:run_random_mined", "random search in DSM-NAS's final mined subspaces (Fig. 7)",
+                           ("dsmnas.trainables.searchers.subspace_random:RandomMinedSettings", _LEARNER),
+                           "dsmnas.trainables.searchers.subspace_random:check_random_mined"),
+    "ppo": Method("dsmnas.trainables.agents:run_ppo", "PPO (gamma 0) with the DSM-NAS GNN+LSTM controller",
+                  ("dsmnas.trainables.agents:PPOSettings",), "dsmnas.trainables.workers:check_vector_search", workers=True),
+    "appo": Method("dsmnas.trainables.agents:run_appo", "APPO (gamma 0) with the DSM-NAS GNN+LSTM controller",
+                   ("dsmnas.trainables.agents:APPOSettings",), "dsmnas.trainables.workers:check_vector_search", workers=True),
+    "ppo-flat": Method("dsmnas.trainables.agents:run_ppo_flat", "PPO, RLlib's default MLP on the flattened obs (no graph)",
+                       ("dsmnas.trainables.agents:FlatPPOSettings",), "dsmnas.trainables.workers:check_vector_search", workers=True),
+    "dsm-plus": Method("dsmnas.trainables.agents:run_dsm_plus", "DSM-NAS+: start from a cifar10 search's final centers",
+                       (_LEARNER,), "dsmnas.trainables.agents:check_dsm_plus"),
+    "dsm-oneway": Method("dsmnas.trainables.variants:run_dsm_oneway", "dsm, but the GNN passes messages only weaker -> better (this project's first dsm)",
+                         (_LEARNER,), "dsmnas.trainables.variants:check_dsm_oneway_settings",
                          **_variant_population("dsm_oneway")),
-    "dsm-nonoop": Method("trainables.variants:run_dsm_nonoop", "dsm, but no edit may set a position to the op the center already has (no no-op edits)",
-                         (_LEARNER,), "trainables.variants:check_dsm_nonoop_settings",
+    "dsm-nonoop": Method("dsmnas.trainables.variants:run_dsm_nonoop", "dsm, but no edit may set a position to the op the center already has (no no-op edits)",
+                         (_LEARNER,), "dsmnas.trainables.variants:check_dsm_nonoop_settings",
                          **_variant_population("dsm_nonoop")),
-    "dsm-macs": Method("trainables.variants:run_dsm_macs", "dsm, but proposals over a limit (mobilenet: MACs) cost no query and are penalised by their overshoot",
-                       (_LEARNER,), "trainables.variants:check_dsm_macs",
+    "dsm-macs": Method("dsmnas.trainables.variants:run_dsm_macs", "dsm, but proposals over a limit (mobilenet: MACs) cost no query and are penalised by their overshoot",
+                       (_LEARNER,), "dsmnas.trainables.variants:check_dsm_macs",
                        **_variant_population("dsm_macs")),
-    "ofa-evolution": Method("trainables.searchers.ofa_evolution:run_ofa_evolution", "Once-for-All's EvolutionFinder (mobilenet space), each prediction a charged query",
-                            ("trainables.searchers.ofa_evolution:OFAEvolutionSettings",),
-                            "trainables.searchers.ofa_evolution:check_ofa_evolution"),
-    "dsm-tuned": Method("trainables.variants:run_dsm_tuned", "dsm with the space's K, M, entropy and lr chosen by a validation-only sweep (SpaceSpec.tuned)",
-                        (_LEARNER,), "trainables.variants:check_dsm_tuned",
+    "ofa-evolution": Method("dsmnas.trainables.searchers.ofa_evolution:run_ofa_evolution", "Once-for-All's EvolutionFinder (mobilenet space), each prediction a charged query",
+                            ("dsmnas.trainables.searchers.ofa_evolution:OFAEvolutionSettings",),
+                            "dsmnas.trainables.searchers.ofa_evolution:check_ofa_evolution"),
+    "dsm-tuned": Method("dsmnas.trainables.variants:run_dsm_tuned", "dsm with the space's K, M, entropy and lr chosen by a validation-only sweep (SpaceSpec.tuned)",
+                        (_LEARNER,), "dsmnas.trainables.variants:check_dsm_tuned",
                         **_variant_population("dsm_tuned")),
-    "dsm-sync": Method("trainables.workers:run_dsm_sync", "DSM-NAS over N workers (--workers N), synchronous: N proposals per step from one graph, one update on the N",
-                       (_LEARNER,), "trainables.workers:check_dsm_sync", workers=True),
-    "dsm-async": Method("trainables.workers:run_dsm_async", "DSM-NAS over N workers (--workers N), asynchronous: a proposal whenever a worker frees, each reward trains its own action once it is known",
-                        (_LEARNER,), "trainables.workers:check_dsm_async", workers=True),
-    "dsm-cache": Method("trainables.variants:run_dsm_cache", "dsm with repeats free (cache_queries): not the paper's budget rule, more queries per budget",
+    "dsm-sync": Method("dsmnas.trainables.workers:run_dsm_sync", "DSM-NAS over N workers (--workers N), synchronous: N proposals per step from one graph, one update on the N",
+                       (_LEARNER,), "dsmnas.trainables.workers:check_dsm_sync", workers=True),
+    "dsm-async": Method("dsmnas.trainables.workers:run_dsm_async", "DSM-NAS over N workers (--workers N), asynchronous: a proposal whenever a worker frees, each reward trains its own action once it is known",
+                        (_LEARNER,), "dsmnas.trainables.workers:check_dsm_async", workers=True),
+    "dsm-cache": Method("dsmnas.trainables.variants:run_dsm_cache", "dsm with repeats free (cache_queries): not the paper's budget rule, more queries per budget",
                         (_LEARNER,), **_variant_population("dsm_cache")),
 }
 

@@ -36,13 +36,13 @@ from typing import Any, Callable, Sequence
 import torch
 from ray.rllib.core.columns import Columns
 
-from envs import EnvConfig
-from envs.errors import ConfigError
-from envs.population import MEMBER_KEY, members, population_vector_env
-from trainables.learner import LearnerSettings
-from trainables.ray_utils import build_algo
-from trainables.reinforce import REINFORCETorchLearner, ema_baseline_advantages
-from trainables.search import UPDATES_PER_ITERATION, SearchResult, finished_result
+from dsmnas.envs import EnvConfig
+from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.population import MEMBER_KEY, members, population_vector_env
+from dsmnas.trainables.learner import LearnerSettings
+from dsmnas.trainables.ray_utils import build_algo
+from dsmnas.trainables.reinforce import REINFORCETorchLearner, ema_baseline_advantages
+from dsmnas.trainables.search import UPDATES_PER_ITERATION, SearchResult, finished_result
 
 __all__ = ["PopulationREINFORCELearner", "population_config", "run_dsm_population",
            "run_population"]
@@ -93,8 +93,8 @@ def check_population(env_config: EnvConfig, seeds: Sequence[int], learner: Learn
 def population_config(env_config: EnvConfig, seeds: Sequence[int],
                       learner: LearnerSettings = LearnerSettings()):
     """The REINFORCE config of the population of `env_config` over `seeds`."""
-    from policies.population import PopulationDSMModule
-    from trainables.reinforce import reinforce_config
+    from dsmnas.policies.population import PopulationDSMModule
+    from dsmnas.trainables.reinforce import reinforce_config
 
     from ray.tune.registry import register_env
 
@@ -168,8 +168,8 @@ def run_dsm_population(env_config: EnvConfig, settings: dict[str, Any], seeds: S
                        progress=None) -> list[SearchResult]:
     """`run_population` with `LearnerSettings` from a dict (the methods registry's
     population signature; the space's own learner defaults as `run_dsm`)."""
-    from envs.settings import parse_settings
-    from trainables.search import learner_for_space
+    from dsmnas.envs.settings import parse_settings
+    from dsmnas.trainables.search import learner_for_space
 
     (learner,) = parse_settings("dsm", settings, LearnerSettings)
     learner = learner_for_space(env_config.space, learner, settings)

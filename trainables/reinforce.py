@@ -53,8 +53,8 @@ from ray.rllib.utils.metrics import (
 )
 from ray.rllib.utils.typing import ModuleID, StateDict, TensorType
 from ray.tune import Trainable
-from envs.errors import ConfigError
-from trainables.learner import LearnerSettings
+from dsmnas.envs.errors import ConfigError
+from dsmnas.trainables.learner import LearnerSettings
 
 __all__ = [
     "REINFORCE",
@@ -487,7 +487,7 @@ def reinforce_config(
     `module_class` defaults to the DSM-NAS controller `policies.dsm_module.DSMNASModule`.
     """
     if module_class is None:
-        from policies.dsm_module import DSMNASModule as module_class
+        from dsmnas.policies.dsm_module import DSMNASModule as module_class
     return (
         REINFORCEConfig()
         .framework("torch")

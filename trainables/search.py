@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from envs import DSMNASEnv, EnvConfig, history_frame
-from envs.benchmarks.base import progress_text
-from envs.errors import ConfigError
-from trainables.learner import LearnerSettings
-from trainables.ray_utils import build_algo
+from dsmnas.envs import DSMNASEnv, EnvConfig, history_frame
+from dsmnas.envs.benchmarks.base import progress_text
+from dsmnas.envs.errors import ConfigError
+from dsmnas.trainables.learner import LearnerSettings
+from dsmnas.trainables.ray_utils import build_algo
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 def learner_for_space(space: str, learner: LearnerSettings, given=()) -> LearnerSettings:
     """`learner` with the space's own defaults (its `SpaceSpec.learner_defaults`, e.g. the
     paper's lr 3e-4 for mobilenet) for the fields not in `given` (names set by the user)."""
-    from envs.registry import get_spec
+    from dsmnas.envs.registry import get_spec
 
     defaults = {k: v for k, v in get_spec(space).learner_defaults.items() if k not in given}
     return dataclasses.replace(learner, **defaults)
@@ -103,7 +103,7 @@ def local_env(algo) -> DSMNASEnv:
     """The DSMNAS-v0 instance inside an algorithm's local env runner (on the synchronous
     vector env of N workers, `envs.workers.SyncSearchVectorEnv`, the one search its N
     sub-envs share)."""
-    from envs.workers import SyncSearchVectorEnv
+    from dsmnas.envs.workers import SyncSearchVectorEnv
 
     vector = algo.env_runner_group.local_env_runner.env.unwrapped
     if isinstance(vector, SyncSearchVectorEnv):
@@ -120,7 +120,7 @@ iteration stops at the round in which the budget ends)."""
 def dsm_algo_config(env_config: EnvConfig, learner: LearnerSettings = LearnerSettings()):
     """The REINFORCE config of one DSM-NAS search (GNN+LSTM controller, seeded by the env's
     seed), as `run_search` builds it."""
-    from trainables.reinforce import reinforce_config
+    from dsmnas.trainables.reinforce import reinforce_config
 
     return reinforce_config(
         DSMNASEnv,
@@ -163,7 +163,7 @@ def is_vector_search(algo_config) -> bool:
     """Whether `algo_config` runs one synchronous search over N workers: RLlib builds the
     registered vector env of `trainables.workers.vector_search`, whose N sub-envs share one
     DSMNAS-v0 search."""
-    from trainables.workers import SYNC_ENV_ID
+    from dsmnas.trainables.workers import SYNC_ENV_ID
 
     mode = getattr(algo_config.gym_env_vectorize_mode, "value", algo_config.gym_env_vectorize_mode)
     return algo_config.env == SYNC_ENV_ID and str(mode).lower() == "vector_entry_point"
@@ -200,7 +200,7 @@ def run_episode_search(
             f"one search is one episode of one in-process env: num_env_runners must be 0 "
             f"and num_envs_per_env_runner 1, got {runners} and "
             f"{algo_config.num_envs_per_env_runner} (N workers of one search: "
-            f"trainables.workers.vector_search)"
+            f"dsmnas.trainables.workers.vector_search)"
         )
     if EnvConfig.from_dict(dict(algo_config.env_config or {})) != env_config:
         raise ConfigError(
@@ -276,7 +276,7 @@ def finished_result(env: DSMNASEnv, env_config: EnvConfig, method_config: dict |
 
 def run_dsm(env_config: EnvConfig, settings: dict[str, Any], progress=None) -> SearchResult:
     """`run_search` with `LearnerSettings` from a dict (the methods registry's signature)."""
-    from envs.settings import parse_settings
+    from dsmnas.envs.settings import parse_settings
 
     (learner,) = parse_settings("dsm", settings, LearnerSettings)
     return run_search(env_config, learner_for_space(env_config.space, learner, settings), progress=progress)

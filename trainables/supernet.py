@@ -15,7 +15,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from envs.evaluators.supernet import (
+from dsmnas.envs.evaluators.supernet import (
     SubnetEvaluator,
     build_supernet,
     largest_arch,
@@ -23,9 +23,9 @@ from envs.evaluators.supernet import (
     save_checkpoint,
     smallest_arch,
 )
-from envs.evaluators.images import FASHION_MNIST, data_name, load_images, resolve_data
-from envs.errors import ConfigError
-from trainables.supernet_settings import SupernetTrainSettings
+from dsmnas.envs.evaluators.images import FASHION_MNIST, data_name, load_images, resolve_data
+from dsmnas.envs.errors import ConfigError
+from dsmnas.trainables.supernet_settings import SupernetTrainSettings
 
 CHECKPOINT_FILE = "supernet.pt"
 RESULTS_FILE = "train.json"

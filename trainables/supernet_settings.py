@@ -33,9 +33,9 @@ import os
 import time
 from dataclasses import dataclass
 
-from envs.errors import ConfigError
-from envs.evaluators import FASHION_MNIST
-from envs.settings import setting
+from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.evaluators import FASHION_MNIST
+from dsmnas.envs.settings import setting
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def add_train_supernet_parser(subparsers) -> argparse.ArgumentParser:
 def _run(args) -> int:
     import torch
 
-    from trainables.supernet import train_supernet
+    from dsmnas.trainables.supernet import train_supernet
 
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out, the folder of the run to continue")

@@ -20,8 +20,8 @@ from typing import Any
 
 from ray import tune
 
-from envs.config import EnvConfig
-from trainables.search import SearchResult
+from dsmnas.envs.config import EnvConfig
+from dsmnas.trainables.search import SearchResult
 
 HISTORY_FILE = "history.csv"
 HISTORY_KEY = "history_csv"
@@ -58,7 +58,7 @@ def search_trainable(config: dict[str, Any]) -> None:
     docstring."""
     import torch
 
-    from trainables.methods import run_method, run_method_population
+    from dsmnas.trainables.methods import run_method, run_method_population
 
     # One thread per CPU of the trial (one by default): torch's default of one thread per
     # core would make concurrent trials fight over the same cores.

@@ -30,10 +30,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-from envs import EnvConfig
-from trainables.search import LearnerSettings, SearchResult, learner_for_space, run_search
-from envs.settings import parse_settings
-from envs.errors import ConfigError
+from dsmnas.envs import EnvConfig
+from dsmnas.trainables.search import LearnerSettings, SearchResult, learner_for_space, run_search
+from dsmnas.envs.settings import parse_settings
+from dsmnas.envs.errors import ConfigError
 
 
 def check_dsm_oneway_settings(env_config: EnvConfig, settings: dict[str, Any]) -> None:
@@ -117,7 +117,7 @@ def _runner(name: str):
 
 def _population_runner(name: str):
     def run(env_config: EnvConfig, settings: dict[str, Any], seeds, progress=None):
-        from trainables.population import run_population
+        from dsmnas.trainables.population import run_population
 
         env_config, learner = prepare(name, env_config, settings)
         return run_population(env_config, seeds, learner, progress=progress)

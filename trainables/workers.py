@@ -33,10 +33,10 @@ import heapq
 from dataclasses import asdict
 from typing import Any, Callable
 
-from envs import EnvConfig
-from envs.errors import ConfigError
-from trainables.learner import LearnerSettings
-from trainables.search import SearchResult, dsm_algo_config, run_episode_search
+from dsmnas.envs import EnvConfig
+from dsmnas.envs.errors import ConfigError
+from dsmnas.trainables.learner import LearnerSettings
+from dsmnas.trainables.search import SearchResult, dsm_algo_config, run_episode_search
 
 __all__ = ["SYNC_ENV_ID", "async_config", "check_dsm_sync", "check_vector_search",
            "run_dsm_async", "run_dsm_sync", "run_sync_search", "sync_config", "vector_search"]
@@ -47,7 +47,7 @@ SYNC_ENV_ID = "DSMNAS-sync-v0"
 
 def _sync_env(ctx) -> Any:
     """RLlib's vector entry point: the synchronous search of `ctx`."""
-    from envs.workers import SyncSearchVectorEnv
+    from dsmnas.envs.workers import SyncSearchVectorEnv
 
     settings = dict(ctx)
     num_envs = settings.pop("num_envs", None)
@@ -106,8 +106,8 @@ def run_sync_search(env_config: EnvConfig, learner: LearnerSettings = LearnerSet
 def run_dsm_sync(env_config: EnvConfig, settings: dict[str, Any], progress=None) -> SearchResult:
     """`run_sync_search` with `LearnerSettings` from a dict (the methods registry's
     signature; the space's own learner defaults as `run_dsm`)."""
-    from envs.settings import parse_settings
-    from trainables.search import learner_for_space
+    from dsmnas.envs.settings import parse_settings
+    from dsmnas.trainables.search import learner_for_space
 
     check_dsm_sync(env_config, settings)
     (learner,) = parse_settings("dsm-sync", settings, LearnerSettings)
@@ -121,7 +121,7 @@ def _async_algorithm():
         ENV_RUNNER_RESULTS, LEARNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME,
     )
 
-    from trainables.reinforce import REINFORCE
+    from dsmnas.trainables.reinforce import REINFORCE
 
     class AsyncREINFORCE(REINFORCE):
         """REINFORCE over an asynchronous search (module docstring): one env step per
@@ -172,7 +172,7 @@ def _async_algorithm():
 
 def async_config(env_config: EnvConfig, learner: LearnerSettings = LearnerSettings()):
     """The `AsyncREINFORCE` config of one `dsm-async` search."""
-    from envs.workers import AsyncDSMNASEnv
+    from dsmnas.envs.workers import AsyncDSMNASEnv
 
     config = dsm_algo_config(env_config, learner)
     config.environment(AsyncDSMNASEnv)
@@ -183,8 +183,8 @@ def async_config(env_config: EnvConfig, learner: LearnerSettings = LearnerSettin
 def run_dsm_async(env_config: EnvConfig, settings: dict[str, Any], progress=None) -> SearchResult:
     """One `dsm-async` search (the methods registry's signature; the space's own learner
     defaults as `run_dsm`)."""
-    from envs.settings import parse_settings
-    from trainables.search import learner_for_space
+    from dsmnas.envs.settings import parse_settings
+    from dsmnas.trainables.search import learner_for_space
 
     check_dsm_async(env_config, settings)
     (learner,) = parse_settings("dsm-async", settings, LearnerSettings)

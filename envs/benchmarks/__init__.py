@@ -3,8 +3,8 @@ an `EnvConfig` describes, through its space's `SpaceSpec`."""
 
 from __future__ import annotations
 
-from envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
-from envs.benchmarks.nb201 import DATASETS, NB201Benchmark, NB201Data, load_nb201
+from dsmnas.envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
+from dsmnas.envs.benchmarks.nb201 import DATASETS, NB201Benchmark, NB201Data, load_nb201
 
 
 def make_benchmark(cfg) -> Benchmark:

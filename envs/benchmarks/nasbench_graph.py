@@ -24,10 +24,10 @@ from importlib import metadata
 
 import numpy as np
 
-from envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
-from envs.errors import ConfigError
-from envs.registry import SpaceSpec
-from envs.spaces.nasbench_graph import NASBenchGraphProteinsSpace, NASBenchGraphSpace
+from dsmnas.envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
+from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.registry import SpaceSpec
+from dsmnas.envs.spaces.nasbench_graph import NASBenchGraphProteinsSpace, NASBenchGraphSpace
 
 DATASETS = ("cora", "citeseer", "pubmed", "cs", "physics", "photo", "computers", "arxiv")
 """The datasets with all nine operations (space `nasbench-graph`)."""

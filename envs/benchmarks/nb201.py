@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
-from envs.registry import SpaceSpec
-from envs.settings import setting
-from envs.spaces.nb201 import NUM_ARCHS, NB201Space, code, decode
-from envs.errors import ConfigError, MissingFileError
+from dsmnas.envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
+from dsmnas.envs.registry import SpaceSpec
+from dsmnas.envs.settings import setting
+from dsmnas.envs.spaces.nb201 import NUM_ARCHS, NB201Space, code, decode
+from dsmnas.envs.errors import ConfigError, MissingFileError
 
 if TYPE_CHECKING:  # imported where a table is read, so that the CLI's help needs no pandas
     import pandas as pd
@@ -146,7 +146,7 @@ def _load_path(path: str, _mtime_ns: int) -> NB201Data:
         except (ValueError, OSError, pd.errors.ParserError) as e:
             raise ConfigError(f"NAS-Bench-201 table {path!r} is not a readable CSV: {e}") from None
     else:
-        from envs.benchmarks.official import read_official
+        from dsmnas.envs.benchmarks.official import read_official
 
         frame = read_official(path)
     return frame_to_data(frame, source=f"table:{path}")

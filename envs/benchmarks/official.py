@@ -76,7 +76,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from envs.errors import ConfigError, MissingFileError
+from dsmnas.envs.errors import ConfigError, MissingFileError
 
 COLUMNS = (
     "arch_index", "arch_str", "dataset", "val_acc_12ep", "test_acc_12ep", "val_acc_200ep",

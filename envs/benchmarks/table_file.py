@@ -41,10 +41,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
-from envs.errors import ConfigError, MissingFileError
-from envs.registry import SpaceSpec
-from envs.spaces.base import TOKEN_DTYPE, SearchSpace
+from dsmnas.envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
+from dsmnas.envs.errors import ConfigError, MissingFileError
+from dsmnas.envs.registry import SpaceSpec
+from dsmnas.envs.spaces.base import TOKEN_DTYPE, SearchSpace
 
 SCHEME = "table:"
 SUFFIXES = (".csv", ".csv.gz", ".parquet")

@@ -26,8 +26,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from envs.errors import ConfigError
-from envs.spaces.mobilenet import MobileNetSpace
+from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.spaces.mobilenet import MobileNetSpace
 
 DEFAULT_NAME = "dsmnas-evaluator"
 DEFAULT_NAMESPACE = "dsmnas"

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from envs.spaces.mobilenet import DEPTHS, EXPANDS, KERNELS, UNITS
-from envs.errors import ConfigError, MissingFileError
+from dsmnas.envs.spaces.mobilenet import DEPTHS, EXPANDS, KERNELS, UNITS
+from dsmnas.envs.errors import ConfigError, MissingFileError
 
 FORMAT = "dsmnas-fitted-predictor"
 VERSION = 1

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from envs.errors import ConfigError, MissingFileError
-from envs.evaluators import FASHION_MNIST
+from dsmnas.envs.errors import ConfigError, MissingFileError
+from dsmnas.envs.evaluators import FASHION_MNIST
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = (

@@ -27,11 +27,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from envs.spaces.mobilenet import DEPTHS as DEPTH_LIST
-from envs.spaces.mobilenet import EXPANDS as EXPAND_LIST
-from envs.spaces.mobilenet import KERNELS as KS_LIST
-from envs.spaces.mobilenet import MAX_DEPTH, UNITS as N_UNITS, check_width
-from envs.errors import ConfigError, MissingFileError
+from dsmnas.envs.spaces.mobilenet import DEPTHS as DEPTH_LIST
+from dsmnas.envs.spaces.mobilenet import EXPANDS as EXPAND_LIST
+from dsmnas.envs.spaces.mobilenet import KERNELS as KS_LIST
+from dsmnas.envs.spaces.mobilenet import MAX_DEPTH, UNITS as N_UNITS, check_width
+from dsmnas.envs.errors import ConfigError, MissingFileError
 
 N_LAYERS = N_UNITS * MAX_DEPTH
 FORMAT = "dsmnas-ofa-supernet"
@@ -213,7 +213,7 @@ class SubnetEvaluator:
         seed: int = 0,
     ):
         # images are read only when an evaluator is built
-        from envs.evaluators.images import load_images
+        from dsmnas.envs.evaluators.images import load_images
 
         if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
             raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
@@ -271,7 +271,7 @@ class SubnetEvaluator:
     def test_accuracy(self, arch: dict) -> float:
         """Top-1 accuracy in percent on the whole test split: for reports only."""
         if self._test is None:
-            from envs.evaluators.images import load_images
+            from dsmnas.envs.evaluators.images import load_images
 
             self._test = load_images(self.data, self.resolution, "test")
         self.activate(arch)

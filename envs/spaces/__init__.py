@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from envs.spaces.base import SearchSpace, hamming
-from envs.spaces.mobilenet import MobileNetSpace
-from envs.spaces.nb201 import NB201Space
+from dsmnas.envs.spaces.base import SearchSpace, hamming
+from dsmnas.envs.spaces.mobilenet import MobileNetSpace
+from dsmnas.envs.spaces.nb201 import NB201Space
 
 
 def get_space(name: str) -> SearchSpace:
     """The search space of the space named `name` (a registered name or an import string);
     ConfigError listing the known names."""
-    from envs.registry import get_spec
+    from dsmnas.envs.registry import get_spec
 
     return get_spec(name).space()
 

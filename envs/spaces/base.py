@@ -13,7 +13,7 @@ import abc
 import functools
 
 import numpy as np
-from envs.errors import ConfigError
+from dsmnas.envs.errors import ConfigError
 
 TOKEN_DTYPE = np.int64
 

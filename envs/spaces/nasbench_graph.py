@@ -36,8 +36,8 @@ import re
 import numpy as np
 from nas_bench_graph.architecture import Arch, gnn_list, gnn_list_proteins, link_list
 
-from envs.errors import ConfigError
-from envs.spaces.base import TOKEN_DTYPE, SearchSpace
+from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.spaces.base import TOKEN_DTYPE, SearchSpace
 
 LINKS = tuple(tuple(int(i) for i in link) for link in link_list)
 """The 9 link patterns, in the package's order (token 0)."""

@@ -13,8 +13,8 @@ import re
 
 import numpy as np
 
-from envs.spaces.base import TOKEN_DTYPE, SearchSpace
-from envs.errors import ConfigError
+from dsmnas.envs.spaces.base import TOKEN_DTYPE, SearchSpace
+from dsmnas.envs.errors import ConfigError
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 # (to_node, from_node) of each token position, in the official order.

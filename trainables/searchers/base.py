@@ -20,13 +20,13 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from envs import EnvConfig, QueryRecord, history_frame
-from envs.benchmarks import Benchmark, make_benchmark
-from envs.benchmarks.base import progress_text
-from envs.spaces import get_space
-from envs.settings import parse_settings  # noqa: F401  (re-exported)
-from trainables.search import SearchResult, best_visited
-from envs.errors import ConfigError
+from dsmnas.envs import EnvConfig, QueryRecord, history_frame
+from dsmnas.envs.benchmarks import Benchmark, make_benchmark
+from dsmnas.envs.benchmarks.base import progress_text
+from dsmnas.envs.spaces import get_space
+from dsmnas.envs.settings import parse_settings  # noqa: F401  (re-exported)
+from dsmnas.trainables.search import SearchResult, best_visited
+from dsmnas.envs.errors import ConfigError
 
 Progress = Callable[[str], None] | None
 _RECORD_FIELDS = ("subspace", "reward", "accepted")

@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from envs import EnvConfig
-from envs.benchmarks import Benchmark
-from envs.spaces import SearchSpace
-from trainables.search import SearchResult
-from trainables.searchers.base import Progress, QueryLog, make_rng, parse_settings
+from dsmnas.envs import EnvConfig
+from dsmnas.envs.benchmarks import Benchmark
+from dsmnas.envs.spaces import SearchSpace
+from dsmnas.trainables.search import SearchResult
+from dsmnas.trainables.searchers.base import Progress, QueryLog, make_rng, parse_settings
 
 
 @dataclass(frozen=True)

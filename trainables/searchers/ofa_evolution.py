@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from envs import EnvConfig
-from envs.benchmarks import Benchmark
-from trainables.search import SearchResult
-from trainables.searchers.base import Progress, QueryLog, parse_settings
-from envs.errors import ConfigError
+from dsmnas.envs import EnvConfig
+from dsmnas.envs.benchmarks import Benchmark
+from dsmnas.trainables.search import SearchResult
+from dsmnas.trainables.searchers.base import Progress, QueryLog, parse_settings
+from dsmnas.envs.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class _Predictor:
     """What `EvolutionFinder` asks of an accuracy predictor, answered by charged queries."""
 
     def __init__(self, log: QueryLog, resolution: int):
-        from envs.evaluators.fitted import arch_encoder
+        from dsmnas.envs.evaluators.fitted import arch_encoder
 
         self.log = log
         self.arch_encoder = arch_encoder(resolution)
@@ -77,8 +77,8 @@ class _Efficiency:
 
 def check_ofa_evolution(env_config: EnvConfig, settings: dict[str, Any] | None = None) -> None:
     """OFA's EvolutionFinder mutates OFA subnet dicts: the MobileNet-like space only."""
-    from envs.spaces import get_space
-    from envs.spaces.mobilenet import MobileNetSpace
+    from dsmnas.envs.spaces import get_space
+    from dsmnas.envs.spaces.mobilenet import MobileNetSpace
 
     if not isinstance(get_space(env_config.space), MobileNetSpace):
         raise ConfigError(

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from envs import EnvConfig
-from envs.benchmarks import Benchmark
-from trainables.search import SearchResult
-from trainables.searchers.base import Progress, QueryLog, make_rng, parse_settings
+from dsmnas.envs import EnvConfig
+from dsmnas.envs.benchmarks import Benchmark
+from dsmnas.trainables.search import SearchResult
+from dsmnas.trainables.searchers.base import Progress, QueryLog, make_rng, parse_settings
 
 
 @dataclass(frozen=True)

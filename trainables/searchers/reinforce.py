@@ -40,11 +40,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from envs import EnvConfig
-from envs.benchmarks import Benchmark
-from trainables.search import SearchResult
-from trainables.searchers.base import Progress, QueryLog, make_rng, parse_settings
-from envs.errors import ConfigError
+from dsmnas.envs import EnvConfig
+from dsmnas.envs.benchmarks import Benchmark
+from dsmnas.trainables.search import SearchResult
+from dsmnas.trainables.searchers.base import Progress, QueryLog, make_rng, parse_settings
+from dsmnas.envs.errors import ConfigError
 
 CONTROLLERS = ("table", "lstm")
 DEFAULT_LR = {"table": 1e-2, "lstm": 1e-3}
@@ -119,7 +119,7 @@ class LSTMController(nn.Module):
 
 def check_reinforce(env_config: EnvConfig, settings: dict[str, Any] | None = None) -> None:
     """The controller draws every position from the op mask: the space must be dense."""
-    from envs.spaces import get_space
+    from dsmnas.envs.spaces import get_space
 
     if not get_space(env_config.space).dense:
         raise ConfigError(

@@ -36,11 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from envs import DSMNASEnv, EnvConfig
-from envs.spaces import SearchSpace
-from trainables.search import LearnerSettings, SearchResult, run_search
-from trainables.searchers.base import Progress, QueryLog, make_rng, parse_settings
-from envs.errors import ConfigError
+from dsmnas.envs import DSMNASEnv, EnvConfig
+from dsmnas.envs.spaces import SearchSpace
+from dsmnas.trainables.search import LearnerSettings, SearchResult, run_search
+from dsmnas.trainables.searchers.base import Progress, QueryLog, make_rng, parse_settings
+from dsmnas.envs.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def check_random_mined(env_config: EnvConfig, settings: dict[str, Any] | None = 
     if env_config.charge_init:
         # The initial centers' charges could not be replayed: they are not in the history.
         raise ConfigError("random-mined does not support charge_init=True")
-    from envs.spaces import get_space
+    from dsmnas.envs.spaces import get_space
 
     if not get_space(env_config.space).dense:
         raise ConfigError(
