@@ -17,7 +17,7 @@ from dsmnas.envs.config import EnvConfig
 from dsmnas.envs.errors import ConfigError
 from dsmnas.envs.graph import SubspaceGraph
 from dsmnas.envs.records import HISTORY_COLUMNS, QueryRecord
-from dsmnas.envs.spaces import get_space
+from dsmnas.envs.registry import get_space
 
 
 def dsm_spaces(K: int, L: int, C: int, M: int) -> tuple[spaces.Dict, spaces.MultiDiscrete]:

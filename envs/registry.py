@@ -140,6 +140,12 @@ def get_spec(name: str) -> SpaceSpec:
     return _resolve(name)
 
 
+def get_space(name: str) -> SearchSpace:
+    """The search space of the space named `name` (a registered name or an import string);
+    ConfigError listing the known names."""
+    return get_spec(name).space()
+
+
 @functools.lru_cache(maxsize=None)
 def _resolve(name: str) -> SpaceSpec:
     target = BUILTIN.get(name) or _entry_points().get(name)

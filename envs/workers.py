@@ -41,7 +41,12 @@ from dsmnas.envs.dsm_env import DSMNASEnv
 from dsmnas.envs.errors import ConfigError
 from dsmnas.envs.records import QueryRecord
 
-__all__ = ["AsyncDSMNASEnv", "SyncSearchVectorEnv"]
+__all__ = ["AsyncDSMNASEnv", "SYNC_ENV_ID", "SyncSearchVectorEnv"]
+
+SYNC_ENV_ID = "DSMNAS-sync-v0"
+"""The name under which `trainables.workers.sync_config` registers `SyncSearchVectorEnv` with
+RLlib (kept here, with the env, so that the search loop and the workers' configs both read it
+from below them)."""
 
 
 class SyncSearchVectorEnv(gym.vector.VectorEnv):

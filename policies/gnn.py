@@ -59,7 +59,7 @@ with warnings.catch_warnings():
 
 from dsmnas.envs.errors import ConfigError
 from dsmnas.policies.layers import TORCH_LAYERS
-from dsmnas.trainables.learner import MESSAGE_PASSING  # light: the settings' home, no torch
+from dsmnas.policies.options import MESSAGE_PASSING
 
 __all__ = ["MESSAGE_PASSING", "EdgeSAGEConv", "SubspaceGraphEncoder", "all_pairs"]
 

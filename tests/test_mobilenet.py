@@ -12,7 +12,7 @@ import pytest
 
 from dsmnas.envs import DSMNASEnv, EnvConfig, history_frame
 from dsmnas.envs.benchmarks import make_benchmark
-from dsmnas.envs.spaces import get_space
+from dsmnas.envs.registry import get_space
 from dsmnas.envs.spaces.mobilenet import OPS, MobileNetSpace, macs_m, token_of
 from tests.conftest import SHARED
 

@@ -12,7 +12,7 @@ from nas_bench_graph import Arch, gnn_list, gnn_list_proteins, light_read, link_
 from dsmnas.envs import DSMNASEnv, EnvConfig
 from dsmnas.envs.benchmarks import make_benchmark
 from dsmnas.envs.benchmarks.nasbench_graph import DATASETS, PROTEINS, load_nasbench_graph
-from dsmnas.envs.spaces import get_space
+from dsmnas.envs.registry import get_space
 from dsmnas.envs.spaces.nasbench_graph import (
     SKIP, NASBenchGraphProteinsSpace, NASBenchGraphSpace, tokens_of_hash, vector_code,
 )

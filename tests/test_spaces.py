@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from dsmnas.envs.spaces import NB201Space, get_space, hamming
+from dsmnas.envs.registry import get_space
+from dsmnas.envs.spaces import NB201Space, hamming
 from dsmnas.envs.spaces.nb201 import EDGES, NUM_ARCHS, OPS, code, decode
 
 SPACE = NB201Space()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dsmnas.envs import DSMNASEnv, EnvConfig, dsm_spaces
-from dsmnas.envs.spaces import get_space
+from dsmnas.envs.registry import get_space
 from dsmnas.envs.spaces.nb201 import code
 from dsmnas.policies import DSMNASModule
 from dsmnas.policies.dsm_module import _noop_masked_logits

@@ -14,21 +14,21 @@ from typing import Any
 from dsmnas.envs.errors import ConfigError
 from dsmnas.envs.settings import setting
 
-MESSAGE_PASSING = ("two-way", "one-way")
-"""The ways the controller's GNN passes messages (`policies.gnn`; the first is the default),
-kept here, where no torch is imported, for the settings the CLI checks."""
+from dsmnas.policies.options import MESSAGE_PASSING  # light: no torch
 
 
 @dataclass(frozen=True)
 class LearnerSettings:
     """REINFORCE settings; defaults are the paper's for NAS-Bench-201."""
 
-    lr: float = setting(1e-2, "Adam learning rate")
-    entropy: float = setting(7.5e-4, "entropy weight (lambda)")
+    lr: float = setting(1e-2, "Adam learning rate (a space may set its own: mobilenet 3e-4, "
+                        "the paper's)")
+    entropy: float = setting(7.5e-4, "entropy weight (lambda; mobilenet 1e-3, the paper's)")
     baseline_decay: float = setting(0.9, "decay of the reward's moving-average baseline")
     weight_decay: float = setting(0.0, "Adam weight decay")
     batch_size: int = setting(1, "environment steps (queries) per policy update")
-    use_graph: bool = setting(True, "GNN over the subspace graph (off: per-node FC, Fig. 8b)")
+    use_graph: bool = setting(True, "GNN over the subspace graph (off: per-node FC, Fig. 8b)",
+                              flag="--no-graph")
     message_passing: str = setting(
         "two-way", "the GNN's messages: two-way (the official code's: each center hears from "
         "all K-1 others) or one-way (weaker -> better only; dsm-oneway)")

@@ -23,6 +23,7 @@ import numpy as np
 from dsmnas.envs import DSMNASEnv, EnvConfig, history_frame
 from dsmnas.envs.benchmarks.base import progress_text
 from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.workers import SYNC_ENV_ID
 from dsmnas.trainables.learner import LearnerSettings
 from dsmnas.trainables.ray_utils import build_algo
 
@@ -163,8 +164,6 @@ def is_vector_search(algo_config) -> bool:
     """Whether `algo_config` runs one synchronous search over N workers: RLlib builds the
     registered vector env of `trainables.workers.vector_search`, whose N sub-envs share one
     DSMNAS-v0 search."""
-    from dsmnas.trainables.workers import SYNC_ENV_ID
-
     mode = getattr(algo_config.gym_env_vectorize_mode, "value", algo_config.gym_env_vectorize_mode)
     return algo_config.env == SYNC_ENV_ID and str(mode).lower() == "vector_entry_point"
 

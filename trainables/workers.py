@@ -35,14 +35,13 @@ from typing import Any, Callable
 
 from dsmnas.envs import EnvConfig
 from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.workers import SYNC_ENV_ID
 from dsmnas.trainables.learner import LearnerSettings
 from dsmnas.trainables.search import SearchResult, dsm_algo_config, run_episode_search
 
 __all__ = ["SYNC_ENV_ID", "async_config", "check_dsm_sync", "check_vector_search",
            "run_dsm_async", "run_dsm_sync", "run_sync_search", "sync_config", "vector_search"]
 
-SYNC_ENV_ID = "DSMNAS-sync-v0"
-"""RLlib's name of `_sync_env` (registered by `sync_config`)."""
 
 
 def _sync_env(ctx) -> Any:

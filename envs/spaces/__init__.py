@@ -1,4 +1,6 @@
-"""Search spaces, by name: `get_space("nb201")` (any name `envs.registry` resolves)."""
+"""Search spaces: the interface (`SearchSpace`) and the built-in spaces' encodings. The bottom
+layer of `envs`: nothing here imports the registry, benchmarks or the env (a space by name is
+`envs.registry.get_space`)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,4 @@ from dsmnas.envs.spaces.mobilenet import MobileNetSpace
 from dsmnas.envs.spaces.nb201 import NB201Space
 
 
-def get_space(name: str) -> SearchSpace:
-    """The search space of the space named `name` (a registered name or an import string);
-    ConfigError listing the known names."""
-    from dsmnas.envs.registry import get_spec
-
-    return get_spec(name).space()
-
-
-__all__ = ["SearchSpace", "NB201Space", "MobileNetSpace", "get_space", "hamming"]
+__all__ = ["SearchSpace", "NB201Space", "MobileNetSpace", "hamming"]

@@ -23,7 +23,7 @@ import pandas as pd
 from dsmnas.envs import EnvConfig, QueryRecord, history_frame
 from dsmnas.envs.benchmarks import Benchmark, make_benchmark
 from dsmnas.envs.benchmarks.base import progress_text
-from dsmnas.envs.spaces import get_space
+from dsmnas.envs.registry import get_space
 from dsmnas.envs.settings import parse_settings  # noqa: F401  (re-exported)
 from dsmnas.trainables.search import SearchResult, best_visited
 from dsmnas.envs.errors import ConfigError

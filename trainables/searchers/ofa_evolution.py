@@ -24,14 +24,16 @@ from dsmnas.envs.benchmarks import Benchmark
 from dsmnas.trainables.search import SearchResult
 from dsmnas.trainables.searchers.base import Progress, QueryLog, parse_settings
 from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.settings import setting
 
 
 @dataclass(frozen=True)
 class OFAEvolutionSettings:
-    population_size: int = 100
-    parent_ratio: float = 0.25
-    mutation_ratio: float = 0.5
-    arch_mutate_prob: float = 0.1
+    population_size: int = setting(100, "members per generation (OFA's EvolutionFinder: 100)")
+    parent_ratio: float = setting(0.25, "share of each generation kept as parents (OFA: 0.25)")
+    mutation_ratio: float = setting(
+        0.5, "share of the next generation made by mutation, the rest by crossover (OFA: 0.5)")
+    arch_mutate_prob: float = setting(0.1, "probability that a mutation changes each gene (OFA: 0.1)")
 
     def __post_init__(self):
         if self.population_size < 2:
@@ -77,7 +79,7 @@ class _Efficiency:
 
 def check_ofa_evolution(env_config: EnvConfig, settings: dict[str, Any] | None = None) -> None:
     """OFA's EvolutionFinder mutates OFA subnet dicts: the MobileNet-like space only."""
-    from dsmnas.envs.spaces import get_space
+    from dsmnas.envs.registry import get_space
     from dsmnas.envs.spaces.mobilenet import MobileNetSpace
 
     if not isinstance(get_space(env_config.space), MobileNetSpace):

@@ -45,6 +45,7 @@ from dsmnas.envs.benchmarks import Benchmark
 from dsmnas.trainables.search import SearchResult
 from dsmnas.trainables.searchers.base import Progress, QueryLog, make_rng, parse_settings
 from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.settings import setting
 
 CONTROLLERS = ("table", "lstm")
 DEFAULT_LR = {"table": 1e-2, "lstm": 1e-3}
@@ -52,15 +53,14 @@ DEFAULT_LR = {"table": 1e-2, "lstm": 1e-3}
 
 @dataclass(frozen=True)
 class ReinforceSettings:
-    controller: str = "table"
-    """'table': NAS-Bench-201's released policy (independent per-position logits);
-    'lstm': an autoregressive LSTM controller."""
-    lr: float | None = None
-    """Adam learning rate (default: 1e-2 for 'table', as NATS-Bench; 1e-3 for 'lstm')."""
-    ema_momentum: float = 0.9
-    """Momentum of the reward's moving-average baseline (NAS-Bench-201: 0.9)."""
-    hidden: int = 64
-    """LSTM hidden and embedding size ('lstm' only)."""
+    controller: str = setting(
+        "table", "'table': NAS-Bench-201's released policy (independent per-position logits); "
+        "'lstm': an autoregressive LSTM controller")
+    lr: float | None = setting(
+        None, "Adam learning rate (default: 1e-2 for 'table', as NATS-Bench; 1e-3 for 'lstm')")
+    ema_momentum: float = setting(
+        0.9, "momentum of the reward's moving-average baseline (NAS-Bench-201: 0.9)")
+    hidden: int = setting(64, "LSTM hidden and embedding size ('lstm' only)")
 
     def __post_init__(self):
         if self.controller not in CONTROLLERS:
@@ -119,7 +119,7 @@ class LSTMController(nn.Module):
 
 def check_reinforce(env_config: EnvConfig, settings: dict[str, Any] | None = None) -> None:
     """The controller draws every position from the op mask: the space must be dense."""
-    from dsmnas.envs.spaces import get_space
+    from dsmnas.envs.registry import get_space
 
     if not get_space(env_config.space).dense:
         raise ConfigError(

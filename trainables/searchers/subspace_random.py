@@ -41,6 +41,7 @@ from dsmnas.envs.spaces import SearchSpace
 from dsmnas.trainables.search import LearnerSettings, SearchResult, run_search
 from dsmnas.trainables.searchers.base import Progress, QueryLog, make_rng, parse_settings
 from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.settings import setting
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,10 @@ class RandomUpdateSettings:
 
 @dataclass(frozen=True)
 class RandomMinedSettings:
-    mine_fraction: float = 0.5
-    """Share of the budget spent by the DSM-NAS search that mines the subspaces. The
-    DSM-NAS learner's settings (`LearnerSettings`: lr, entropy, ...) are accepted too."""
+    """The DSM-NAS learner's settings (`LearnerSettings`: lr, entropy, ...) are accepted too."""
+
+    mine_fraction: float = setting(
+        0.5, "share of the budget spent by the DSM-NAS search that mines the subspaces")
 
     def __post_init__(self):
         if not 0 < self.mine_fraction < 1:
@@ -136,7 +138,7 @@ def check_random_mined(env_config: EnvConfig, settings: dict[str, Any] | None = 
     if env_config.charge_init:
         # The initial centers' charges could not be replayed: they are not in the history.
         raise ConfigError("random-mined does not support charge_init=True")
-    from dsmnas.envs.spaces import get_space
+    from dsmnas.envs.registry import get_space
 
     if not get_space(env_config.space).dense:
         raise ConfigError(
