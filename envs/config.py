@@ -41,31 +41,38 @@ class EnvConfig:
         None, "dataset whose validation accuracy is the reward (nb201: cifar10; mobilenet: "
         "imagenet for the OFA predictor, the checkpoint's for a supernet)"
     )
-    K: int | None = setting(None, "number of candidate subspaces (graph nodes; nb201 4, mobilenet 10)")
-    M: int | None = setting(None, "local search distance: (position, op) edits per step (nb201 4, mobilenet 3)")
+    K: int | None = setting(None, "number of candidate subspaces (graph nodes; nb201 4, mobilenet 10)",
+                            flag="-K")
+    M: int | None = setting(None, "local search distance: (position, op) edits per step (nb201 4, mobilenet 3)",
+                            flag="-M")
     budget_s: float | None = setting(
-        None, "simulated search-time budget in seconds (default: the data source's)"
+        None, "simulated search-time budget in seconds (default: the data source's)",
+        flag="--budget", metavar="SECONDS",
     )
     budget_queries: int | None = setting(
-        None, "budget in charged queries (mobilenet default 10,000, the paper's)"
+        None, "budget in charged queries (mobilenet default 10,000, the paper's)", metavar="N"
     )
     seed: int | None = setting(None, "seed of the first reset (initial centers)")
     reward: str = setting("improvement", "reward: 'improvement' R(b|a)=val(b)-val(a), or 'absolute' val(b)")
-    update_subspaces: bool = setting(True, "replace a center by a better beta (off: fixed subspaces)")
+    update_subspaces: bool = setting(True, "replace a center by a better beta (off: fixed subspaces)",
+                                     flag="--no-update")
     init_centers: tuple[str, ...] | None = setting(
-        None, "K architecture strings to start from (DSM-NAS+ transfer); default: K random"
+        None, "K architecture strings to start from (DSM-NAS+ transfer); default: K random",
+        flag="--init-from", metavar="ARCH",
     )
-    cache_queries: bool = setting(False, "repeated queries are free (default: every query is charged)")
+    cache_queries: bool = setting(False, "repeated queries are free (default: every query is charged)",
+                                  flag="--cache")
     workers: int = setting(
         1, "parallel evaluation workers: N queries run at once, each on the earliest free "
-        "worker; simulated time is the makespan (default 1, the paper's protocol)"
+        "worker; simulated time is the makespan (default 1, the paper's protocol)", metavar="N"
     )
     charge_init: bool = setting(
         False, "charge the K initial centers' queries to the budget (official code: not charged)"
     )
     limits: tuple[tuple[str, float], ...] | None = setting(
         None, "metric <= value constraints on centers and answers, e.g. {'latency_s': 0.02} "
-        "(any per-architecture metric the benchmark provides; mobilenet: macs_m <= 600)"
+        "(any per-architecture metric the benchmark provides; mobilenet: macs_m <= 600); "
+        "as a flag METRIC=VALUE, repeatable", flag="--limit", metavar="METRIC=VALUE"
     )
     over_limit: str | None = setting(
         None, "a proposal over a limit: 'query' it (the paper: reward as usual, never a "

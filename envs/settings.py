@@ -18,9 +18,23 @@ from typing import Any, Union
 from dsmnas.envs.errors import ConfigError
 
 
-def setting(default: Any, help: str, **kw: Any) -> Any:
-    """A dataclass field with its one-line help (shown by the CLI and the docs)."""
-    return dataclasses.field(default=default, metadata={"help": help}, **kw)
+def setting(default: Any, help: str, *, flag: str | None = None, metavar: str | None = None,
+            repeat: bool = False, **kw: Any) -> Any:
+    """A dataclass field with its one-line help (shown by the CLI and the docs).
+
+    `flag` spells its command-line flag where the derived one (`--budget-queries` for
+    `budget_queries`; `--no-NAME` for a boolean that is on by default) would not read well,
+    e.g. `--budget` for `budget_s`, `-K`, `--no-graph`; `metavar` names its value in the help;
+    `repeat`: a list field whose flag is given once per item (`--set A --set B`). A field
+    without a default is a required flag. The flags themselves are made by `dsmnas.experiments.flags` from these fields."""
+    metadata = {"help": help}
+    if flag is not None:
+        metadata["flag"] = flag
+    if metavar is not None:
+        metadata["metavar"] = metavar
+    if repeat:
+        metadata["repeat"] = True
+    return dataclasses.field(default=default, metadata=metadata, **kw)
 
 
 def help_of(cls: type, name: str) -> str:

@@ -24,10 +24,12 @@ import dataclasses
 from dataclasses import fields
 
 from dsmnas.envs.config import EnvConfig
-from dsmnas.envs.settings import help_of
-from dsmnas.trainables.learner import LearnerSettings
 from dsmnas.envs.errors import ConfigError, MissingFileError
-from dsmnas.trainables import supernet_settings
+from dsmnas.envs.settings import parse_settings
+from dsmnas.experiments.flags import FlagSet, add_flags
+from dsmnas.experiments.settings import EvaluatorSettings, SearchCommand
+from dsmnas.trainables.learner import LearnerSettings
+from dsmnas.trainables.supernet_settings import HELP as TRAIN_SUPERNET_HELP
 
 EXIT_USAGE = 2
 _SERVICES: list = []
@@ -43,44 +45,24 @@ class _Parser(argparse.ArgumentParser):
 
 
 
+_ENV_FLAGS = ("space", "dataset", "budget_s", "budget_queries", "workers", "limits",
+              "over_limit")
+"""The env settings that compare, ablate and sweep take as flags (the rest: --set env.KEY=V)."""
+
+
 def _add_search(sub, specs) -> None:
-    p = sub.add_parser("search", help=_COMMANDS["search"][0], description=__doc__)
-    e = lambda name: help_of(EnvConfig, name)  # noqa: E731
-    p.add_argument("--space", default=EnvConfig.space, help=e("space"))
-    p.add_argument("--dataset", default=EnvConfig.dataset, help=e("dataset"))
-    p.add_argument("--budget", dest="budget_s", type=float, default=None, help=e("budget_s"))
-    p.add_argument("--budget-queries", type=int, default=None, help=e("budget_queries"))
-    p.add_argument("--seed", type=int, default=0, help="seed of the search (default: 0)")
-    p.add_argument("-K", type=int, default=EnvConfig.K, help=e("K"))
-    p.add_argument("-M", type=int, default=EnvConfig.M, help=e("M"))
-    p.add_argument("--reward", default=EnvConfig.reward, help=e("reward"))
-    _add_limit_options(p)
-    _add_space_options(p, specs)
-    _evaluator_options(p.add_argument_group("supernet evaluator actors"))
-    p.add_argument("--no-update", dest="update_subspaces", action="store_false",
-                   help="keep the initial subspaces fixed (ablation)")
-    p.add_argument("--init-from", dest="init_centers", nargs="+", default=None,
-                   help=e("init_centers"))
-    p.add_argument("--cache", dest="cache_queries", action="store_true", help=e("cache_queries"))
-    p.add_argument("--charge-init", action="store_true", help=e("charge_init"))
-    s = lambda name: help_of(LearnerSettings, name)  # noqa: E731
-    p.add_argument("--lr", type=float, default=None,
-                   help=s("lr") + "; mobilenet: 3e-4, the paper's")
-    p.add_argument("--entropy", type=float, default=None,
-                   help=s("entropy") + "; mobilenet: 1e-3, the paper's")
-    p.add_argument("--weight-decay", type=float, default=LearnerSettings.weight_decay,
-                   help=s("weight_decay"))
-    p.add_argument("--batch-size", type=int, default=LearnerSettings.batch_size,
-                   help=s("batch_size"))
-    p.add_argument("--no-graph", dest="use_graph", action="store_false", help=s("use_graph"))
-    p.add_argument("--out", default=None,
-                   help="output folder for result.json and history.csv (default: runs/search-<time>)")
-    p.add_argument("--checkpoint-every", type=int, default=25, metavar="N",
-                   help="save the search's full state to OUT/checkpoint/ every N queries (at "
-                        "the first RLlib iteration end past each multiple, up to 16 queries "
-                        "later), for `dsmnas resume OUT` (0: never; default: 25)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.set_defaults(run=_search)
+    p = sub.add_parser("search", help=_COMMANDS["search"][0], description=__doc__,
+                       epilog=_spaces_epilog(specs), formatter_class=_Formatter)
+    flags = {
+        "env": add_flags(p.add_argument_group("search (the env)"), EnvConfig, skip=("options",),
+                         defaults={"seed": 0}),
+        "learner": add_flags(p.add_argument_group("DSM-NAS learner"), LearnerSettings),
+        "space": _add_space_options(p, specs),
+        "evaluators": add_flags(p.add_argument_group("supernet evaluator actors"),
+                                EvaluatorSettings),
+        "command": add_flags(p.add_argument_group("output"), SearchCommand),
+    }
+    p.set_defaults(run=_search, flags=flags)
 
 
 def _add_resume(sub) -> None:
@@ -91,8 +73,7 @@ def _add_resume(sub) -> None:
                     "the same history and result as an uninterrupted search.",
     )
     p.add_argument("dir", help="the --out folder of the search")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.set_defaults(run=_resume)
+    p.set_defaults(run=_resume, flags={"command": add_flags(p, SearchCommand, only=("quiet",))})
 
 
 def _resume(args) -> int:
@@ -114,7 +95,8 @@ def _resume(args) -> int:
         raise ConfigError(f"{spec_path} is not a search's config ({type(e).__name__}: {e})")
     if getattr(env_cfg, "evaluator_service", None) is not None:  # its actors died with it
         _evaluator_service(env_cfg, spec.get("evaluator_actors", 1), spec.get("gpus_per_evaluator"))
-    return _run_recorded(env_cfg, learner, args.dir, every, args.quiet, resume=True)
+    quiet = args.flags["command"].given(args).get("quiet", False)
+    return _run_recorded(env_cfg, learner, args.dir, every, quiet, resume=True)
 
 
 def _run_recorded(env_cfg, learner, out, checkpoint_every, quiet, resume=False) -> int:
@@ -158,25 +140,19 @@ def _run_recorded(env_cfg, learner, out, checkpoint_every, quiet, resume=False) 
 
 
 def _search(args) -> int:
-    env_cfg = EnvConfig.from_dict({
-        "space": args.space, "dataset": args.dataset, "K": args.K, "M": args.M,
-        "budget_s": args.budget_s, "seed": args.seed, "reward": args.reward,
-        "update_subspaces": args.update_subspaces,
-        "init_centers": tuple(args.init_centers) if args.init_centers else None,
-        "cache_queries": args.cache_queries, "charge_init": args.charge_init,
-        "budget_queries": args.budget_queries, **_env_options(args),
-    })
+    flags = args.flags
+    env_values = {**flags["env"].given(args), **_space_values(args, flags["space"])}
+    env_values["limits"] = _limits(env_values)
+    env_cfg = EnvConfig.from_dict(env_values)
     from dsmnas.trainables.search import learner_for_space
 
-    given = {k for k in ("lr", "entropy") if getattr(args, k) is not None}
-    learner = learner_for_space(env_cfg.space, LearnerSettings(
-        lr=LearnerSettings.lr if args.lr is None else args.lr,
-        entropy=LearnerSettings.entropy if args.entropy is None else args.entropy,
-        weight_decay=args.weight_decay, batch_size=args.batch_size, use_graph=args.use_graph,
-    ), given)
-    if args.checkpoint_every < 0:
-        raise ConfigError(f"--checkpoint-every must be >= 0 queries, got {args.checkpoint_every}")
-    service = _evaluator_service(env_cfg, args.evaluator_actors, args.gpus_per_evaluator)
+    learner_values = flags["learner"].given(args)
+    (learner,) = parse_settings("learner", learner_values, LearnerSettings)
+    learner = learner_for_space(env_cfg.space, learner, set(learner_values))
+    (command,) = parse_settings("search", flags["command"].given(args), SearchCommand)
+    (evaluators,) = parse_settings("search", flags["evaluators"].given(args), EvaluatorSettings)
+    service = _evaluator_service(env_cfg, evaluators.evaluator_actors,
+                                 evaluators.gpus_per_evaluator)
     if service is not None:
         env_cfg = dataclasses.replace(env_cfg, evaluator_service=service)
     # Build the env once here so that bad settings fail in a second (before Ray starts,
@@ -185,25 +161,49 @@ def _search(args) -> int:
     from dsmnas.envs.benchmarks.base import budget_text
 
     env = DSMNASEnv(env_cfg.to_dict())
-    if not args.quiet:
+    if not command.quiet:
         bench, clock = env.benchmark, env.benchmark.clock
         limit = f"; {bench.limit_text()}" if bench.limit_text() else ""
         print(f"data: {bench.source} ({bench.val_metric}); budget "
               f"{budget_text(clock.budget_s, clock.budget_queries)}"
               f"{limit}; K={env_cfg.K} M={env_cfg.M} lr={learner.lr:g} "
-              f"entropy={learner.entropy:g} seed={args.seed}")
-    out = args.out or os.path.join("runs", time.strftime("search-%Y%m%d-%H%M%S"))
+              f"entropy={learner.entropy:g} seed={env_cfg.seed}")
+    out = command.out or os.path.join("runs", time.strftime("search-%Y%m%d-%H%M%S"))
     # The full config first, so that `dsmnas resume OUT` can rebuild this search.
     from dataclasses import asdict
 
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "search.json"), "w") as f:
         json.dump({"env": env_cfg.to_dict(), "learner": asdict(learner),
-                   "checkpoint_every": args.checkpoint_every,
-                   "evaluator_actors": args.evaluator_actors,
-                   "gpus_per_evaluator": args.gpus_per_evaluator}, f, indent=2)
+                   "checkpoint_every": command.checkpoint_every,
+                   "evaluator_actors": evaluators.evaluator_actors,
+                   "gpus_per_evaluator": evaluators.gpus_per_evaluator}, f, indent=2)
         f.write("\n")
-    return _run_recorded(env_cfg, learner, out, args.checkpoint_every, args.quiet)
+    return _run_recorded(env_cfg, learner, out, command.checkpoint_every, command.quiet)
+
+
+def _limits(env_values: dict):
+    """The --limit items given, added to the space's own limits (mobilenet: macs_m <= 600),
+    the later winning; None when none was given."""
+    items = env_values.get("limits")
+    if not items:
+        return None
+    from dsmnas.envs.config import parse_limits
+    from dsmnas.envs.registry import get_spec
+
+    defaults = dict(get_spec(env_values.get("space", EnvConfig.space)).env_defaults.get("limits", {}))
+    return {**defaults, **parse_limits(list(items))}
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written (tables, examples)."""
+
+
+def _spaces_epilog(specs) -> str:
+    """Every built-in and installed search space with its one-line description."""
+    lines = [f"  {spec.name:24s} {spec.description}" for spec in specs]
+    return ("search spaces (--space; also 'package.module:SPEC' or table:FILE):\n"
+            + "\n".join(lines))
 
 
 def _space_named(argv: list[str]) -> str | None:
@@ -236,94 +236,33 @@ def _specs(argv: list[str]) -> list:
     return specs
 
 
-_OPTION_DESTS: dict[str, str] = {}
-"""argparse dest -> setting name of every space option flag (filled by `_add_space_options`)."""
-
-
-def _add_space_options(p, specs) -> None:
+def _add_space_options(p, specs, skip=()) -> list[FlagSet]:
     """One flag per space setting (`SpaceSpec.settings` fields, `limit_aliases`), grouped by
-    space; a flag given is passed as that setting, one not given leaves the space's default."""
-    import typing
-
-    seen: set[str] = set()
+    space, but those in `skip` (flags of the command's own); a flag given is passed as that
+    setting, one not given leaves the space's default."""
+    seen: set[str] = set(skip)
+    out = []
     for spec in specs:
-        fields_ = [f for f in spec.option_fields() if f.name not in seen]
+        names = [f.name for f in spec.option_fields() if f.name not in seen]
         aliases = [a for a in spec.limit_aliases if a not in seen]
-        if not fields_ and not aliases:
+        if not names and not aliases:
             continue
         group = p.add_argument_group(f"{spec.name} space")
-        hints = typing.get_type_hints(spec.settings) if spec.settings is not None else {}
-        for f in fields_:
-            seen.add(f.name)
-            dest = f"space_{f.name}"
-            _OPTION_DESTS[dest] = f.name
-            default = "" if f.default is None else f" (default: {f.default})"
-            group.add_argument("--" + f.name.replace("_", "-"), dest=dest,
-                               metavar=f.name.upper(), type=_arg_type(hints.get(f.name)),
-                               default=argparse.SUPPRESS,
-                               help=f"{f.metadata.get('help', '')}{default}")
-        for alias in aliases:
+        if names:
+            out.append(add_flags(group, spec.settings, only=names, dest_prefix="space_"))
+        seen.update(names)
+        for alias in aliases:  # a shorthand of --limit, declared by the spec
             seen.add(alias)
-            dest = f"space_{alias}"
-            _OPTION_DESTS[dest] = alias
-            group.add_argument("--" + alias.replace("_", "-"), dest=dest, type=float,
+            group.add_argument("--" + alias.replace("_", "-"), dest=f"space_{alias}", type=float,
                                metavar="VALUE", default=argparse.SUPPRESS,
                                help=f"shorthand for --limit {spec.limit_aliases[alias]}=VALUE")
-
-
-def _arg_type(hint):
-    import typing
-
-    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-    kind = args[0]
-    if kind is bool:
-        return _parse_bool
-    return kind if kind in (int, float) else str
-
-
-def _parse_bool(text: str) -> bool:
-    if text.lower() not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return text.lower() == "true"
-
-
-def _add_limit_options(p) -> None:
-    p.add_argument("--limit", dest="limits", action="append", default=None,
-                   metavar="METRIC=VALUE",
-                   help="keep centers and answers within METRIC <= VALUE, for any metric the "
-                        "benchmark provides (nb201: latency_s, params_mb, flops_m; mobilenet: "
-                        "macs_m); repeatable")
-    p.add_argument("--over-limit", default=None, choices=("query", "penalty"),
-                   help=help_of(EnvConfig, "over_limit"))
-
-
-def _env_options(args) -> dict:
-    """The env settings of the space-option and limit flags that were given."""
-    out = {name: getattr(args, dest) for dest, name in _OPTION_DESTS.items() if hasattr(args, dest)}
-    if getattr(args, "limits", None):
-        # added to the space's own limits (mobilenet: macs_m <= 600), the later winning
-        from dsmnas.envs.config import parse_limits
-        from dsmnas.envs.registry import get_spec
-
-        defaults = dict(get_spec(args.space).env_defaults.get("limits", {}))
-        out["limits"] = {**defaults, **parse_limits(list(args.limits))}
-    if getattr(args, "over_limit", None) is not None:
-        out["over_limit"] = args.over_limit
-    if getattr(args, "workers", None) is not None:
-        out["workers"] = args.workers
+            out.append(FlagSet(type(None), {f"space_{alias}": alias}))
     return out
 
 
-def _evaluator_options(p) -> None:
-    """--evaluator-actors / --gpus-per-evaluator (search, fit-predictor, compare, ablate,
-    sweep; the latter three take the checkpoint as --set env.checkpoint=PATH)."""
-    p.add_argument("--evaluator-actors", type=int, default=0, metavar="N",
-                   help="serve the supernet from N Ray actors, started once by this command "
-                        "and shared by all its searches (GPUs when the cluster has them, else "
-                        "CPUs; default: 0, evaluate in-process)")
-    p.add_argument("--gpus-per-evaluator", type=float, default=None, metavar="G",
-                   help="GPUs per evaluator actor, fractions allowed (default: the cluster's "
-                        "GPUs shared evenly)")
+def _space_values(args, flagsets: list[FlagSet]) -> dict:
+    """The space-option flags that were given, by setting name."""
+    return {k: v for fs in flagsets for k, v in fs.given(args).items()}
 
 
 def _serve_trials(env: dict, sets, actors: int | None, gpus: float | None,
@@ -371,45 +310,77 @@ def _evaluator_service(env_cfg: EnvConfig, actors: int, gpus: float | None,
 
 
 def _add_train_supernet(sub) -> None:
-    supernet_settings.add_train_supernet_parser(sub)
+    from dsmnas.experiments.settings import TrainSupernetCommand
+    from dsmnas.trainables import supernet_settings
+    from dsmnas.trainables.supernet_settings import SupernetTrainSettings
+
+    p = sub.add_parser("train-supernet", help=TRAIN_SUPERNET_HELP,
+                       description=supernet_settings.__doc__, formatter_class=_Formatter)
+    flags = {"train": add_flags(p.add_argument_group("training"), SupernetTrainSettings),
+             "command": add_flags(p, TrainSupernetCommand)}
+    p.set_defaults(run=_train_supernet, flags=flags)
+
+
+def _train_supernet(args) -> int:
+    from dsmnas.experiments.settings import TrainSupernetCommand
+    from dsmnas.trainables.supernet_settings import SupernetTrainSettings
+
+    (command,) = parse_settings("train-supernet", args.flags["command"].given(args),
+                                TrainSupernetCommand)
+    settings = args.flags["train"].given(args)
+    (checked,) = parse_settings("train-supernet", settings, SupernetTrainSettings)
+    import torch
+
+    from dsmnas.trainables.supernet import train_supernet
+
+    out = command.out or os.path.join("runs", time.strftime("supernet-%Y%m%d-%H%M%S"))
+    if command.threads is not None:
+        torch.set_num_threads(command.threads)
+    values = {f.name: getattr(checked, f.name) for f in fields(checked) if f.name != "data"}
+    train_supernet(checked.data, out, progress=None if command.quiet else _print_flush,
+                   resume=command.resume, **values)
+    return 0
+
+
+def _print_flush(line: str) -> None:
+    print(line, flush=True)
 
 
 def _add_fit_predictor(sub) -> None:
+    from dsmnas.experiments.settings import FitPredictorSettings
+
     p = sub.add_parser(
         "fit-predictor", help=_COMMANDS["fit-predictor"][0],
         description="Score N seeded random subnets with the supernet (in-process, or through "
                     "evaluator actors), fit ofa's accuracy-predictor MLP to them and save it "
                     "for `dsmnas search --space mobilenet --evaluator fitted --predictor OUT`.",
     )
-    p.add_argument("--checkpoint", required=True, help="supernet checkpoint (`dsmnas train-supernet`)")
-    p.add_argument("--data", default=None, help="images to score on (default: the checkpoint's)")
-    p.add_argument("--samples", type=int, default=2000, help="subnets scored (default: 2000)")
-    p.add_argument("--epochs", type=int, default=300, help="MLP training epochs (default: 300)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the samples and the fit (default: 0)")
-    p.add_argument("--out", required=True, help="the predictor file to write")
-    _evaluator_options(p)
-    p.set_defaults(run=_fit_predictor)
+    flags = {"fit": add_flags(p, FitPredictorSettings),
+             "evaluators": add_flags(p.add_argument_group("supernet evaluator actors"),
+                                     EvaluatorSettings)}
+    p.set_defaults(run=_fit_predictor, flags=flags)
 
 
 def _fit_predictor(args) -> int:
+    from dsmnas.experiments.settings import FitPredictorSettings
     from dsmnas.trainables.fit_predictor import fit_predictor
 
-    cfg = EnvConfig(space="mobilenet", evaluator="supernet", checkpoint=args.checkpoint,
-                    data=args.data)
-    service = _evaluator_service(cfg, args.evaluator_actors, args.gpus_per_evaluator)
+    (a,) = parse_settings("fit-predictor", args.flags["fit"].given(args), FitPredictorSettings)
+    (ev,) = parse_settings("fit-predictor", args.flags["evaluators"].given(args), EvaluatorSettings)
+    cfg = EnvConfig(space="mobilenet", evaluator="supernet", checkpoint=a.checkpoint, data=a.data)
+    service = _evaluator_service(cfg, ev.evaluator_actors, ev.gpus_per_evaluator)
     if service is None:
         from dsmnas.envs.evaluators.supernet import SubnetEvaluator
 
-        evaluator = SubnetEvaluator(args.checkpoint, data=args.data)
+        evaluator = SubnetEvaluator(a.checkpoint, data=a.data)
     else:
         from dsmnas.envs.evaluators.client import EvaluatorClient
 
         evaluator = EvaluatorClient.connect(service)
-    metrics = fit_predictor(evaluator, args.samples, args.out, seed=args.seed,
-                            epochs=args.epochs, log=print)
+    metrics = fit_predictor(evaluator, a.samples, a.out, seed=a.seed, epochs=a.epochs, log=print)
     print(f"held-out Spearman {metrics['held_out_spearman']:.3f}, RMSE "
           f"{metrics['held_out_rmse']:.2f} points ({metrics['n_held_out']} subnets); "
-          f"scoring {metrics['eval_time_s']:.0f} s, fit {metrics['fit_time_s']:.0f} s; wrote {args.out}")
+          f"scoring {metrics['eval_time_s']:.0f} s, fit {metrics['fit_time_s']:.0f} s; wrote {a.out}")
     return 0
 
 
@@ -433,6 +404,7 @@ def _export(args) -> int:
 
 
 def _add_compare(sub, specs) -> None:
+    from dsmnas.experiments.settings import CompareSettings
     from dsmnas.trainables.methods import describe_methods
 
     p = sub.add_parser(
@@ -449,118 +421,114 @@ def _add_compare(sub, specs) -> None:
         ),
         epilog=(
             "methods (--methods takes NAME, or LABEL=NAME for a variant with its own --set "
-            "settings):\n" + describe_methods() + "\n\nexample:\n"
+            "settings):\n" + describe_methods() + "\n\n" + _spaces_epilog(specs) + "\n\nexample:\n"
             "  dsmnas compare --methods dsm,nograph=dsm --set nograph.use_graph=false \\\n"
             "                 --seeds 10 --table nb201.csv.gz --out runs/cmp"
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
-    p.add_argument("--methods", required=True,
-                   help="comma-separated method names (see below), e.g. dsm,random")
-    _add_run_options(p, specs)
-    p.set_defaults(run=_compare)
+    flags = {"run": add_flags(p, CompareSettings, only=("methods",))}
+    _add_run_options(p, specs, flags, CompareSettings)
+    p.set_defaults(run=_compare, flags=flags)
 
 
-def _setting_flag(p, cls, name: str, **kw) -> None:
-    """`--NAME` for field `name` of settings class `cls`: its type, default and help."""
-    import typing
+def _add_run_options(p, specs, flags: dict, cls) -> None:
+    """Flags shared by compare, ablate and sweep: the run settings of `cls` (`RunSettings`
+    or a subclass: seeds, output, cluster, retries, population, --set, --resume), the env
+    settings of `_ENV_FLAGS` (the rest through --set env.KEY=VALUE), the spaces' own settings
+    and the evaluator actors. Fills `flags`."""
+    from dsmnas.experiments.settings import RunCommand, RunSettings
 
-    f = next(f for f in fields(cls) if f.name == name)
-    hint = typing.get_type_hints(cls)[name]
-    p.add_argument("--" + name.replace("_", "-"), type=_arg_type(hint), default=f.default,
-                   help=help_of(cls, name), **kw)
-
-
-def _add_run_options(p, specs) -> None:
-    """Options shared by `compare` and `ablate`: seeds, data, budget, output, cluster, retries."""
-    e = lambda name: help_of(EnvConfig, name)  # noqa: E731
-    from dsmnas.experiments.settings import RunSettings
-
-    run = lambda name, **kw: _setting_flag(p, RunSettings, name, **kw)  # noqa: E731
-    run("seeds")
-    run("first_seed")
-    p.add_argument("--space", default=EnvConfig.space, help=e("space"))
-    p.add_argument("--dataset", default=EnvConfig.dataset, help=e("dataset"))
-    p.add_argument("--budget", dest="budget_s", type=float, default=None, help=e("budget_s"))
-    p.add_argument("--budget-queries", type=int, default=None, help=e("budget_queries"))
-    p.add_argument("--workers", type=int, default=None, metavar="N", help=e("workers")
-                   + "; for random, evolution and local")
-    _add_limit_options(p)
-    _add_space_options(p, specs)
-    for name in ("out", "address", "max_concurrent", "retries", "population"):
-        run(name)
-    p.add_argument("--resume", action="store_true",
-                   help="--out already holds runs.csv of the same plan: keep its ok runs, run "
-                        "only the failed and missing ones, report over all")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.KEY=VALUE",
-                   help="a setting of one method (e.g. dsm.lr=0.02), of one method's env "
-                        "(dsm.env.K=8), or of every run's env (env.K=8); repeatable")
-    _evaluator_options(p)
+    run = flags.get("run")
+    names = [f.name for f in fields(RunSettings)]
+    group = p.add_argument_group("how the runs run")
+    run_more = add_flags(group, cls, only=names)
+    flags["run"] = FlagSet(cls, {**(run.dests if run else {}), **run_more.dests})
+    flags["command"] = add_flags(group, RunCommand)
+    flags["env"] = add_flags(p.add_argument_group("every run's env"), EnvConfig, only=_ENV_FLAGS)
+    flags["space"] = _add_space_options(p, specs)
+    flags["evaluators"] = add_flags(p.add_argument_group("supernet evaluator actors"),
+                                    EvaluatorSettings)
 
 
-def _run_env(args) -> dict:
-    """The shared env settings of a compare/ablate run's flags."""
-    env = {"space": args.space, "dataset": args.dataset, "budget_s": args.budget_s,
-           "budget_queries": args.budget_queries, **_env_options(args)}
-    return {k: v for k, v in env.items() if v is not None}
+def _run_values(args):
+    """(run settings given, the shared env settings given, evaluator settings, the command's
+    RunCommand) of compare or ablate."""
+    flags = args.flags
+    env = {**flags["env"].given(args), **_space_values(args, flags["space"])}
+    env["limits"] = _limits(env)
+    env = {k: v for k, v in env.items() if v is not None}
+    (evaluators,) = parse_settings(args.command, flags["evaluators"].given(args), EvaluatorSettings)
+    from dsmnas.experiments.settings import RunCommand
+
+    (command,) = parse_settings(args.command, flags["command"].given(args), RunCommand)
+    return flags["run"].given(args), env, evaluators, command
 
 
 def _compare(args) -> int:
     from dsmnas.experiments.compare import plan_compare, run_compare
+    from dsmnas.experiments.settings import CompareSettings
 
+    values, env, ev, command = _run_values(args)
+    (run,) = parse_settings("compare", values, CompareSettings)
     # Everything that can be wrong with the input fails here, in a second, before Ray starts.
     plan = plan_compare(
-        args.methods, args.seeds, args.first_seed,
-        env=_run_env(args),
-        sets=_serve_trials(_run_env(args), args.sets, args.evaluator_actors,
-                           args.gpus_per_evaluator, args.address),
-        population=args.population,
+        run.methods, run.seeds, run.first_seed, env=env,
+        sets=_serve_trials(env, run.set, ev.evaluator_actors, ev.gpus_per_evaluator, run.address),
+        population=run.population,
     )
-    out = args.out or os.path.join("runs", time.strftime("compare-%Y%m%d-%H%M%S"))
-    runs = run_compare(plan, out, address=args.address, max_concurrent=args.max_concurrent,
-                       retries=args.retries, resume=args.resume)
+    out = run.out or os.path.join("runs", time.strftime("compare-%Y%m%d-%H%M%S"))
+    runs = run_compare(plan, out, address=run.address, max_concurrent=run.max_concurrent,
+                       retries=run.retries, resume=command.resume)
     return _exit_code(runs)
 
 
 def _add_ablate(sub, specs) -> None:
-    from dsmnas.experiments.settings import describe_ablations
+    from dsmnas.experiments.settings import RunSettings, describe_ablations
 
     p = sub.add_parser(
         "ablate",
         help=_COMMANDS["ablate"][0],
         description="Run a named ablation: every output of `dsmnas compare`, plus "
                     "ablation.md, ablation.csv and ablation.png.",
-        epilog="ablations:\n" + describe_ablations(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="ablations:\n" + describe_ablations() + "\n\n" + _spaces_epilog(specs),
+        formatter_class=_Formatter,
     )
     p.add_argument("name", help="which ablation (see below)")
-    _add_run_options(p, specs)
-    p.set_defaults(run=_ablate)
+    flags: dict = {}
+    _add_run_options(p, specs, flags, RunSettings)
+    p.set_defaults(run=_ablate, flags=flags)
 
 
 def _ablate(args) -> int:
     from dsmnas.experiments.ablate import write_ablation
-    from dsmnas.experiments.settings import reference, variants
     from dsmnas.experiments.compare import REFERENCE, plan_compare, run_compare
+    from dsmnas.experiments.settings import RunSettings, reference, variants
 
+    values, env, ev, command = _run_values(args)
+    (run,) = parse_settings("ablate", values, RunSettings)
+    space = env.get("space", EnvConfig.space)
     plan = plan_compare(
-        list(variants(args.name, args.space)), args.seeds, args.first_seed,
-        env=_run_env(args),
-        sets=_serve_trials(_run_env(args), args.sets, args.evaluator_actors,
-                           args.gpus_per_evaluator, args.address),
-        population=args.population,
+        list(variants(args.name, space)), run.seeds, run.first_seed, env=env,
+        sets=_serve_trials(env, run.set, ev.evaluator_actors, ev.gpus_per_evaluator, run.address),
+        population=run.population,
     )
-    out = args.out or os.path.join("runs", time.strftime(f"ablate-{args.name}-%Y%m%d-%H%M%S"))
-    runs = run_compare(plan, out, address=args.address, max_concurrent=args.max_concurrent,
-                       retries=args.retries, reference=reference(args.name, args.space) or REFERENCE,
-                       resume=args.resume)
+    out = run.out or os.path.join("runs", time.strftime(f"ablate-{args.name}-%Y%m%d-%H%M%S"))
+    runs = run_compare(plan, out, address=run.address, max_concurrent=run.max_concurrent,
+                       retries=run.retries, reference=reference(args.name, space) or REFERENCE,
+                       resume=command.resume)
     paths = write_ablation(args.name, runs, out, K=plan.env.K, space=plan.env.space)
     print("wrote " + ", ".join(str(p) for p in paths))
     return _exit_code(runs)
 
 
+_SWEEP_ENV = ("budget_queries", "workers", "limits", "over_limit")
+"""Env flags a sweep passes to every run as env.KEY=VALUE items (space, dataset, table and
+budget are the sweep's own keys)."""
+
+
 def _add_sweep(sub, specs) -> None:
-    from dsmnas.experiments.settings import KEYS, SweepSettings
+    from dsmnas.experiments.settings import KEYS, SweepCommand, SweepSettings
 
     p = sub.add_parser(
         "sweep",
@@ -582,62 +550,51 @@ def _add_sweep(sub, specs) -> None:
             "A --config YAML file takes the keys\n"
             + textwrap.fill(", ".join(KEYS), 86, initial_indent="  ", subsequent_indent="  ")
             + "\n(flags override it; --set items are added to its `set` list).\n\n"
-            "examples:\n"
+            + _spaces_epilog(specs) + "\n\nexamples:\n"
             "  dsmnas sweep --K 2,4,8 --M 2,3,4 --entropy 5e-4,7.5e-4,1e-3 --seeds 5\n"
             "  dsmnas sweep --config experiments/sweeps/nb201-small.yaml --seeds 1"
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
-    h = lambda name: help_of(SweepSettings, name)  # noqa: E731
-    for name in ("K", "M", "entropy", "lr"):
-        f = next(f for f in fields(SweepSettings) if f.name == name)
-        v = {"entropy": "E", "lr": "LR"}.get(name, name)
-        p.add_argument(f"--{name}", default=None, metavar=f"{v}1,{v}2,...",
-                       help=f.metadata["help"])
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--grid", dest="mode", action="store_const", const="grid", default=None,
-                      help="every combination (the default)")
-    mode.add_argument("--random", dest="samples", type=int, default=None, metavar="N",
-                      help="N distinct combinations drawn uniformly (seeded by --draw-seed)")
-    p.add_argument("--draw-seed", type=int, default=None, help=h("draw_seed"))
-    p.add_argument("--config", default=None, metavar="PATH",
-                   help="sweep file (YAML), or NAME for experiments/sweeps/NAME.yaml")
-    p.add_argument("--cpus-per-trial", type=float, default=None, help=h("cpus_per_trial"))
-    p.add_argument("--gpus-per-trial", type=float, default=None, help=h("gpus_per_trial"))
-    _add_run_options(p, specs)
-    # None = not given, so that a sweep file's value is kept; the defaults are SweepSettings'
-    run_options = argparse.ArgumentParser(add_help=False)
-    _add_run_options(run_options, specs)
-    p.set_defaults(**dict.fromkeys(vars(run_options.parse_args([]))), run=_sweep)
+    sweep_keys = [f.name for f in fields(SweepSettings)]
+    flags = {
+        "sweep": add_flags(p.add_argument_group("the sweep (also sweep-file keys)"),
+                           SweepSettings, only=sweep_keys),
+        "env": add_flags(p.add_argument_group("every run's env"), EnvConfig, only=_SWEEP_ENV),
+        "space": _add_space_options(p, specs, skip=sweep_keys),
+        "evaluators": add_flags(p.add_argument_group("supernet evaluator actors"),
+                                EvaluatorSettings),
+        "command": add_flags(p, SweepCommand),
+    }
+    p.set_defaults(run=_sweep, flags=flags)
 
 
 def _sweep(args) -> int:
+    from dsmnas.experiments.settings import SweepCommand
     from dsmnas.experiments.sweep import load_sweep_file, plan_sweep, resolve_settings, run_sweep
 
-    flags = {
-        "K": args.K, "M": args.M, "entropy": args.entropy, "lr": args.lr,
-        "mode": "random" if args.samples is not None else args.mode, "samples": args.samples,
-        "draw_seed": args.draw_seed, "cpus_per_trial": args.cpus_per_trial,
-        "gpus_per_trial": args.gpus_per_trial, "seeds": args.seeds,
-        "first_seed": args.first_seed, "space": args.space, "dataset": args.dataset,
-        "table": getattr(args, "space_table", None), "budget": args.budget_s, "out": args.out,
-        "address": args.address,
-        "max_concurrent": args.max_concurrent, "retries": args.retries,
-        "population": args.population,
-        # the space-option and limit flags reach every run as env.KEY=VALUE items
-        "set": [*(args.sets or []), *(f"env.{k}={json.dumps(v)}"
-                                      for k, v in _env_options(args).items() if k != "table")]
-               or None,
-    }
+    flags = args.flags
+    values = flags["sweep"].given(args)
+    if values.get("samples") is not None and "mode" not in values:
+        values["mode"] = "random"
+    # The env and space-option flags reach every run as env.KEY=VALUE items.
+    env = {**flags["env"].given(args), **_space_values(args, flags["space"])}
+    env["limits"] = _limits({**env, "space": values.get("space", EnvConfig.space)})
+    items = [f"env.{k}={json.dumps(v)}" for k, v in env.items() if v is not None]
+    if items:
+        values["set"] = [*values.get("set", []), *items]
+    (command,) = parse_settings("sweep", flags["command"].given(args), SweepCommand)
+    (ev,) = parse_settings("sweep", flags["evaluators"].given(args), EvaluatorSettings)
     # Everything that can be wrong with the input fails here, before Ray starts (unless
     # evaluator actors are asked for: they are started before the plan is checked).
-    settings = resolve_settings(load_sweep_file(args.config) if args.config else None, flags)
-    served = _serve_trials({"space": settings.space}, settings.set, args.evaluator_actors,
-                           args.gpus_per_evaluator, settings.address)
+    settings = resolve_settings(load_sweep_file(command.config) if command.config else None,
+                                values)
+    served = _serve_trials({"space": settings.space}, settings.set, ev.evaluator_actors,
+                           ev.gpus_per_evaluator, settings.address)
     settings = dataclasses.replace(settings, set=tuple(served))
     plan = plan_sweep(settings)
     out = settings.out or os.path.join("runs", time.strftime("sweep-%Y%m%d-%H%M%S"))
-    runs = run_sweep(plan, out, resume=bool(args.resume))
+    runs = run_sweep(plan, out, resume=command.resume)
     return _exit_code(runs)
 
 
@@ -660,7 +617,7 @@ _COMMANDS = {
                lambda sub, specs: _add_resume(sub)),
     "export-nb201": ("convert official NAS-Bench-201/NATS files to a table",
                      lambda sub, specs: _add_export(sub)),
-    "train-supernet": (supernet_settings.HELP, lambda sub, specs: _add_train_supernet(sub)),
+    "train-supernet": (TRAIN_SUPERNET_HELP, lambda sub, specs: _add_train_supernet(sub)),
     "fit-predictor": ("fit an MLP accuracy predictor to a supernet's scores",
                       lambda sub, specs: _add_fit_predictor(sub)),
     "compare": ("compare search methods over seeds (Ray Tune), with summary tables and plots",

@@ -1,8 +1,11 @@
-"""What a comparison, an ablation or a sweep is made of: the settings the CLI shows.
+"""The commands' own settings, what a comparison, an ablation or a sweep is made of.
 
-`RunSettings` (the flags and sweep-file keys that compare, ablate and sweep share),
-`MethodSpec` (one compared variant), `SweepSettings` (a sweep's keys) and the catalogue of
-the paper's ablations. Light on purpose (no pandas, plotting, Ray or torch): `dsmnas CMD
+`SearchCommand`, `EvaluatorSettings`, `FitPredictorSettings`, `TrainSupernetCommand` (the
+flags of `search`, the evaluator actors, `fit-predictor` and `train-supernet` that are not
+settings of the env, the learner or a space), `RunSettings` (the flags and sweep-file keys
+that compare, ablate and sweep share), `CompareSettings`, `MethodSpec` (one compared
+variant), `SweepSettings` (a sweep's keys) and the catalogue of the paper's ablations. Every
+flag is made from these fields by `experiments.flags`. Light on purpose (no pandas, plotting, Ray or torch): `dsmnas CMD
 --help` reads this module and nothing heavier, and answers at once. Running and reporting
 are `experiments.compare`, `experiments.sweep` and `experiments.ablate`.
 """
@@ -16,6 +19,68 @@ from typing import Any
 from dsmnas.envs.config import EnvConfig
 from dsmnas.envs.errors import ConfigError
 from dsmnas.envs.settings import setting
+
+
+@dataclass(frozen=True)
+class SearchCommand:
+    """What `dsmnas search` writes and prints (the env's and the learner's settings are
+    `EnvConfig`'s and `LearnerSettings`')."""
+
+    out: str | None = setting(
+        None, "output folder for result.json and history.csv (default: runs/search-<time>)")
+    checkpoint_every: int = setting(
+        25, "save the search's full state to OUT/checkpoint/ every N queries (at the first "
+        "RLlib iteration end past each multiple, up to 16 queries later), for `dsmnas resume "
+        "OUT`; 0: never", metavar="N")
+    quiet: bool = setting(False, "no progress lines")
+
+    def __post_init__(self):
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"--checkpoint-every must be >= 0 queries, got {self.checkpoint_every}")
+
+
+@dataclass(frozen=True)
+class EvaluatorSettings:
+    """Supernet evaluator actors (search, fit-predictor, compare, ablate, sweep; the latter
+    three take the checkpoint as --set env.checkpoint=PATH)."""
+
+    evaluator_actors: int = setting(
+        0, "serve the supernet from N Ray actors, started once by this command and shared by "
+        "all its searches (GPUs when the cluster has them, else CPUs; 0: evaluate in-process)",
+        metavar="N")
+    gpus_per_evaluator: float | None = setting(
+        None, "GPUs per evaluator actor, fractions allowed (default: the cluster's GPUs shared "
+        "evenly)", metavar="G")
+
+
+@dataclass(frozen=True)
+class FitPredictorSettings:
+    """`dsmnas fit-predictor`: score seeded random subnets with a supernet, fit an MLP."""
+
+    checkpoint: str = setting(dataclasses.MISSING, "supernet checkpoint (`dsmnas train-supernet`)",
+                              metavar="PATH")
+    out: str = setting(dataclasses.MISSING, "the predictor file to write", metavar="PATH")
+    data: str | None = setting(None, "images to score on (default: the checkpoint's)")
+    samples: int = setting(2000, "subnets scored")
+    epochs: int = setting(300, "MLP training epochs")
+    seed: int = setting(0, "seed of the samples and the fit")
+
+
+@dataclass(frozen=True)
+class TrainSupernetCommand:
+    """`dsmnas train-supernet`'s flags beside the training settings (`SupernetTrainSettings`)."""
+
+    out: str | None = setting(None, "output folder (default: runs/supernet-<time>)")
+    threads: int | None = setting(
+        None, "torch CPU threads (default: torch's; 1 is faster on a busy machine)")
+    resume: bool = setting(False, "continue OUT/supernet.pt")
+    quiet: bool = setting(False, "no progress lines")
+
+    def __post_init__(self):
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {self.threads}")
+        if self.resume and not self.out:
+            raise ConfigError("--resume needs --out, the folder of the run to continue")
 
 
 @dataclass(frozen=True)
@@ -35,6 +100,28 @@ class RunSettings:
         50, "searches of one method that run as one batch in one trial (population mode), "
         "for methods that support it (dsm and its variants at batch size 1); the seeds are "
         "split into equal contiguous groups of at most this many; 1: one search per trial")
+    set: tuple[str, ...] = setting(
+        (), "METHOD.KEY=VALUE (a setting of one method, e.g. dsm.lr=0.02; METHOD.env.KEY=VALUE "
+        "its env), or env.KEY=VALUE (every run's env, e.g. env.K=8); a sweep takes env. and "
+        "dsm. items", metavar="METHOD.KEY=VALUE", repeat=True)
+
+
+@dataclass(frozen=True)
+class RunCommand:
+    """compare's, ablate's and sweep's flag that is no setting of the runs (nor a sweep-file
+    key)."""
+
+    resume: bool = setting(
+        False, "--out already holds runs.csv of the same plan: keep its ok runs, run only the "
+        "failed and missing ones, report over all")
+
+
+@dataclass(frozen=True)
+class CompareSettings(RunSettings):
+    """`dsmnas compare`: the methods, and how they run."""
+
+    methods: str = setting(dataclasses.MISSING, "comma-separated method names (see below), "
+                           "e.g. dsm,random; LABEL=METHOD adds a variant", kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -58,22 +145,32 @@ class SweepSettings(RunSettings):
     M: tuple[int, ...] = setting((), "local search distance, values swept (default: the space's, "
                             "nb201 4, mobilenet 3)")
     entropy: tuple[float, ...] = setting((), "entropy weight, values swept (default: the space's, "
-                                    "nb201 7.5e-4, mobilenet 1e-3)")
+                                    "nb201 7.5e-4, mobilenet 1e-3)", metavar="E1,E2,...")
     lr: tuple[float, ...] = setting((), "Adam learning rate, values swept (default: not swept, "
-                               "the space's, nb201 1e-2, mobilenet 3e-4)")
+                               "the space's, nb201 1e-2, mobilenet 3e-4)", metavar="LR1,LR2,...")
     mode: str = setting("grid", "grid: every combination; random: `samples` of them")
-    samples: int | None = setting(None, "configurations drawn in random mode")
+    samples: int | None = setting(
+        None, "configurations drawn in random mode: N distinct combinations drawn uniformly "
+        "(seeded by the draw seed; implies mode random)", flag="--random", metavar="N")
     draw_seed: int = setting(0, "seed of the random mode's draw")
     space: str = setting(EnvConfig.space, "search space")
     dataset: str = setting(EnvConfig.dataset, "dataset whose validation accuracy is the reward")
     table: str | None = setting(None, "NAS-Bench-201 table or official file; default: embedded data")
-    budget: float | None = setting(None, "simulated seconds per search; default: the data source's")
-    set: tuple[str, ...] = setting((), "env.KEY=VALUE (every run's env) or dsm.KEY=VALUE items")
+    budget: float | None = setting(None, "simulated seconds per search; default: the data source's",
+                                   metavar="SECONDS")
     cpus_per_trial: float = setting(1.0, "CPUs each trial reserves (torch uses that many threads)")
     gpus_per_trial: float = setting(0.0, "GPUs each trial reserves")
 
 
 KEYS = tuple(f.name for f in dataclasses.fields(SweepSettings))
+
+
+@dataclass(frozen=True)
+class SweepCommand(RunCommand):
+    """`dsmnas sweep`'s flags beside the sweep's keys."""
+
+    config: str | None = setting(
+        None, "sweep file (YAML), or NAME for experiments/sweeps/NAME.yaml", metavar="PATH")
 
 
 K_VALUES = (1, 2, 4, 8, 16)

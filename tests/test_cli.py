@@ -107,3 +107,87 @@ def test_help_imports_nothing_heavy(command):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(Path(__file__).resolve().parent.parent))
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-500:]
+
+
+def _settings_classes():
+    """Every settings dataclass the project declares: the env's, the learner's, each
+    method's, each built-in space's, the commands' and the supernet trainer's."""
+    import dataclasses as dc
+
+    from dsmnas.envs.config import EnvConfig
+    from dsmnas.envs.registry import builtin_names, get_spec
+    from dsmnas.experiments import settings
+    from dsmnas.trainables.learner import LearnerSettings
+    from dsmnas.trainables.methods import METHODS, _import
+    from dsmnas.trainables.supernet_settings import SupernetTrainSettings
+
+    classes = {EnvConfig, LearnerSettings, SupernetTrainSettings}
+    classes |= {c for c in vars(settings).values() if isinstance(c, type) and dc.is_dataclass(c)
+                and c.__module__ == settings.__name__ and c is not settings.MethodSpec}
+    for method in METHODS.values():
+        classes |= {_import(target) for target in method.settings}
+    for name in builtin_names():
+        try:
+            spec = get_spec(name)
+        except Exception:  # a space whose optional package is missing (ofa)
+            continue
+        if spec.settings is not None:
+            classes.add(spec.settings)
+    return classes
+
+
+def test_every_setting_is_declared_one_way_with_its_help():
+    import dataclasses as dc
+
+    classes = _settings_classes()
+    assert len(classes) >= 15
+    for cls in classes:
+        for f in dc.fields(cls):
+            if cls.__name__ == "EnvConfig" and f.name == "options":
+                continue
+            assert f.metadata.get("help"), f"{cls.__name__}.{f.name} is not declared with setting()"
+
+
+def _help(argv):
+    proc = subprocess.run([sys.executable, "-m", "dsmnas.experiments.cli", *argv, "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_search_help_has_a_flag_for_every_env_learner_and_space_setting():
+    import dataclasses as dc
+    import typing
+
+    from dsmnas.envs.config import EnvConfig
+    from dsmnas.envs.registry import builtin_names, get_spec
+    from dsmnas.experiments.flags import flag_name
+    from dsmnas.trainables.learner import LearnerSettings
+
+    text = _help(["search"])
+    classes = [EnvConfig, LearnerSettings]
+    for name in builtin_names():
+        try:
+            spec = get_spec(name)
+        except Exception:
+            continue
+        if spec.settings is not None:
+            classes.append(spec.settings)
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        for f in dc.fields(cls):
+            if f.name == "options":
+                continue
+            assert f" {flag_name(f, hints[f.name])} " in text, (cls.__name__, f.name)
+    for flag in ("--message-passing", "--mask-noop-edits", "--baseline-decay", "--no-graph",
+                 "--budget SECONDS", "-K K"):
+        assert flag in text
+
+
+def test_help_lists_every_space_with_its_description():
+    from dsmnas.envs.registry import get_spec, space_names
+
+    for command in ("search", "compare", "ablate", "sweep"):
+        text = _help([command])
+        for name in space_names():
+            assert f"  {name} " in text and get_spec(name).description[:40] in text, (command, name)

@@ -3,7 +3,6 @@ written here (idx.gz files and PNG folders); the Debian Fashion-MNIST is only re
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import os
@@ -25,8 +24,8 @@ from dsmnas.envs.evaluators.supernet import (
     top1_percent,
 )
 from dsmnas.envs.evaluators.images import FASHION_MNIST_DIR, load_images, read_idx
+from dsmnas.experiments import cli
 from dsmnas.trainables.supernet import train_supernet
-from dsmnas.trainables.supernet_settings import add_train_supernet_parser
 
 torch.set_num_threads(1)
 
@@ -267,10 +266,7 @@ def test_bad_archs_raise(evaluator, arch, match):
 
 
 def test_cli_subcommand(idx_data, tmp_path):
-    parser = argparse.ArgumentParser()
-    add_train_supernet_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["train-supernet", "--data", idx_data, "--out", str(tmp_path),
-                              "--resolution", "16", "--steps", "1", "--batch-size", "4",
-                              "--quiet", "--threads", "1"])
-    assert args.run(args) == 0
+    argv = ["train-supernet", "--data", idx_data, "--out", str(tmp_path), "--resolution", "16",
+            "--steps", "1", "--batch-size", "4", "--quiet", "--threads", "1"]
+    assert cli.main(argv) == 0
     assert load_checkpoint(str(tmp_path / "supernet.pt"))[1]["steps"] == 1

@@ -20,17 +20,13 @@ Results to expect: `--steps 540 --threads 1` (Fashion-MNIST 32x32, w1.0, batch 1
 largest 89.3 %, smallest 84.5 %, five random subnets 86.1-87.3 % (1,000 calibration and 2,000
 val images, ~2.5 s per subnet on one thread).
 
-This module holds the settings and the subcommand's parser and imports no torch, so that
-`dsmnas train-supernet --help` answers at once; the loop is `trainables.supernet`.
+This module holds the settings and imports no torch, so that `dsmnas train-supernet --help`
+answers at once; the loop is `trainables.supernet`, the subcommand `experiments.cli`.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import math
-import os
-import time
 from dataclasses import dataclass
 
 from dsmnas.envs.errors import ConfigError
@@ -94,55 +90,6 @@ class SupernetTrainSettings:
         return 0.5 * self.lr * (1.0 + math.cos(math.pi * (step - self.warmup_steps) / span))
 
 
-# -- command line ----------------------------------------------------------------------------
 HELP = "train an OFA MobileNetV3 supernet (the supernet evaluator's)"
-_CLI_FIELDS = ("data", "resolution", "width_mult", "steps", "minutes", "batch_size", "lr",
-               "seed", "n_random", "smallest", "checkpoint_every", "device")
-
-
-def add_train_supernet_parser(subparsers) -> argparse.ArgumentParser:
-    """Add `train-supernet` to an argparse subparsers object; its `run(args) -> int`."""
-    p = subparsers.add_parser(
-        "train-supernet", help=HELP,
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--out", default=None,
-                   help="output folder (default: runs/supernet-<time>)")
-    fields = {f.name: f for f in dataclasses.fields(SupernetTrainSettings)}
-    for name in _CLI_FIELDS:
-        f = fields[name]
-        flag = "--" + name.replace("_", "-")
-        helptext = f"{f.metadata['help']} (default: {f.default})"
-        if f.type in (bool, "bool"):
-            p.add_argument(flag, action="store_true", help=helptext)
-        else:
-            kind = {"int": int, "float": float, "float | None": float}.get(str(f.type), str)
-            p.add_argument(flag, type=kind, default=f.default, help=helptext)
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's; 1 is faster on a busy machine)")
-    p.add_argument("--resume", action="store_true", help="continue OUT/supernet.pt")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.set_defaults(run=_run, func=_run)
-    return p
-
-
-def _run(args) -> int:
-    import torch
-
-    from dsmnas.trainables.supernet import train_supernet
-
-    if args.resume and not args.out:
-        raise ConfigError("--resume needs --out, the folder of the run to continue")
-    out = args.out or os.path.join("runs", time.strftime("supernet-%Y%m%d-%H%M%S"))
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    settings = {name: getattr(args, name) for name in _CLI_FIELDS if name != "data"}
-    train_supernet(args.data, out, progress=None if args.quiet else _print_flush,
-                   resume=args.resume, **settings)
-    return 0
-
-
-def _print_flush(line: str) -> None:
-    print(line, flush=True)
+"""The one-line help of `dsmnas train-supernet` (whose flags `experiments.cli` makes from
+`SupernetTrainSettings` and whose description is this module's docstring)."""

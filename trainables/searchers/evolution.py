@@ -36,14 +36,14 @@ from dsmnas.envs.spaces import SearchSpace
 from dsmnas.trainables.search import SearchResult
 from dsmnas.trainables.searchers.base import Progress, QueryLog, make_rng, parse_settings
 from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.settings import setting
 
 
 @dataclass(frozen=True)
 class EvolutionSettings:
-    population_size: int = 10
-    """Members kept alive (NAS-Bench-201's R-EA: 10)."""
-    sample_size: int = 3
-    """Tournament size: members drawn (with replacement) to pick a parent (NAS-Bench-201: 3)."""
+    population_size: int = setting(10, "members kept alive (NAS-Bench-201's R-EA: 10)")
+    sample_size: int = setting(
+        3, "tournament size: members drawn (with replacement) to pick a parent (NAS-Bench-201: 3)")
 
     def __post_init__(self):
         for name in ("population_size", "sample_size"):

@@ -36,6 +36,7 @@ import numpy as np
 
 from dsmnas.envs import EnvConfig
 from dsmnas.envs.benchmarks import Benchmark
+from dsmnas.envs.settings import setting
 from dsmnas.envs.spaces import SearchSpace
 from dsmnas.trainables.search import SearchResult
 from dsmnas.trainables.searchers.base import Progress, QueryLog, make_rng, parse_settings
@@ -43,8 +44,8 @@ from dsmnas.trainables.searchers.base import Progress, QueryLog, make_rng, parse
 
 @dataclass(frozen=True)
 class LocalSettings:
-    first_improvement: bool = True
-    """Move to the first better neighbour (off: query all, move to the best)."""
+    first_improvement: bool = setting(
+        True, "move to the first better neighbour (off: query all, move to the best)")
 
 
 def neighbours(space: SearchSpace, tokens: np.ndarray) -> list[np.ndarray]:
