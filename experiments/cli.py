@@ -151,6 +151,10 @@ def _search(args) -> int:
     learner = learner_for_space(env_cfg.space, learner, set(learner_values))
     (command,) = parse_settings("search", flags["command"].given(args), SearchCommand)
     (evaluators,) = parse_settings("search", flags["evaluators"].given(args), EvaluatorSettings)
+    if env_cfg.workers > 1:  # dsm proposes one query at a time, knowing every result
+        raise ConfigError(f"dsmnas search runs dsm, which does not run over parallel workers "
+                          f"(--workers {env_cfg.workers}); use dsmnas compare --methods "
+                          f"dsm-sync or dsm-async --workers {env_cfg.workers}")
     service = _evaluator_service(env_cfg, evaluators.evaluator_actors,
                                  evaluators.gpus_per_evaluator)
     if service is not None:

@@ -27,6 +27,8 @@ from dsmnas.envs.spaces.nb201 import NB201Space
          "unknown environment setting(s) ['table'] for space 'mobilenet'"),
         (["--space", "nosuchpkg.mod:SPEC"], "cannot import module 'nosuchpkg.mod'"),
         (["--space", "dsmnas.envs.config:EnvConfig"], "is a EnvConfig, not a SpaceSpec"),
+        (["--workers", "4"], "dsmnas search runs dsm, which does not run over parallel workers"),
+        (["--message-passing", "three-way"], "message_passing must be one of two-way, one-way"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
