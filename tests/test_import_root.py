@@ -44,7 +44,8 @@ def venv(tmp_path_factory) -> Path:
     python = venv / "bin" / "python"
     site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
                 .stdout.strip())
-    (site / "zz_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    ours = [p for p in sys.path if p.endswith("site-packages")] or [sysconfig.get_paths()["purelib"]]
+    (site / "zz_dependencies.pth").write_text("\n".join(ours) + "\n")
     pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-index",
            "--find-links", str(wheels)]
     envs_wheel = next(p for p in wheels.iterdir() if p.name.lower().startswith("envs"))
