@@ -4,7 +4,8 @@ Every settings class of the project (the env's, a space's, the learner's, each m
 sweep's) is a dataclass whose fields are declared with `setting(default, help)`: the help is
 written once and becomes the CLI's help. `parse_settings` builds such classes from `--set`
 values, a sweep file or Python, refusing unknown keys and values of the wrong type with one
-`ConfigError` before anything runs.
+`ConfigError` before anything runs; `read_values` first reads values written as text (flags,
+YAML) as their fields' types.
 """
 
 from __future__ import annotations
@@ -74,6 +75,49 @@ def parse_settings(method: str, values: dict[str, Any] | None, *classes: type) -
         except TypeError as e:  # a settings class with required fields
             raise ConfigError(f"{method} settings: {e}") from None
     return tuple(out)
+
+
+def read_values(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with each one of a field of `cls` read as the field's type says, for settings
+    written as text (command-line flags; YAML, which reads `2e4` and `1e-3` as text): a number
+    field's text as the number, a list field's comma-separated text ("2,4,8") or single value
+    as a tuple of its items, each read the same way (null: an empty list). Other keys pass as
+    they are, for `parse_settings` to refuse. ConfigError naming the key and the item that is
+    not of the field's type (`K: 'x' is not an integer`)."""
+    hints = _hints(cls)
+    return {k: _read(k, v, hints[k]) if k in hints else v for k, v in values.items()}
+
+
+def _read(key: str, value: Any, hint: Any) -> Any:
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None and len(args) < len(typing.get_args(hint)):
+            return None
+        if len(args) != 1:  # a union this does not read: as it is
+            return value
+        hint = args[0]
+    if typing.get_origin(hint) in (tuple, list):
+        if isinstance(value, dict):
+            raise ConfigError(f"{key} must be a value or a list, got a mapping")
+        items = ([] if value is None
+                 else [t.strip() for t in value.split(",") if t.strip()] if isinstance(value, str)
+                 else list(value) if isinstance(value, (list, tuple)) else [value])
+        item = next((a for a in typing.get_args(hint) if a is not Ellipsis), Any)
+        return tuple(_read(key, v, item) for v in items)
+    if hint in (int, float):
+        what = _describe(hint)
+        if isinstance(value, str):
+            try:
+                return hint(value.strip())
+            except ValueError:
+                raise ConfigError(f"{key}: {value!r} is not {what}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or (hint is int and not isinstance(value, int)):
+            raise ConfigError(f"{key}: {value!r} is not {what}")
+        return hint(value)
+    if hint is str and not isinstance(value, str):
+        raise ConfigError(f"{key} must be text, got {value!r}")
+    return value
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,21 +1,28 @@
-"""Reports of a comparison: from a runs table (+ the runs' histories) to summaries and plots.
+"""Reports of a comparison or a sweep: from a runs table (+ histories) to summaries and plots.
 
-Pure functions of pandas frames, no Ray: `dsmnas compare` calls them on what its trials
-produced, the tests call them on hand-made tables.
+Pure functions of pandas frames, no Ray: `dsmnas compare` (and `ablate`, `sweep`) calls them
+on what its trials produced, the tests call them on hand-made tables.
 
 A runs table has one row per (method, seed): `status` ("ok" or "failed"), `arch`, `val_acc`,
 one `test_acc_<dataset>` column per dataset the data has, `queries`, `sim_time_s`,
 `wall_time_s` and `error` (failed runs only). Accuracies are in percent, as NAS-Bench-201
 reports them. Statistics are over the runs that finished; std is the sample std (ddof = 1);
 p-values are Welch's t-test (unequal variances) against the reference method's runs.
+
+A sweep's tables and plots (`dsmnas sweep`) are made the same way from its runs table:
+`sweep.csv` (one row per trial), `sweep.md` (configurations ranked by mean validation
+accuracy), `sweep_params.png` (mean final accuracy against each swept parameter) and
+`sweep_heatmap.png` (K x M). The best configuration is the one with the highest mean
+*validation* accuracy over its seeds: test accuracy is reported, never used to choose.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import matplotlib
 
@@ -25,6 +32,11 @@ from matplotlib.ticker import StrMethodFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
+
+from dsmnas.envs.errors import ConfigError  # noqa: E402
+
+if TYPE_CHECKING:
+    from dsmnas.experiments.sweep import Config
 
 TEST_PREFIX = "test_acc_"
 VISITED_PREFIX = "best_visited_"
@@ -352,3 +364,211 @@ def write_report(
     if not finished(runs).empty:
         paths.append(plot_test_distribution(runs, out / TEST_PNG))
     return paths
+
+
+# ------------------------------------------------------------------------------- sweeps
+# A sweep's runs are a comparison's, one label per configuration (`experiments.sweep`):
+# `configs` are its `sweep.Config`s (K, M, entropy, lr and the label).
+
+SWEEP_PARAMETERS = ("K", "M", "entropy", "lr")
+PARAMS_PNG = "sweep_params.png"
+HEATMAP_PNG = "sweep_heatmap.png"
+MIN_COLOR_RANGE = 0.2
+"""Smallest accuracy range (points) the sweep heatmap's colours span."""
+
+
+def sweep_table(runs: pd.DataFrame, configs: Sequence[Config]) -> pd.DataFrame:
+    """One row per trial: K, M, entropy, seed, the result fields of `dsmnas search`, status
+    and the configuration's label; in the plan's order."""
+    by_label = {c.label: c for c in configs}
+    tests = test_columns(runs)
+    rows = []
+    for r in runs.to_dict("records"):
+        c = by_label[r["method"]]
+        rows.append({"K": c.K, "M": c.M, "entropy": c.entropy, "lr": c.lr,
+                     "seed": int(r["seed"]),
+                     **{k: r.get(k) for k in ("arch", "val_acc", *tests, "queries",
+                                              "sim_time_s", "wall_time_s", "status")},
+                     "label": c.label})
+    cols = ["K", "M", "entropy", "lr", "seed", "arch", "val_acc", *tests, "queries", "sim_time_s",
+            "wall_time_s", "status", "label"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def config_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration (first-appearance order): n finished runs, mean and sample std of
+    the validation and every test accuracy."""
+    done = finished(table)
+    accs = accuracy_columns(table)
+    rows = []
+    for label in dict.fromkeys(table["label"]):
+        mine = table[table["label"] == label].iloc[0]
+        sub = done[done["label"] == label]
+        row = {"label": label, "K": mine["K"], "M": mine["M"], "entropy": mine["entropy"],
+               "lr": mine["lr"], "n": len(sub)}
+        for col in accs:
+            v = sub[col].astype(float)
+            row[f"{col}_mean"] = v.mean() if len(v) else math.nan
+            row[f"{col}_std"] = v.std(ddof=1) if len(v) > 1 else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def best_config(summary: pd.DataFrame) -> pd.Series:
+    """The configuration with the highest mean validation accuracy (the first one on a tie).
+    Test accuracy is not looked at: choosing on it would make the reported test accuracy
+    an optimistic estimate."""
+    ranked = summary[summary["n"] > 0]
+    if ranked.empty:
+        raise ConfigError("no configuration has a finished run")
+    return ranked.loc[ranked["val_acc_mean"].idxmax()]
+
+
+def plot_metric(table: pd.DataFrame, dataset: str) -> str:
+    """What the plots show: the searched dataset's test accuracy when the data has it, else
+    the validation accuracy."""
+    col = f"{TEST_PREFIX}{dataset}"
+    if col in table and finished(table)[col].notna().any():
+        return col
+    return "val_acc"
+
+
+def by_parameter(table: pd.DataFrame, param: str, metric: str) -> pd.DataFrame:
+    """Per value of `param` (ascending): mean, sample std and n of `metric` over every
+    finished run with that value (all seeds, all values of the other parameters)."""
+    done = finished(table).dropna(subset=[metric])
+    g = done.assign(**{metric: done[metric].astype(float)}).groupby(param)[metric]
+    out = g.agg(mean="mean", std=lambda v: v.std(ddof=1), n="count").reset_index()
+    return out.rename(columns={param: "value"}).sort_values("value", ignore_index=True)
+
+
+def heatmap_grid(table: pd.DataFrame, metric: str):
+    """(K values, M values, mean, n): `mean[i, j]` is the mean of `metric` over every finished
+    run with K = Ks[i] and M = Ms[j] (all entropies and seeds); NaN where none."""
+    done = finished(table).dropna(subset=[metric])
+    Ks, Ms = sorted(table["K"].unique()), sorted(table["M"].unique())
+    mean = np.full((len(Ks), len(Ms)), np.nan)
+    n = np.zeros((len(Ks), len(Ms)), dtype=int)
+    for (k, m), v in done.groupby(["K", "M"])[metric]:
+        i, j = Ks.index(k), Ms.index(m)
+        mean[i, j], n[i, j] = v.astype(float).mean(), len(v)
+    return Ks, Ms, mean, n
+
+
+def metric_name(metric: str) -> str:
+    if metric.startswith(TEST_PREFIX):
+        return f"test accuracy, {metric[len(TEST_PREFIX):]} (%)"
+    return "validation accuracy (%)"
+
+
+def _fmt(param: str, value) -> str:
+    return f"{value:g}" if param in ("entropy", "lr") else str(int(value))
+
+
+def plot_parameters(table: pd.DataFrame, metric: str, path: str | Path) -> Path:
+    """One panel per swept parameter (all three when none is swept): mean ± std of the final
+    `metric` against the parameter's values, equally spaced."""
+    params = [p for p in SWEEP_PARAMETERS if table[p].nunique() > 1] or [
+        p for p in SWEEP_PARAMETERS if table[p].notna().any()]
+    fig, axes = plt.subplots(1, len(params), figsize=(4.0 * len(params), 3.8),
+                             squeeze=False, sharey=True, layout="constrained")
+    for ax, param in zip(axes[0], params):
+        d = by_parameter(table, param, metric)
+        xs = np.arange(len(d))
+        ax.errorbar(xs, d["mean"], yerr=np.nan_to_num(d["std"].to_numpy(float)),
+                    marker="o", capsize=4, lw=1.8)
+        ax.set_xticks(xs, [f"{_fmt(param, v)}\n(n={n})" for v, n in zip(d["value"], d["n"])])
+        ax.set_xlim(-0.5, len(d) - 0.5)
+        ax.set_xlabel({"entropy": "entropy weight", "lr": "learning rate"}.get(param, param))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"final {metric_name(metric)}")
+    fig.suptitle(f"Final {metric_name(metric)[:-4]}: mean ± std over seeds and the other "
+                 "parameters (n: runs)")
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_heatmap(table: pd.DataFrame, metric: str, path: str | Path) -> Path:
+    """K (rows) x M (columns): mean final `metric` over entropies and seeds, each cell
+    labelled with its mean and number of runs."""
+    Ks, Ms, mean, n = heatmap_grid(table, metric)
+    fig, ax = plt.subplots(figsize=(1.3 * len(Ms) + 2.6, 0.9 * len(Ks) + 1.8),
+                           layout="constrained")
+    finite = mean[np.isfinite(mean)]
+    mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    # a colour range of at least MIN_COLOR_RANGE points: differences far below the seeds'
+    # noise should not look like contrast. Black text on viridis' bright upper part.
+    half = max(finite.max() - finite.min(), MIN_COLOR_RANGE) / 2 if finite.size else 1.0
+    image = ax.imshow(np.ma.masked_invalid(mean), cmap="viridis", aspect="auto",
+                      vmin=mid - half, vmax=mid + half)
+    for i, j in itertools.product(range(len(Ks)), range(len(Ms))):
+        if np.isfinite(mean[i, j]):
+            ax.text(j, i, f"{mean[i, j]:.2f}\nn={n[i, j]}", ha="center", va="center",
+                    fontsize=9, color="black" if mean[i, j] > mid + 0.2 * half else "white")
+        else:
+            ax.text(j, i, "not run", ha="center", va="center", fontsize=9, color="grey")
+    ax.set_xticks(range(len(Ms)), [str(m) for m in Ms])
+    ax.set_yticks(range(len(Ks)), [str(k) for k in Ks])
+    ax.set_xlabel("M (local search distance)")
+    ax.set_ylabel("K (subspaces)")
+    fig.colorbar(image, ax=ax, label=f"mean {metric_name(metric)}")
+    ax.set_title("Mean over entropy weights and seeds (n: runs)", fontsize=10)
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+
+def sweep_markdown(summary: pd.DataFrame, title: str, notes: Sequence[str] = ()) -> str:
+    """The configurations ranked by mean validation accuracy, and the best one."""
+    best = best_config(summary)
+    accs = ["val_acc", *[c[:-5] for c in summary.columns
+                         if c.startswith(TEST_PREFIX) and c.endswith("_mean")]]
+    names = ["val", *[c[len(TEST_PREFIX):] + " test" for c in accs[1:]]]
+    ranked = summary.sort_values("val_acc_mean", ascending=False, kind="stable")
+    lr = ["lr"] if summary["lr"].notna().any() else []
+    lines = [f"# {title}", "", *([*notes, ""] if notes else []),
+             "| rank | configuration | K | M | entropy | " + "".join(f"{c} | " for c in lr)
+             + "n | " + " | ".join(names) + " |",
+             "|" + "---|" * (6 + len(lr) + len(names))]
+    for rank, r in enumerate(ranked.to_dict("records"), 1):
+        cells = [str(rank), r["label"], str(r["K"]), str(r["M"]), f"{r['entropy']:g}",
+                 *[f"{r['lr']:g}" for _ in lr],
+                 str(r["n"]), *[_mean_std(r[f"{c}_mean"], r[f"{c}_std"]) for c in accs]]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"**Best: {describe_best(best)}**", "",
+              "Ranked by mean validation accuracy over seeds; test accuracy is reported, never "
+              "used to choose. Accuracy in %, mean ± sample std (ddof = 1)."]
+    return "\n".join(lines) + "\n"
+
+
+def describe_best(best: pd.Series) -> str:
+    tests = [c[:-5] for c in best.index if c.startswith(TEST_PREFIX) and c.endswith("_mean")]
+    lr = "" if pd.isna(best["lr"]) else f", lr={best['lr']:g}"
+    text = (f"{best['label']} (K={best['K']}, M={best['M']}, entropy={best['entropy']:g}{lr}): "
+            f"val {_mean_std(best['val_acc_mean'], best['val_acc_std'])} over {best['n']} seed(s)")
+    if tests:
+        text += "; test " + ", ".join(
+            f"{c[len(TEST_PREFIX):]} {_mean_std(best[c + '_mean'], best[c + '_std'])}"
+            for c in tests)
+    return text
+
+
+def write_sweep(runs: pd.DataFrame, configs: Sequence[Config], out_dir: str | Path,
+                dataset: str, title: str = "Sweep", notes: Sequence[str] = ()):
+    """sweep.csv, sweep.md and the two plots; returns (paths, best configuration)."""
+    out = Path(out_dir)
+    table = sweep_table(runs, configs)
+    table.to_csv(out / "sweep.csv", index=False)
+    paths = [out / "sweep.csv"]
+    if finished(table).empty:
+        return paths, None
+    summary = config_summary(table)
+    (out / "sweep.md").write_text(sweep_markdown(summary, title, notes))
+    metric = plot_metric(table, dataset)
+    paths += [out / "sweep.md", plot_parameters(table, metric, out / PARAMS_PNG),
+              plot_heatmap(table, metric, out / HEATMAP_PNG)]
+    return paths, best_config(summary)

@@ -4,14 +4,27 @@ with a run that always fails)."""
 
 import contextlib
 import io
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
 from dsmnas.envs import EnvConfig
-from dsmnas.experiments import compare, report
+from dsmnas.experiments import report
 from dsmnas.experiments.cli import EXIT_FAILED_RUNS, main
+from dsmnas.experiments.plan import (
+    ComparePlan,
+    apply_sets,
+    parse_methods,
+    plan_compare,
+    plan_difference,
+    plan_identity,
+    population_groups,
+)
+from dsmnas.experiments.settings import MethodSpec
 from dsmnas.trainables.methods import METHODS, method_names, run_method, run_method_population
 
 
@@ -54,8 +67,8 @@ def test_bad_input_is_one_line_and_exit_2_before_ray_starts(argv, message, capsy
 
 
 def test_method_variants_and_set_values():
-    specs, env = compare.apply_sets(
-        compare.parse_methods("dsm, nograph=dsm"),
+    specs, env = apply_sets(
+        parse_methods("dsm, nograph=dsm"),
         ["nograph.use_graph=false", "nograph.lr=2e-2", "dsm.entropy=0", "env.K=8",
          "env.init_centers=[\"a\", \"b\"]", "dsm.name=text"],
     )
@@ -66,17 +79,17 @@ def test_method_variants_and_set_values():
 
 
 def test_population_groups_are_contiguous_and_balanced():
-    assert compare.population_groups(range(100), 50) == [tuple(range(50)), tuple(range(50, 100))]
-    assert [len(g) for g in compare.population_groups(range(60), 50)] == [30, 30]
-    assert [len(g) for g in compare.population_groups(range(7), 3)] == [3, 2, 2]
-    assert compare.population_groups([5], 50) == [(5,)]
-    assert compare.population_groups(range(3), 1) == [(0,), (1,), (2,)]
+    assert population_groups(range(100), 50) == [tuple(range(50)), tuple(range(50, 100))]
+    assert [len(g) for g in population_groups(range(60), 50)] == [30, 30]
+    assert [len(g) for g in population_groups(range(7), 3)] == [3, 2, 2]
+    assert population_groups([5], 50) == [(5,)]
+    assert population_groups(range(3), 1) == [(0,), (1,), (2,)]
 
 
 def test_plan_pools_the_methods_that_support_population_mode():
     methods = "dsm,random,big=dsm,nograph=dsm"
     sets = ["big.batch_size=2", "nograph.use_graph=false"]
-    plan = compare.plan_compare(methods, 5, first_seed=2, sets=sets, population=3)
+    plan = plan_compare(methods, 5, first_seed=2, sets=sets, population=3)
     # random has no population mode; batch size 2 is not the population's batch size 1
     assert plan.pooled == ("dsm", "nograph") and plan.population == 3
     assert plan.trials() == [("dsm", (2, 3, 4)), ("dsm", (5, 6)),
@@ -85,23 +98,39 @@ def test_plan_pools_the_methods_that_support_population_mode():
                              ("nograph", (2, 3, 4)), ("nograph", (5, 6))]
     # a seed's population is the plan's, whichever runs are left: a resume reruns it whole
     assert plan.trials([("dsm", 6), ("random", 3)]) == [("dsm", (5, 6)), ("random", (3,))]
-    lone = compare.plan_compare(methods, 5, sets=sets, population=1)
+    lone = plan_compare(methods, 5, sets=sets, population=1)
     assert lone.pooled == () and all(len(seeds) == 1 for _, seeds in lone.trials())
-    assert compare.plan_compare("dsm", 1).pooled == ()  # one seed: a lone search
+    assert plan_compare("dsm", 1).pooled == ()  # one seed: a lone search
     # the population is part of what a resume must match
-    diff = compare.plan_difference(compare.plan_identity(lone), compare.plan_identity(plan))
+    diff = plan_difference(plan_identity(lone), plan_identity(plan))
     assert diff and diff.startswith("population None there")
     with pytest.raises(ValueError, match="--population must be an integer >= 1, got 0"):
-        compare.plan_compare("dsm", 2, population=0)
+        plan_compare("dsm", 2, population=0)
+
+
+def test_planning_imports_no_ray():
+    """Bad input fails before Ray is even imported: planning methods of every kind (an RLlib
+    one, a population one, one on a worker pool) and importing the runner leave Ray out."""
+    code = (
+        "import sys\nfrom dsmnas.experiments.plan import plan_compare\n"
+        "import dsmnas.experiments.compare\n"
+        "plan = plan_compare('dsm,random,ppo,dsm-async', 2)\n"
+        "print(list(plan.pooled), sorted(m for m in sys.modules if m.split('.')[0] == 'ray'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=str(Path(__file__).resolve().parent.parent))
+    assert out.stdout.strip().splitlines()[-1] == "['dsm'] []", out.stdout[-500:]
 
 
 def test_a_population_trial_records_a_row_per_search_and_fails_as_a_whole(tmp_path):
-    plan = compare.ComparePlan(
-        methods=(compare.MethodSpec("dsm", "dsm"),), seeds=(0, 1, 2), env=EnvConfig(),
+    from dsmnas.experiments.recorder import RunsRecorder
+
+    plan = ComparePlan(
+        methods=(MethodSpec("dsm", "dsm"),), seeds=(0, 1, 2), env=EnvConfig(),
         datasets=(), source="test", budget_s=100.0, population=3, pooled=("dsm",),
     )
     lines = []
-    recorder = compare._make_recorder(plan, tmp_path, lines.append)
+    recorder = RunsRecorder(plan, tmp_path, lines.append)
     trial = SimpleNamespace(config={"run": "dsm:0,1,2", "label": "dsm", "seed": 0,
                                     "seeds": [0, 1, 2]}, path=None, num_failures=1,
                             error_file=None, get_error=lambda: "ValueError: boom")
@@ -120,12 +149,14 @@ def test_a_population_trial_records_a_row_per_search_and_fails_as_a_whole(tmp_pa
 
 
 def test_runs_csv_is_rewritten_as_each_run_finishes(tmp_path):
-    plan = compare.ComparePlan(
-        methods=(compare.MethodSpec("dsm", "dsm"),), seeds=(0, 1), env=EnvConfig(),
+    from dsmnas.experiments.recorder import RunsRecorder
+
+    plan = ComparePlan(
+        methods=(MethodSpec("dsm", "dsm"),), seeds=(0, 1), env=EnvConfig(),
         datasets=("cifar10",), source="test", budget_s=100.0,
     )
     lines = []
-    recorder = compare._make_recorder(plan, tmp_path, lines.append)
+    recorder = RunsRecorder(plan, tmp_path, lines.append)
     trial = SimpleNamespace(config={"label": "dsm", "seed": 1}, path=None)
     result = {"method": "dsm", "seed": 1, "arch": "x", "val_acc": 80.0, "test_acc_cifar10": 90.0,
               "queries": 2, "sim_time_s": 50.0, "wall_time_s": 0.1, "training_iteration": 1,

@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
     import ray
     from ray.cluster_utils import Cluster
 
-    from dsmnas.experiments import compare
+    from dsmnas.experiments import compare, recorder
 
     table, out, budget_s = sys.argv[1] or None, sys.argv[2], float(sys.argv[3])
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
@@ -91,16 +91,12 @@ SCRIPT = textwrap.dedent(
 
     killer = KillFirstTrialNode(cluster, workers)
     lines = []
-    real_make = compare._make_recorder
 
-    def make_recorder(*args, **kwargs):
-        recorder = real_make(*args, **kwargs)
-        def on_trial_start(iteration, trials, trial, **info):
+    class KillingRecorder(recorder.RunsRecorder):
+        def on_trial_start(self, iteration, trials, trial, **info):
             killer.on_trial_start(iteration, trials, trial, **info)
-        recorder.on_trial_start = on_trial_start
-        return recorder
 
-    compare._make_recorder = make_recorder
+    recorder.RunsRecorder = KillingRecorder  # run_compare looks it up when it runs
     plan = compare.plan_compare("random", 4, env={"table": table, "budget_s": budget_s})
     t0 = time.monotonic()
     runs = compare.run_compare(plan, out, address=cluster.address, retries=3,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from dsmnas.experiments import sweep
+from dsmnas.experiments import report, sweep
 from dsmnas.experiments.cli import main
 from dsmnas.envs.errors import ConfigError
 from dsmnas.experiments.sweep import Config, SweepSettings, configurations, resolve_settings
@@ -69,10 +69,10 @@ def test_lr_is_swept_only_when_given_and_then_named_in_the_labels():
     runs = pd.DataFrame([{"method": c.label, "seed": 0, "arch": "a", "val_acc": v,
                           "queries": 10, "sim_time_s": 1.0, "wall_time_s": 1.0, "status": "ok"}
                          for c, v in zip(plan.configs, (84.0, 85.0))])
-    summary = sweep.config_summary(sweep.sweep_table(runs, plan.configs))
-    md = sweep.sweep_markdown(summary, "t")
+    summary = report.config_summary(report.sweep_table(runs, plan.configs))
+    md = report.sweep_markdown(summary, "t")
     assert "| 1 | K2-M3-ent0.001-lr0.01 | 2 | 3 | 0.001 | 0.01 | 1 | 85.00 ± – |" in md
-    assert sweep.describe_best(sweep.best_config(summary)).startswith(
+    assert report.describe_best(report.best_config(summary)).startswith(
         "K2-M3-ent0.001-lr0.01 (K=2, M=3, entropy=0.001, lr=0.01): val 85.00")
 
 
@@ -235,51 +235,51 @@ def hand_made_runs():
 
 def test_sweep_table_and_best_by_validation_not_test():
     runs, configs = hand_made_runs()
-    table = sweep.sweep_table(runs, configs)
+    table = report.sweep_table(runs, configs)
     assert list(table.columns) == ["K", "M", "entropy", "lr", "seed", "arch", "val_acc",
                                    "test_acc_cifar10", "queries", "sim_time_s", "wall_time_s",
                                    "status", "label"]
     assert table[["K", "M", "seed"]].values.tolist() == [
         [2, 2, 0], [2, 2, 1], [2, 3, 0], [2, 3, 1], [4, 2, 0], [4, 2, 1], [4, 3, 0], [4, 3, 1]]
-    summary = sweep.config_summary(table)
+    summary = report.config_summary(table)
     assert summary["n"].tolist() == [2, 2, 2, 1]
     assert summary["val_acc_mean"].tolist() == pytest.approx([85.1, 84.2, 84.95, 83.0])
     assert math.isnan(summary["val_acc_std"].iloc[3])
-    best = sweep.best_config(summary)
+    best = report.best_config(summary)
     assert best["label"] == "K2-M2-ent0.0005"  # highest val; K4-M2 has the highest test
     assert best["test_acc_cifar10_mean"] == pytest.approx(93.1)
     assert summary.loc[summary["test_acc_cifar10_mean"].idxmax(), "label"] == "K4-M2-ent0.0005"
-    text = sweep.describe_best(best)
+    text = report.describe_best(best)
     assert text == ("K2-M2-ent0.0005 (K=2, M=2, entropy=0.0005): val 85.10 ± 0.14 over 2 "
                     "seed(s); test cifar10 93.10 ± 0.14")
-    md = sweep.sweep_markdown(summary, "t")
+    md = report.sweep_markdown(summary, "t")
     assert "| 1 | K2-M2-ent0.0005 | 2 | 2 | 0.0005 | 2 | 85.10 ± 0.14 | 93.10 ± 0.14 |" in md
     assert "| 4 | K4-M3-ent0.0005 | 4 | 3 | 0.0005 | 1 | 83.00 ± – | 92.00 ± – |" in md
 
 
 def test_plot_data_averages_over_seeds_and_the_other_parameters():
     runs, configs = hand_made_runs()
-    table = sweep.sweep_table(runs, configs)
-    metric = sweep.plot_metric(table, "cifar10")
+    table = report.sweep_table(runs, configs)
+    metric = report.plot_metric(table, "cifar10")
     assert metric == "test_acc_cifar10"
-    assert sweep.plot_metric(table.drop(columns="test_acc_cifar10"), "cifar10") == "val_acc"
-    by_k = sweep.by_parameter(table, "K", metric)
+    assert report.plot_metric(table.drop(columns="test_acc_cifar10"), "cifar10") == "val_acc"
+    by_k = report.by_parameter(table, "K", metric)
     assert by_k["value"].tolist() == [2, 4] and by_k["n"].tolist() == [4, 3]
     assert by_k["mean"].tolist() == pytest.approx([93.35, (94.0 + 94.4 + 92.0) / 3])
     assert by_k["std"].iloc[0] == pytest.approx(np.std([93.0, 93.2, 93.5, 93.7], ddof=1))
-    Ks, Ms, mean, n = sweep.heatmap_grid(table, metric)
+    Ks, Ms, mean, n = report.heatmap_grid(table, metric)
     assert (Ks, Ms) == ([2, 4], [2, 3]) and n.tolist() == [[2, 2], [2, 1]]
     np.testing.assert_allclose(mean, [[93.1, 93.6], [94.2, 92.0]])
     # random mode leaves holes: NaN, not zero
-    Ks, Ms, mean, n = sweep.heatmap_grid(table[table["label"] != "K4-M3-ent0.0005"], metric)
+    Ks, Ms, mean, n = report.heatmap_grid(table[table["label"] != "K4-M3-ent0.0005"], metric)
     assert np.isnan(mean[1, 1]) and n[1, 1] == 0
 
 
 def test_write_sweep_without_ray(tmp_path):
     runs, configs = hand_made_runs()
-    paths, best = sweep.write_sweep(runs, configs, tmp_path, "cifar10")
-    assert [p.name for p in paths] == ["sweep.csv", "sweep.md", sweep.PARAMS_PNG,
-                                       sweep.HEATMAP_PNG]
+    paths, best = report.write_sweep(runs, configs, tmp_path, "cifar10")
+    assert [p.name for p in paths] == ["sweep.csv", "sweep.md", report.PARAMS_PNG,
+                                       report.HEATMAP_PNG]
     assert all(p.stat().st_size > 0 for p in paths) and best["label"] == "K2-M2-ent0.0005"
     assert len(pd.read_csv(tmp_path / "sweep.csv")) == len(runs)
 
@@ -320,7 +320,7 @@ def test_sweep_end_to_end(nb201_data, tmp_path, ray_session, monkeypatch, capsys
         history = pd.read_csv(out / "histories" / f"K{k}-M3-ent0.00075-0.csv")
         assert history["subspace"].between(0, k - 1).all()
     for name in ("runs.csv", "summary.md", "summary.csv", "anytime_val.png", "test_acc.png",
-                 "sweep.md", sweep.PARAMS_PNG, sweep.HEATMAP_PNG):
+                 "sweep.md", report.PARAMS_PNG, report.HEATMAP_PNG):
         assert (out / name).exists(), name
     best = table.loc[table["val_acc"].idxmax()]
     printed = capsys.readouterr().out
@@ -332,7 +332,7 @@ def test_an_existing_runs_csv_needs_resume_and_the_same_plan(nb201_data, tmp_pat
                                                              monkeypatch):
     import json
 
-    from dsmnas.experiments.compare import PLAN_FILE, plan_identity
+    from dsmnas.experiments.plan import PLAN_FILE, plan_identity
 
     def no_ray(*args, **kwargs):
         raise AssertionError("Ray must not start when the folder cannot be used")
