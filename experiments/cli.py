@@ -273,7 +273,7 @@ def _serve_trials(env: dict, sets, actors: int | None, gpus: float | None,
                   address: str | None) -> list[str]:
     """Start the evaluator actors that every trial shares (when asked for) and add their
     name to the trials' env settings (`sets`, env.KEY=VALUE items, over `env`)."""
-    from dsmnas.experiments.compare import split_set
+    from dsmnas.experiments.plan import split_set
 
     sets = list(sets or [])
     if not actors and gpus is None:
@@ -470,7 +470,8 @@ def _run_values(args):
 
 
 def _compare(args) -> int:
-    from dsmnas.experiments.compare import plan_compare, run_compare
+    from dsmnas.experiments.compare import run_compare
+    from dsmnas.experiments.plan import plan_compare
     from dsmnas.experiments.settings import CompareSettings
 
     values, env, ev, command = _run_values(args)
@@ -506,7 +507,8 @@ def _add_ablate(sub, specs) -> None:
 
 def _ablate(args) -> int:
     from dsmnas.experiments.ablate import write_ablation
-    from dsmnas.experiments.compare import REFERENCE, plan_compare, run_compare
+    from dsmnas.experiments.compare import run_compare
+    from dsmnas.experiments.plan import REFERENCE, plan_compare
     from dsmnas.experiments.settings import RunSettings, reference, variants
 
     values, env, ev, command = _run_values(args)

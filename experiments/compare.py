@@ -34,8 +34,8 @@ import pandas as pd
 
 from dsmnas.envs.errors import ConfigError
 from dsmnas.experiments import report
-# plan_compare and split_set are re-exported: `from dsmnas.experiments.compare import
-# plan_compare, run_compare` (README), and the CLI imports them from here
+# plan_compare is re-exported for `from dsmnas.experiments.compare import plan_compare,
+# run_compare` (the Python API in the docs), split_set for code written against 0.3
 from dsmnas.experiments.plan import (  # noqa: F401
     PLAN_FILE,
     REFERENCE,

@@ -27,7 +27,7 @@ import pandas as pd
 from dsmnas.envs.benchmarks.base import budget_text
 from dsmnas.envs.config import EnvConfig
 from dsmnas.envs.errors import ConfigError
-from dsmnas.experiments import report
+from dsmnas.experiments.settings import TEST_PREFIX, VISITED_PREFIX
 from dsmnas.experiments.settings import MethodSpec, RunSettings
 from dsmnas.trainables.methods import check_method, method_names, population_refusal
 
@@ -80,10 +80,10 @@ class ComparePlan:
     def columns(self) -> list[str]:
         return [
             "method", "seed", "status", "arch", "val_acc",
-            *[f"{report.TEST_PREFIX}{d}" for d in self.datasets],
+            *[f"{TEST_PREFIX}{d}" for d in self.datasets],
             "queries", "sim_time_s", "wall_time_s",
             "best_visited_arch", "best_visited_val_acc",
-            *[f"{report.VISITED_PREFIX}{report.TEST_PREFIX}{d}" for d in self.datasets],
+            *[f"{VISITED_PREFIX}{TEST_PREFIX}{d}" for d in self.datasets],
             "error",
         ]
 
@@ -182,6 +182,8 @@ def plan_compare(
     specs, env_sets = apply_sets(parsed, sets)
     if not (isinstance(seeds, int) and seeds >= 1):
         raise ConfigError(f"--seeds must be an integer >= 1, got {seeds!r}")
+    if isinstance(first_seed, bool) or not (isinstance(first_seed, int) and first_seed >= 0):
+        raise ConfigError(f"--first-seed must be an integer >= 0, got {first_seed!r}")
     if isinstance(population, bool) or not (isinstance(population, int) and population >= 1):
         raise ConfigError(f"--population must be an integer >= 1, got {population!r}")
     env = {**(env or {}), **env_sets}

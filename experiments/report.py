@@ -38,11 +38,7 @@ from dsmnas.envs.errors import ConfigError  # noqa: E402
 if TYPE_CHECKING:
     from dsmnas.experiments.sweep import Config
 
-TEST_PREFIX = "test_acc_"
-VISITED_PREFIX = "best_visited_"
-"""Prefix of the best visited architecture's columns: `best_visited_arch`,
-`best_visited_val_acc`, `best_visited_test_acc_<dataset>`."""
-OK, FAILED = "ok", "failed"
+from dsmnas.experiments.settings import FAILED, OK, TEST_PREFIX, VISITED_PREFIX  # noqa: E402,F401
 ANYTIME_PNG = "anytime_val.png"
 TEST_PNG = "test_acc.png"
 

@@ -7,7 +7,8 @@ that compare, ablate and sweep share), `CompareSettings`, `MethodSpec` (one comp
 variant), `SweepSettings` (a sweep's keys) and the catalogue of the paper's ablations. Every
 flag is made from these fields by `experiments.flags`. Light on purpose (no pandas, plotting, Ray or torch): `dsmnas CMD
 --help` reads this module and nothing heavier, and answers at once. Running and reporting
-are `experiments.compare`, `experiments.sweep` and `experiments.ablate`.
+are `experiments.plan`, `experiments.compare`, `experiments.recorder`, `experiments.sweep`,
+`experiments.ablate` and `experiments.report`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ from typing import Any
 from dsmnas.envs.config import EnvConfig
 from dsmnas.envs.errors import ConfigError
 from dsmnas.envs.settings import setting
+
+
+TEST_PREFIX = "test_acc_"
+"""runs.csv's test accuracy columns: `test_acc_<dataset>` (reports only)."""
+VISITED_PREFIX = "best_visited_"
+"""Prefix of the best visited architecture's columns: `best_visited_arch`,
+`best_visited_val_acc`, `best_visited_test_acc_<dataset>`."""
+OK, FAILED = "ok", "failed"
+"""A run's status in runs.csv."""
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,7 @@ def resolve_settings(
     given = {k: v for k, v in (flags or {}).items() if v is not None}
     values = dict(file_values or {})
     if given.get("mode") == "grid" and "samples" not in given:
-        values.pop("samples", None)  # --grid overrides a file's random draw
+        values.pop("samples", None)  # --mode grid overrides a file's random draw
     # `set` items may hold commas (JSON lists): text is one item, not a comma-separated list
     sets = [*_items(values.get("set")), *_items(given.pop("set", None))]
     values.update(given)

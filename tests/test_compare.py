@@ -53,6 +53,8 @@ def test_help_lists_every_method_with_its_description(capsys):
         (["--methods", "dsm", "--set", "env.seed=3"], "env.seed is set per run"),
         (["--methods", "dsm", "--set", "env.KK=3"], "unknown environment setting(s) ['KK']"),
         (["--methods", "dsm", "--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
+        (["--methods", "dsm", "--seeds", "1", "--first-seed", "-3"],
+         "--first-seed must be an integer >= 0, got -3"),
         (["--methods", "dsm", "--table", "/no/such.csv"], "'/no/such.csv' does not exist"),
     ],
 )
