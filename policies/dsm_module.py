@@ -60,6 +60,7 @@ from ray.rllib.core.rl_module.apis import (
     TargetNetworkAPI,
     ValueFunctionAPI,
 )
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from ray.rllib.utils.torch_utils import FLOAT_MIN
 
@@ -67,7 +68,7 @@ from dsmnas.policies.gnn import MESSAGE_PASSING, SubspaceGraphEncoder
 from dsmnas.policies.layers import TORCH_LAYERS
 from dsmnas.envs.errors import ConfigError
 
-__all__ = ["DSMController", "DSMModuleConfig", "DSMNASModule", "OBS_KEYS"]
+__all__ = ["DSMController", "DSMModuleConfig", "DSMNASModule", "OBS_KEYS", "dsm_module_spec"]
 
 OBS_KEYS = ("tokens", "val_acc", "adj", "op_mask")
 """Keys of the Dict observation the module reads."""
@@ -79,7 +80,7 @@ _RLLIB_AUTO_KEYS = frozenset({"vf_share_layers"})
 
 @dataclass(frozen=True)
 class DSMModuleConfig:
-    """Settings of `DSMNASModule`; pass them as `RLModuleSpec(model_config={...})`.
+    """Settings of `DSMNASModule`; pass them as `dsm_module_spec(model_config={...})`.
 
     K, L, C and M are not settings: the module reads them from its observation and action
     spaces.
@@ -470,3 +471,15 @@ class DSMNASModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
             batch[Columns.OBS], actions=batch[Columns.ACTIONS].long()
         )
         return {TARGET_NETWORK_ACTION_DIST_INPUTS: dist_inputs}
+
+
+def dsm_module_spec(model_config: Optional[Mapping[str, Any]] = None,
+                    module_class: Optional[type] = None) -> RLModuleSpec:
+    """The `RLModuleSpec` that every RLlib algorithm here learns with: the DSM-NAS controller
+    `DSMNASModule` (or `module_class`: its population form
+    `policies.population.PopulationDSMModule`, or any RLModule a test brings) with
+    `model_config` (`DSMModuleConfig`'s keys; unknown keys raise when the module is built).
+    Used by REINFORCE (`dsm` and its variants, `trainables.reinforce.reinforce_config`) and
+    by the `ppo` and `appo` agents (`trainables.agents`)."""
+    return RLModuleSpec(module_class=module_class or DSMNASModule,
+                        model_config=model_config or {})

@@ -1,4 +1,5 @@
-"""The other RLlib agents (ppo, appo, ppo-flat) and DSM-NAS+ (dsm-plus) on DSMNAS-v0."""
+"""The other RLlib agents (ppo, appo, ppo-flat, trainables/agents.py) and DSM-NAS+ (dsm-plus,
+trainables/variants.py) on DSMNAS-v0."""
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import torch
 
 from dsmnas.envs import DSMNASEnv, EnvConfig
 from dsmnas.envs.spaces.base import hamming
-from dsmnas.trainables import agents
+from dsmnas.trainables import agents, variants
 from dsmnas.trainables.methods import METHODS, resolve, run_method
 from dsmnas.trainables.search import run_episode_search, run_search
 
@@ -74,7 +75,7 @@ def test_ppo_updates_the_module_and_syncs_the_sampler(nb201_data, ray_session):
     from dsmnas.policies.dsm_module import DSMNASModule
 
     cfg = EnvConfig(table=nb201_data.table, budget_s=nb201_data.budget_s(25_000), seed=1)
-    algo = agents.ppo_algo_config(cfg).build_algo()
+    algo = agents.agent_config("ppo", cfg).build_algo()
     try:
         learner_module = algo.learner_group._learner.module["default_policy"]
         assert isinstance(learner_module, DSMNASModule)
@@ -103,7 +104,7 @@ def test_ppo_flat_uses_the_default_model_on_a_flat_observation(nb201_data, ray_s
     from dsmnas.policies.dsm_module import DSMNASModule
 
     cfg = EnvConfig(table=nb201_data.table, budget_s=nb201_data.budget_s(BUDGET_S), seed=2)
-    algo = agents.ppo_flat_algo_config(cfg).build_algo()
+    algo = agents.agent_config("ppo-flat", cfg).build_algo()
     try:
         runner = algo.env_runner_group.local_env_runner
         assert any(isinstance(c, FlattenObservations) for c in runner._env_to_module.connectors)
@@ -141,7 +142,7 @@ def test_dsm_plus_starts_from_the_final_centers_of_the_cifar10_search(nb201_data
 @pytest.mark.parametrize("dataset", ["cifar10"])
 def test_dsm_plus_rejects_a_cifar10_target(dataset, nb201_data):
     with pytest.raises(ValueError, match="cifar100, ImageNet16-120, got 'cifar10'"):
-        agents.run_dsm_plus(EnvConfig(table=nb201_data.table, dataset=dataset), {})
+        variants.run_dsm_plus(EnvConfig(table=nb201_data.table, dataset=dataset), {})
 
 
 @pytest.mark.parametrize(
@@ -174,11 +175,22 @@ def test_all_agents_are_registered():
     assert np.isclose(agents.PPOSettings().gamma, 0.0)
 
 
+def test_the_agents_table_and_the_methods_registry_agree():
+    # every agent of the table is a method whose settings are the table's settings class
+    for name, agent in agents.AGENTS.items():
+        method = METHODS[name]
+        assert method.settings == (f"dsmnas.trainables.agents:{agent.settings.__name__}",)
+        assert resolve(name).__name__ == f"run_{name.replace('-', '_')}"
+        assert method.run == f"dsmnas.trainables.agents:{resolve(name).__name__}"
+    with pytest.raises(ValueError, match="unknown agent 'dqn'; allowed: ppo, appo, ppo-flat"):
+        agents.agent_config("dqn", EnvConfig(seed=0))
+
+
 def test_one_search_needs_one_in_process_env():
     cfg = EnvConfig(seed=0)
-    remote = agents.ppo_algo_config(cfg).env_runners(num_env_runners=1)
+    remote = agents.agent_config("ppo", cfg).env_runners(num_env_runners=1)
     with pytest.raises(ValueError, match="num_env_runners must be 0 and num_envs_per_env_"
                                          "runner 1, got 1 and 1"):
         run_episode_search(remote, cfg)
     with pytest.raises(ValueError, match="is not env_config"):
-        run_episode_search(agents.ppo_algo_config(cfg), EnvConfig(seed=1))
+        run_episode_search(agents.agent_config("ppo", cfg), EnvConfig(seed=1))

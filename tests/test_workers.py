@@ -303,7 +303,7 @@ def test_rllib_agents_run_over_workers_in_synchronous_rounds(method):
     from one graph), the same history from the same seed (APPO's Learner thread makes it
     irreproducible, see trainables.agents: rounds only), one worker the plain env."""
     from dsmnas.envs import DSMNASEnv
-    from dsmnas.trainables.agents import ppo_algo_config
+    from dsmnas.trainables.agents import agent_config
     from dsmnas.trainables.search import is_vector_search
 
     cfg = EnvConfig(space="nb201", seed=3, workers=4)
@@ -313,8 +313,8 @@ def test_rllib_agents_run_over_workers_in_synchronous_rounds(method):
     if method != "appo":
         b = run_method(method, cfg, {})
         assert a.history.equals(b.history) and a.arch == b.arch
-    assert is_vector_search(ppo_algo_config(cfg))
-    one = ppo_algo_config(EnvConfig(space="nb201", seed=3))
+    assert is_vector_search(agent_config("ppo", cfg))
+    one = agent_config("ppo", EnvConfig(space="nb201", seed=3))
     assert one.env is DSMNASEnv and one.num_envs_per_env_runner == 1
     with pytest.raises(ConfigError, match=f"{method}: a synchronous search over 4 workers "
                                           "does not support over_limit='penalty'"):

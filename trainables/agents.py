@@ -1,19 +1,23 @@
-"""Other RLlib agents on DSMNAS-v0, and DSM-NAS+ (transfer), behind the methods registry.
+"""The other RLlib agents on DSMNAS-v0, behind the methods registry: one table, `AGENTS`.
 
-Every function here has the registry's signature
-`fn(env_config: EnvConfig, settings: dict, progress) -> SearchResult`, runs one search as one
-episode of DSMNAS-v0 through `trainables.search.run_episode_search` (one in-process env, the
-agent trained online during the episode), and is seeded by `env_config.seed`
-(`.debugging(seed=...)` seeds torch, numpy and the env's first reset), so the same seed gives
-the same history (APPO excepted: see `appo`). Settings are dataclasses; unknown keys raise
-ValueError naming them and listing the allowed ones.
+Each agent is a row of `AGENTS` (name -> `Agent`: RLlib's algorithm config class, the
+settings dataclass, and the agent's own part of the config); `agent_config` builds the config
+of one search from a row and `run_agent` runs it, as one episode of DSMNAS-v0 through
+`trainables.search.run_episode_search` (one in-process env, the agent trained online during
+the episode). `run_ppo`, `run_appo` and `run_ppo_flat` are `run_agent` for one row, with the
+registry's signature `fn(env_config: EnvConfig, settings: dict, progress) -> SearchResult`.
+A search is seeded by `env_config.seed` (`.debugging(seed=...)` seeds torch, numpy and the
+env's first reset), so the same seed gives the same history (APPO excepted: see `APPOSettings`).
+Settings are dataclasses; unknown keys raise ValueError naming them and listing the allowed
+ones.
 
-- `ppo`: PPO with the DSM-NAS controller (`policies.dsm_module.DSMNASModule`).
+- `ppo`: PPO with the DSM-NAS controller (`policies.dsm_module.dsm_module_spec`).
 - `appo`: APPO with the same controller (its target network is a copy of the controller).
 - `ppo-flat`: PPO with RLlib's default MLP model on the flattened observation
   (`FlattenObservations` env-to-module connector): a generic agent that does not see the graph.
-- `dsm-plus`: DSM-NAS+ (Table II): a DSM-NAS search on cifar10, then the target dataset's search
-  from the K final centers of that search.
+
+DSM-NAS+ (`dsm-plus`), DSM-NAS from another dataset's final centers, is a DSM-NAS variant:
+`trainables.variants`.
 
 `ppo`, `appo` and `ppo-flat` also run over N parallel workers (`EnvConfig.workers = N`): on
 the synchronous vector env that `dsm-sync` uses (`trainables.workers.vector_search`), each
@@ -43,47 +47,31 @@ when trained.
 
 from __future__ import annotations
 
-import dataclasses
+import importlib
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from dsmnas.envs import DSMNASEnv, EnvConfig
-from dsmnas.envs.settings import parse_settings
-from dsmnas.trainables.search import (
-    LearnerSettings,
-    SearchResult,
-    dsm_algo_config,
-    run_episode_search,
-)
 from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.settings import parse_settings
 from dsmnas.trainables.learner import MESSAGE_PASSING
+from dsmnas.trainables.search import SearchResult, run_episode_search
 
 __all__ = [
+    "AGENTS",
     "APPOSettings",
+    "Agent",
     "FlatPPOSettings",
     "PPOSettings",
-    "TRANSFER_SOURCE",
-    "TRANSFER_TARGETS",
-    "appo_algo_config",
-    "ppo_algo_config",
-    "ppo_flat_algo_config",
+    "agent_config",
+    "run_agent",
     "run_appo",
-    "run_dsm_plus",
     "run_ppo",
     "run_ppo_flat",
 ]
 
-TRANSFER_SOURCE = "cifar10"
-"""DSM-NAS+ mines its starting centers on this dataset."""
-TRANSFER_TARGETS = ("cifar100", "ImageNet16-120")
-"""Datasets a DSM-NAS+ search can transfer to (the paper's Table II)."""
-
 Progress = Callable[[str], None] | None
-
-
-def _settings(cls, values: dict[str, Any], method: str):
-    return parse_settings(method, values, cls)[0]
 
 
 def _check(obj, positive_ints=(), positive=(), nonnegative=(), unit=()) -> None:
@@ -110,47 +98,7 @@ def _check(obj, positive_ints=(), positive=(), nonnegative=(), unit=()) -> None:
         bad("message_passing", " or ".join(MESSAGE_PASSING))
 
 
-def _over_workers(config, env_config: EnvConfig, train_batch_size: int):
-    """`config` as is with one worker; over N > 1 workers, on the synchronous vector env
-    (N actions from one graph per round) with the train batch rounded up to whole rounds."""
-    n = env_config.workers
-    if n == 1:
-        return config
-    from dsmnas.trainables.workers import vector_search
-
-    return vector_search(config, env_config).training(
-        train_batch_size_per_learner=n * math.ceil(train_batch_size / n))
-
-
-def _common(config, env_config: EnvConfig):
-    """Env, one in-process env runner and Learner, seeding: what every agent here shares."""
-    return (
-        config.framework("torch")
-        .environment(
-            DSMNASEnv,
-            env_config=env_config.to_dict(),
-            # Discrete actions need no unsquashing.
-            normalize_actions=False,
-        )
-        # The env must live in this process: `run_episode_search` reads its final graph.
-        .env_runners(
-            num_env_runners=0,
-            num_envs_per_env_runner=1,
-            batch_mode="truncate_episodes",
-            rollout_fragment_length="auto",
-        )
-        .learners(num_learners=0)
-        # One train() = one training_step (one batch); no per-iteration time minimum.
-        .reporting(
-            min_time_s_per_iteration=0,
-            min_sample_timesteps_per_iteration=0,
-            min_train_timesteps_per_iteration=0,
-        )
-        .debugging(seed=env_config.seed)
-    )
-
-
-# ------------------------------------------------------------------------------------- PPO
+# ------------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class _PPOSchedule:
     """The PPO schedule that `ppo` and `ppo-flat` share, with its checks."""
@@ -203,51 +151,6 @@ class PPOSettings(_PPOSchedule):
         _check(self, nonnegative=("vf_loss_coeff",))
 
 
-def ppo_algo_config(env_config: EnvConfig, s: PPOSettings = PPOSettings()):
-    """The `PPOConfig` of one `ppo` search."""
-    from ray.rllib.algorithms.ppo import PPOConfig
-    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-
-    from dsmnas.policies.dsm_module import DSMNASModule
-
-    config = _common(PPOConfig(), env_config).rl_module(
-        rl_module_spec=RLModuleSpec(
-            module_class=DSMNASModule, model_config={"use_graph": s.use_graph, "message_passing": s.message_passing}
-        )
-    ).training(**_ppo_training(s), vf_loss_coeff=s.vf_loss_coeff)
-    return _over_workers(config, env_config, s.train_batch_size)
-
-
-def _ppo_training(s) -> dict[str, Any]:
-    """The PPO training settings that `ppo` and `ppo-flat` share."""
-    return dict(
-        lr=s.lr,
-        gamma=s.gamma,
-        lambda_=1.0,  # irrelevant at gamma = 0: the advantage is R - V(s)
-        train_batch_size_per_learner=s.train_batch_size,
-        minibatch_size=s.minibatch_size,
-        num_epochs=s.num_epochs,
-        entropy_coeff=s.entropy_coeff,
-        clip_param=s.clip_param,
-        # Rewards are accuracy points (-90..+90): RLlib's default clip of the squared value
-        # error at 10 would stop the value head learning from most steps.
-        vf_clip_param=float("inf"),
-        # The clipped objective alone; an adaptive KL penalty is noisy on 8-step batches.
-        use_kl_loss=False,
-    )
-
-
-def run_ppo(
-    env_config: EnvConfig, settings: dict[str, Any], progress: Progress = None
-) -> SearchResult:
-    """One search by PPO with the DSM-NAS controller (settings: `PPOSettings`)."""
-    s = _settings(PPOSettings, settings, "ppo")
-    return run_episode_search(
-        ppo_algo_config(env_config, s), env_config, {"agent": asdict(s)}, progress
-    )
-
-
-# ------------------------------------------------------------------------------------ APPO
 @dataclass(frozen=True)
 class APPOSettings:
     """APPO with the DSM-NAS controller, its Learner and env runner both in this process.
@@ -301,45 +204,6 @@ class APPOSettings:
                nonnegative=("entropy_coeff", "vf_loss_coeff"), unit=("gamma",))
 
 
-def appo_algo_config(env_config: EnvConfig, s: APPOSettings = APPOSettings()):
-    """The `APPOConfig` of one `appo` search."""
-    from ray.rllib.algorithms.appo import APPOConfig
-    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-
-    from dsmnas.policies.dsm_module import DSMNASModule
-
-    config = _common(APPOConfig(), env_config).rl_module(
-        rl_module_spec=RLModuleSpec(
-            module_class=DSMNASModule, model_config={"use_graph": s.use_graph, "message_passing": s.message_passing}
-        )
-    ).training(
-        lr=s.lr,
-        gamma=s.gamma,
-        train_batch_size_per_learner=s.train_batch_size,
-        entropy_coeff=s.entropy_coeff,
-        clip_param=s.clip_param,
-        vf_loss_coeff=s.vf_loss_coeff,
-        grad_clip=s.grad_clip,
-        circular_buffer_num_batches=s.circular_buffer_num_batches,
-        circular_buffer_iterations_per_batch=s.circular_buffer_iterations_per_batch,
-        target_network_update_freq=s.target_network_update_freq,
-        # Send new weights to the env runner after every training step.
-        broadcast_interval=1,
-    )
-    return _over_workers(config, env_config, s.train_batch_size)
-
-
-def run_appo(
-    env_config: EnvConfig, settings: dict[str, Any], progress: Progress = None
-) -> SearchResult:
-    """One search by APPO with the DSM-NAS controller (settings: `APPOSettings`)."""
-    s = _settings(APPOSettings, settings, "appo")
-    return run_episode_search(
-        appo_algo_config(env_config, s), env_config, {"agent": asdict(s)}, progress
-    )
-
-
-# -------------------------------------------------------------------------------- PPO-flat
 @dataclass(frozen=True)
 class FlatPPOSettings(_PPOSchedule):
     """PPO with RLlib's default model (MLP encoder, separate value MLP, MultiDiscrete
@@ -363,83 +227,167 @@ class FlatPPOSettings(_PPOSchedule):
         object.__setattr__(self, "hidden", tuple(hidden))
 
 
-def ppo_flat_algo_config(env_config: EnvConfig, s: FlatPPOSettings = FlatPPOSettings()):
-    """The `PPOConfig` of one `ppo-flat` search."""
-    from ray.rllib.algorithms.ppo import PPOConfig
+# ---------------------------------------------------------------------- each agent's config
+def _dsm_module(config, s):
+    """`config` with the DSM-NAS controller, set by `s`'s module fields."""
+    from dsmnas.policies.dsm_module import dsm_module_spec
+
+    return config.rl_module(rl_module_spec=dsm_module_spec(
+        {"use_graph": s.use_graph, "message_passing": s.message_passing}))
+
+
+def _ppo_training(s) -> dict[str, Any]:
+    """The PPO training settings that `ppo` and `ppo-flat` share."""
+    return dict(
+        lr=s.lr,
+        gamma=s.gamma,
+        lambda_=1.0,  # irrelevant at gamma = 0: the advantage is R - V(s)
+        train_batch_size_per_learner=s.train_batch_size,
+        minibatch_size=s.minibatch_size,
+        num_epochs=s.num_epochs,
+        entropy_coeff=s.entropy_coeff,
+        clip_param=s.clip_param,
+        # Rewards are accuracy points (-90..+90): RLlib's default clip of the squared value
+        # error at 10 would stop the value head learning from most steps.
+        vf_clip_param=float("inf"),
+        # The clipped objective alone; an adaptive KL penalty is noisy on 8-step batches.
+        use_kl_loss=False,
+    )
+
+
+def _ppo(config, s: PPOSettings):
+    return _dsm_module(config, s).training(**_ppo_training(s), vf_loss_coeff=s.vf_loss_coeff)
+
+
+def _appo(config, s: APPOSettings):
+    return _dsm_module(config, s).training(
+        lr=s.lr,
+        gamma=s.gamma,
+        train_batch_size_per_learner=s.train_batch_size,
+        entropy_coeff=s.entropy_coeff,
+        clip_param=s.clip_param,
+        vf_loss_coeff=s.vf_loss_coeff,
+        grad_clip=s.grad_clip,
+        circular_buffer_num_batches=s.circular_buffer_num_batches,
+        circular_buffer_iterations_per_batch=s.circular_buffer_iterations_per_batch,
+        target_network_update_freq=s.target_network_update_freq,
+        # Send new weights to the env runner after every training step.
+        broadcast_interval=1,
+    )
+
+
+def _ppo_flat(config, s: FlatPPOSettings):
     from ray.rllib.connectors.env_to_module import FlattenObservations
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
-    config = (
-        _common(PPOConfig(), env_config).env_runners(
+    return (
+        config.env_runners(
             # Writes the flat observation back into the episodes, so the Learner sees it too.
             env_to_module_connector=lambda env, spaces=None, device=None: FlattenObservations()
         )
         .rl_module(model_config=DefaultModelConfig(fcnet_hiddens=list(s.hidden)))
         .training(**_ppo_training(s))
     )
+
+
+# ---------------------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class Agent:
+    """One RLlib agent on DSMNAS-v0."""
+
+    config_class: str
+    """"module:Class" of its RLlib `AlgorithmConfig` (imported when a config is built)."""
+    settings: type
+    """Its settings dataclass (the method's settings in the registry)."""
+    configure: Callable[[Any, Any], Any]
+    """`fn(config, settings) -> config`: its model and training settings, on the part that
+    every agent shares (`_common`); `agent_config` then spreads it over N workers."""
+
+
+AGENTS: dict[str, Agent] = {
+    "ppo": Agent("ray.rllib.algorithms.ppo:PPOConfig", PPOSettings, _ppo),
+    "appo": Agent("ray.rllib.algorithms.appo:APPOConfig", APPOSettings, _appo),
+    "ppo-flat": Agent("ray.rllib.algorithms.ppo:PPOConfig", FlatPPOSettings, _ppo_flat),
+}
+
+
+def _common(config, env_config: EnvConfig):
+    """Env, one in-process env runner and Learner, seeding: what every agent here shares."""
+    return (
+        config.framework("torch")
+        .environment(
+            DSMNASEnv,
+            env_config=env_config.to_dict(),
+            # Discrete actions need no unsquashing.
+            normalize_actions=False,
+        )
+        # The env must live in this process: `run_episode_search` reads its final graph.
+        .env_runners(
+            num_env_runners=0,
+            num_envs_per_env_runner=1,
+            batch_mode="truncate_episodes",
+            rollout_fragment_length="auto",
+        )
+        .learners(num_learners=0)
+        # One train() = one training_step (one batch); no per-iteration time minimum.
+        .reporting(
+            min_time_s_per_iteration=0,
+            min_sample_timesteps_per_iteration=0,
+            min_train_timesteps_per_iteration=0,
+        )
+        .debugging(seed=env_config.seed)
+    )
+
+
+def _over_workers(config, env_config: EnvConfig, train_batch_size: int):
+    """`config` as is with one worker; over N > 1 workers, on the synchronous vector env
+    (N actions from one graph per round) with the train batch rounded up to whole rounds."""
+    n = env_config.workers
+    if n == 1:
+        return config
+    from dsmnas.trainables.workers import vector_search
+
+    return vector_search(config, env_config).training(
+        train_batch_size_per_learner=n * math.ceil(train_batch_size / n))
+
+
+def _agent(name: str) -> Agent:
+    try:
+        return AGENTS[name]
+    except KeyError:
+        raise ConfigError(f"unknown agent {name!r}; allowed: {', '.join(AGENTS)}") from None
+
+
+def agent_config(name: str, env_config: EnvConfig, settings=None):
+    """The RLlib `AlgorithmConfig` of one search by agent `name` (settings: its settings
+    dataclass; default, its defaults)."""
+    agent = _agent(name)
+    s = agent.settings() if settings is None else settings
+    module, cls = agent.config_class.split(":")
+    config = agent.configure(_common(getattr(importlib.import_module(module), cls)(),
+                                     env_config), s)
     return _over_workers(config, env_config, s.train_batch_size)
 
 
-def run_ppo_flat(
-    env_config: EnvConfig, settings: dict[str, Any], progress: Progress = None
-) -> SearchResult:
-    """One search by PPO with RLlib's default model on flat observations (`FlatPPOSettings`)."""
-    s = _settings(FlatPPOSettings, settings, "ppo-flat")
-    return run_episode_search(
-        ppo_flat_algo_config(env_config, s), env_config,
-        {"agent": {**asdict(s), "hidden": list(s.hidden)}}, progress,
-    )
+def run_agent(name: str, env_config: EnvConfig, settings: dict[str, Any],
+              progress: Progress = None) -> SearchResult:
+    """One search by agent `name`, its settings given as a dict (`result.config["agent"]`)."""
+    s = parse_settings(name, settings, _agent(name).settings)[0]
+    # tuples (ppo-flat's hidden) recorded as lists, as JSON gives them back
+    recorded = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(s).items()}
+    return run_episode_search(agent_config(name, env_config, s), env_config,
+                              {"agent": recorded}, progress)
 
 
-# -------------------------------------------------------------------------------- DSM-NAS+
-def check_dsm_plus(env_config: EnvConfig, settings: dict[str, Any] | None = None) -> None:
-    """DSM-NAS+ needs a space with the source dataset and a target dataset (NAS-Bench-201)."""
-    if env_config.dataset not in TRANSFER_TARGETS:
-        raise ConfigError(
-            f"dsm-plus transfers from {TRANSFER_SOURCE} to another NAS-Bench-201 dataset; "
-            f"dataset must be one of {', '.join(TRANSFER_TARGETS)}, got "
-            f"{env_config.dataset!r} (space {env_config.spec.name})"
-        )
-    if env_config.init_centers is not None:
-        raise ConfigError("dsm-plus picks its initial centers itself; do not set init_centers")
+def _runner(name: str):
+    def run(env_config: EnvConfig, settings: dict[str, Any], progress: Progress = None
+            ) -> SearchResult:
+        return run_agent(name, env_config, settings, progress)
+
+    run.__name__ = run.__qualname__ = f"run_{name.replace('-', '_')}"
+    run.__doc__ = (f"One `{name}` search (settings: "
+                   f"`{AGENTS[name].settings.__name__}`; module docstring).")
+    return run
 
 
-def run_dsm_plus(
-    env_config: EnvConfig, settings: dict[str, Any], progress: Progress = None
-) -> SearchResult:
-    """DSM-NAS+: a DSM-NAS search on cifar10, then one on `env_config.dataset` from its
-    K final centers (the paper's Table II transfer).
-
-    The source search uses `env_config` with only the dataset changed (same seed, K, M,
-    table and budget) and the same `LearnerSettings`. Its cost is NOT charged to the target
-    search: `result.queries` and `result.sim_time_s` are the target search's alone (the
-    paper reports DSM-NAS+ at the same 25,000 s as the other methods and treats the CIFAR-10
-    centers as prior knowledge). The target's budget is spent at the target dataset's
-    costs: on the NAS-Bench-201 table a query costs ~2x cifar10's on cifar100 and ~6x on
-    ImageNet16-120, so 25,000 s buy ~95 and ~32 queries there. `result.config["transfer"]`
-    records the source search's answer, queries, simulated time and the centers it handed
-    over.
-    """
-    check_dsm_plus(env_config)
-    learner = _settings(LearnerSettings, settings, "dsm-plus")
-    source_cfg = dataclasses.replace(env_config, dataset=TRANSFER_SOURCE)
-    source = run_episode_search(
-        dsm_algo_config(source_cfg, learner), source_cfg, {"learner": asdict(learner)},
-        (lambda line: progress(f"[{TRANSFER_SOURCE}] {line}")) if progress else None,
-    )
-    target_cfg = dataclasses.replace(env_config, init_centers=tuple(source.final_centers))
-    result = run_episode_search(
-        dsm_algo_config(target_cfg, learner), target_cfg, {"learner": asdict(learner)},
-        progress,
-    )
-    result.config["transfer"] = {
-        "source_dataset": TRANSFER_SOURCE,
-        "source_arch": source.arch,
-        "source_val_acc": source.val_acc,
-        "source_queries": source.queries,
-        "source_sim_time_s": source.sim_time_s,
-        "source_wall_time_s": source.wall_time_s,
-        "init_centers": list(source.final_centers),
-        "charged_to_budget": False,
-    }
-    return result
+run_ppo, run_appo, run_ppo_flat = _runner("ppo"), _runner("appo"), _runner("ppo-flat")

@@ -21,10 +21,15 @@ bias correction (unlike AutoDL's `ExponentialMovingAverage`). With `train_batch_
 the rule is applied step by step in batch order, which reduces to the official code at
 batch size 1. The baseline is Learner state and travels with checkpoints.
 
-This module owns: `REINFORCEConfig`, `REINFORCE`, `REINFORCETorchLearner`,
-`ema_baseline_advantages` (the rule above, pure) and `reinforce_config` (lean defaults
-for the CLI). It brings no RLModule: pass one with `.rl_module(rl_module_spec=...)`;
-its train pass must return `Columns.ACTION_DIST_INPUTS` for its train action dist class.
+This module owns the algorithm: `ema_baseline_advantages` (the rule above, pure),
+`REINFORCETorchLearner` (the loss above, Adam with weight decay, the baseline as Learner
+state), `REINFORCEConfig` (its settings and checks), `REINFORCE` (the RLlib `Algorithm`) and
+`reinforce_config` (lean defaults for the CLI). How a round runs (sample, update, weight
+sync) and the in-process shortcuts that make it cheap at batch size 1, which rely on RLlib's
+private attributes, are `trainables.rllib_fastpath.RoundsAlgorithm`, which `REINFORCE`
+extends. It brings no default RLModule: pass one with `.rl_module(rl_module_spec=...)`
+(`reinforce_config` passes `policies.dsm_module.dsm_module_spec`); its train pass must return
+`Columns.ACTION_DIST_INPUTS` for its train action dist class.
 """
 
 from __future__ import annotations
@@ -40,21 +45,11 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
 from ray.rllib.utils.annotations import override
-from ray.rllib.utils.metrics import (
-    ENV_RUNNER_RESULTS,
-    ENV_RUNNER_SAMPLING_TIMER,
-    LEARNER_RESULTS,
-    LEARNER_UPDATE_TIMER,
-    NUM_ENV_STEPS_SAMPLED_LIFETIME,
-    SYNCH_WORKER_WEIGHTS_TIMER,
-    TIMERS,
-)
 from ray.rllib.utils.typing import ModuleID, StateDict, TensorType
-from ray.tune import Trainable
 from dsmnas.envs.errors import ConfigError
 from dsmnas.trainables.learner import LearnerSettings
+from dsmnas.trainables.rllib_fastpath import RoundsAlgorithm
 
 __all__ = [
     "REINFORCE",
@@ -110,7 +105,8 @@ class REINFORCEConfig(AlgorithmConfig):
             the driver process on the same device, let the EnvRunner sample with the
             Learner's module object instead of a copy, so no weights are copied after
             each update (True). Sampling and updating alternate in one thread, so the
-            sampler always sees the latest weights, exactly as after a weight sync.
+            sampler always sees the latest weights, exactly as after a weight sync
+            (`trainables.rllib_fastpath`).
     Inherited fields with REINFORCE defaults:
         lr: Adam learning rate.
         train_batch_size: env steps (architecture queries) per update (the paper: 1).
@@ -316,145 +312,15 @@ class REINFORCETorchLearner(TorchLearner):
             self._baselines = dict(state[BASELINE_STATE_KEY])
 
 
-class REINFORCE(Algorithm):
-    """One `train()` = sample `train_batch_size` env steps, one update, weight sync
-    (no sync where the EnvRunner samples with the Learner's own module)."""
+class REINFORCE(RoundsAlgorithm):
+    """One `train()` = `updates_per_iteration` rounds of: sample `train_batch_size` env
+    steps, one `REINFORCETorchLearner` update, weight sync (none where the EnvRunner samples
+    with the Learner's own module); the rounds are `trainables.rllib_fastpath`'s."""
 
     @classmethod
     @override(Algorithm)
     def get_default_config(cls) -> REINFORCEConfig:
         return REINFORCEConfig()
-
-    @override(Algorithm)
-    def setup(self, config) -> None:
-        super().setup(config)
-        self._config_dict = None
-        self._share_module_if_possible()
-
-    @override(Algorithm)
-    def training_step(self) -> None:
-        # In process (local EnvRunner and Learner), the rounds' metrics are reduced once per
-        # iteration, not once per round: RLlib's reduction is the larger part of a round's
-        # bookkeeping at batch size 1, and what it reduces does not change.
-        local = self.env_runner_group.num_remote_workers() == 0 and self.learner_group.is_local
-        sampled = 0
-        for _ in range(self.config.updates_per_iteration):
-            episodes = self._sample_and_update(local, sampled)
-            if not episodes:
-                break
-            sampled += sum(len(e) for e in episodes)
-            if any(e.is_done for e in episodes):
-                break
-        if local:
-            if not any(e.is_done for e in episodes or ()):  # else read in the last round
-                self.metrics.aggregate(
-                    [self.env_runner_group.local_env_runner.get_metrics()],
-                    key=ENV_RUNNER_RESULTS,
-                )
-            self.metrics.aggregate(
-                [self.learner_group._learner.metrics.reduce()], key=LEARNER_RESULTS
-            )
-
-    def _sample_and_update(self, deferred: bool, sampled_before: int) -> list:
-        """One round: sample train_batch_size env steps, update, sync; the episodes.
-        `deferred`: leave the local runner's and Learner's metrics unreduced (the runner's
-        are read before the update of a round in which an episode ends: the update's
-        connectors change the episode chunks that its episode statistics are taken from)."""
-        batch_size = self.config.total_train_batch_size
-        runner = self.env_runner_group.local_env_runner
-        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-            if deferred:
-                episodes = runner.sample(num_timesteps=batch_size)
-                runner_metrics = (
-                    [runner.get_metrics()] if any(e.is_done for e in episodes) else None
-                )
-            else:
-                episodes, runner_metrics = self._sample(batch_size)
-        if not episodes:  # all remote EnvRunners failed; RLlib restores them next step
-            return episodes
-        key = (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME)
-        unread = 0 if runner_metrics else sampled_before + sum(len(e) for e in episodes)
-        if runner_metrics:
-            self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
-        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
-            learner_results = self.learner_group.update(
-                episodes=episodes,
-                timesteps={
-                    NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(key, default=0) + unread
-                },
-                _no_metrics_reduce=deferred,
-            )
-        if not deferred:
-            self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
-
-        if self._share_module_if_possible():
-            # Same module object: only keep the sampler's weights version current.
-            runner._weights_seq_no = self.learner_group._learner._weights_seq_no
-            return episodes
-        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
-            self.env_runner_group.sync_weights(
-                from_worker_or_learner_group=self.learner_group, inference_only=True
-            )
-        return episodes
-
-    def _sample(self, batch_size: int):
-        """Exactly `batch_size` env steps (ongoing episodes are cut, not awaited)."""
-        group = self.env_runner_group
-        if group.num_remote_workers() == 0:
-            runner = group.local_env_runner
-            return runner.sample(num_timesteps=batch_size), [runner.get_metrics()]
-        return synchronous_parallel_sample(
-            worker_set=group,
-            max_env_steps=batch_size,
-            sample_timeout_s=self.config.sample_timeout_s,
-            _uses_new_env_runners=True,
-            _return_metrics=True,
-        )
-
-    def _share_module_if_possible(self) -> bool:
-        """Makes the local EnvRunner use the local Learner's module; True if it does.
-
-        Only when `share_module_in_process` is set, there are no remote EnvRunners or
-        Learners, and both sides hold the same module class on the same device.
-        Checked each step, so a module that RLlib rebuilt is shared again (or synced).
-        """
-        if not self.config.share_module_in_process:
-            return False
-        group = self.env_runner_group
-        learner = self.learner_group._learner if self.learner_group.is_local else None
-        if group is None or learner is None or group.num_remote_workers() > 0:
-            return False
-        runner = group.local_env_runner
-        if runner is None or runner.module is None or DEFAULT_MODULE_ID not in learner.module:
-            return False
-        module = learner.module[DEFAULT_MODULE_ID]
-        if runner.module is module:
-            return True
-        if type(runner.module) is not type(module) or str(runner._device) != str(
-            learner.device
-        ):
-            return False
-        runner.module = module
-        if hasattr(module, "reuse_sample_graph") and self.config.total_train_batch_size == 1:
-            # The module may keep each sampled step's graph for the update right after it
-            # (policies.dsm_module.DSMNASModule): one forward pass less per step.
-            module.reuse_sample_graph = True
-        return True
-
-    @override(Algorithm)
-    def get_auto_filled_metrics(
-        self, now=None, time_this_iter=None, timestamp=None, debug_metrics_only=False
-    ) -> dict:
-        # Algorithm's version deep-copies the whole config into every result (~1 ms per
-        # train() call); the config is frozen once built, so convert it only once.
-        filled = Trainable.get_auto_filled_metrics(
-            self, now, time_this_iter, timestamp, debug_metrics_only
-        )
-        if "config" in filled:
-            if self._config_dict is None:
-                self._config_dict = self.config.to_dict()
-            filled["config"] = dict(self._config_dict)
-        return filled
 
     def get_baseline(self, module_id: ModuleID = DEFAULT_MODULE_ID) -> Optional[float]:
         """The reward baseline of `module_id` held by the (first) Learner."""
@@ -486,8 +352,8 @@ def reinforce_config(
     seeding via `.debugging(seed=...)`, and the REINFORCE settings given here.
     `module_class` defaults to the DSM-NAS controller `policies.dsm_module.DSMNASModule`.
     """
-    if module_class is None:
-        from dsmnas.policies.dsm_module import DSMNASModule as module_class
+    from dsmnas.policies.dsm_module import dsm_module_spec
+
     return (
         REINFORCEConfig()
         .framework("torch")
@@ -499,11 +365,7 @@ def reinforce_config(
         )
         .env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=1)
         .learners(num_learners=0)
-        .rl_module(
-            rl_module_spec=RLModuleSpec(
-                module_class=module_class, model_config=model_config or {}
-            )
-        )
+        .rl_module(rl_module_spec=dsm_module_spec(model_config, module_class))
         .training(
             lr=lr,
             entropy_coeff=entropy_coeff,
