@@ -54,7 +54,7 @@ from typing import Any, Callable
 
 from dsmnas.envs import DSMNASEnv, EnvConfig
 from dsmnas.envs.errors import ConfigError
-from dsmnas.envs.settings import parse_settings
+from dsmnas.envs.settings import parse_settings, setting
 from dsmnas.trainables.learner import MESSAGE_PASSING
 from dsmnas.trainables.search import SearchResult, run_episode_search
 
@@ -103,20 +103,16 @@ def _check(obj, positive_ints=(), positive=(), nonnegative=(), unit=()) -> None:
 class _PPOSchedule:
     """The PPO schedule that `ppo` and `ppo-flat` share, with its checks."""
 
-    lr: float = 1e-2
-    """Adam learning rate."""
-    gamma: float = 0.0
-    """Discount: 0, each step is scored by its own improvement (see the module docstring)."""
-    train_batch_size: int = 8
-    """Env steps (queries) per update: small, so the policy learns during the episode."""
-    minibatch_size: int = 8
-    """SGD minibatch (the whole batch by default)."""
-    num_epochs: int = 4
-    """Passes over each batch."""
-    entropy_coeff: float = 7.5e-4
-    """Entropy weight (the paper's lambda)."""
-    clip_param: float = 0.2
-    """PPO's clip of the probability ratio."""
+    lr: float = setting(1e-2, "Adam learning rate")
+    gamma: float = setting(
+        0.0, "discount: 0, each step is scored by its own improvement (see the module "
+        "docstring)")
+    train_batch_size: int = setting(
+        8, "env steps (queries) per update: small, so the policy learns during the episode")
+    minibatch_size: int = setting(8, "SGD minibatch (the whole batch by default)")
+    num_epochs: int = setting(4, "passes over each batch")
+    entropy_coeff: float = setting(7.5e-4, "entropy weight (the paper's lambda)")
+    clip_param: float = setting(0.2, "PPO's clip of the probability ratio")
 
     def __post_init__(self) -> None:
         _check(self, positive_ints=("train_batch_size", "minibatch_size", "num_epochs"),
@@ -136,15 +132,15 @@ class PPOSettings(_PPOSchedule):
     advantages of each batch and Adam normalises the gradient scale, so the paper's lr
     carries over although its REINFORCE advantages are in accuracy points."""
 
-    lr: float = 1e-2
-    """Adam learning rate (the paper's REINFORCE lr on NB201; 3e-3 did as well)."""
-    vf_loss_coeff: float = 1.0
-    """Weight of the value loss (the value head shares the graph encoder)."""
-    use_graph: bool = True
-    """GNN over the subspace graph (off: per-node FC layers, the paper's Fig. 8b)."""
-    message_passing: str = "two-way"
-    """The GNN's messages: "two-way" (the official code's) or "one-way" (weaker -> better
-    only: what the README's ppo/appo rows were made with); see `policies.gnn`."""
+    lr: float = setting(
+        1e-2, "Adam learning rate (the paper's REINFORCE lr on NB201; 3e-3 did as well)")
+    vf_loss_coeff: float = setting(
+        1.0, "weight of the value loss (the value head shares the graph encoder)")
+    use_graph: bool = setting(
+        True, "GNN over the subspace graph (off: per-node FC layers, the paper's Fig. 8b)")
+    message_passing: str = setting(
+        "two-way", "the GNN's messages: two-way (the official code's) or one-way (weaker -> "
+        "better only: what the README's ppo/appo rows were made with); see `policies.gnn`")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -168,33 +164,29 @@ class APPOSettings:
     `min_time_s_per_iteration=10` has to go (zeroed in `_common`): one `train()` would
     otherwise keep sampling for 10 s, far past the episode's end."""
 
-    lr: float = 3e-3
-    """Adam learning rate (3e-4 and 1e-3, around APPO's default 5e-4, learned too slowly in
-    ~190 steps; 1e-2 did as well). APPO does not standardise advantages: they are in
-    accuracy points, and its global-norm gradient clip bounds the steps."""
-    gamma: float = 0.0
-    """Discount: 0, each step is scored by its own improvement (see the module docstring)."""
-    train_batch_size: int = 8
-    """Env steps (queries) per batch: small, so the policy learns during the episode."""
-    entropy_coeff: float = 7.5e-4
-    """Entropy weight (the paper's lambda)."""
-    clip_param: float = 0.2
-    """Clip of the probability ratio to the target network's policy."""
-    vf_loss_coeff: float = 0.5
-    """Weight of the value loss (APPO's default)."""
-    grad_clip: float = 40.0
-    """Global-norm gradient clip (APPO's default)."""
-    circular_buffer_num_batches: int = 4
-    """Batches kept in the Learner's circular buffer."""
-    circular_buffer_iterations_per_batch: int = 2
-    """Times each batch may be trained on."""
-    target_network_update_freq: int = 1
-    """Target network update period, in units of buffer_batches x iterations x batch."""
-    use_graph: bool = True
-    """GNN over the subspace graph (off: per-node FC layers, the paper's Fig. 8b)."""
-    message_passing: str = "two-way"
-    """The GNN's messages: "two-way" (the official code's) or "one-way" (weaker -> better
-    only: what the README's ppo/appo rows were made with); see `policies.gnn`."""
+    lr: float = setting(
+        3e-3, "Adam learning rate (3e-4 and 1e-3, around APPO's default 5e-4, learned too "
+        "slowly in ~190 steps; 1e-2 did as well). APPO does not standardise advantages: "
+        "they are in accuracy points, and its global-norm gradient clip bounds the steps")
+    gamma: float = setting(
+        0.0, "discount: 0, each step is scored by its own improvement (see the module "
+        "docstring)")
+    train_batch_size: int = setting(
+        8, "env steps (queries) per batch: small, so the policy learns during the episode")
+    entropy_coeff: float = setting(7.5e-4, "entropy weight (the paper's lambda)")
+    clip_param: float = setting(
+        0.2, "clip of the probability ratio to the target network's policy")
+    vf_loss_coeff: float = setting(0.5, "weight of the value loss (APPO's default)")
+    grad_clip: float = setting(40.0, "global-norm gradient clip (APPO's default)")
+    circular_buffer_num_batches: int = setting(4, "batches kept in the Learner's circular buffer")
+    circular_buffer_iterations_per_batch: int = setting(2, "times each batch may be trained on")
+    target_network_update_freq: int = setting(
+        1, "target network update period, in units of buffer_batches x iterations x batch")
+    use_graph: bool = setting(
+        True, "GNN over the subspace graph (off: per-node FC layers, the paper's Fig. 8b)")
+    message_passing: str = setting(
+        "two-way", "the GNN's messages: two-way (the official code's) or one-way (weaker -> "
+        "better only: what the README's ppo/appo rows were made with); see `policies.gnn`")
 
     def __post_init__(self) -> None:
         _check(self, positive_ints=("train_batch_size", "circular_buffer_num_batches",
@@ -212,10 +204,10 @@ class FlatPPOSettings(_PPOSchedule):
     not see the graph structure, and its edits are not conditioned on the chosen center.
     Same schedule as `ppo`."""
 
-    lr: float = 1e-3
-    """Adam learning rate (3e-4 did as well; at 1e-2 the policy collapses early)."""
-    hidden: tuple[int, ...] = (64, 64)
-    """Hidden layer sizes of the policy and value MLPs (RLlib's `fcnet_hiddens`)."""
+    lr: float = setting(
+        1e-3, "Adam learning rate (3e-4 did as well; at 1e-2 the policy collapses early)")
+    hidden: tuple[int, ...] = setting(
+        (64, 64), "hidden layer sizes of the policy and value MLPs (RLlib's `fcnet_hiddens`)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
