@@ -40,6 +40,8 @@ class RunsRecorder(tune.Callback):
         self.start = self.last_beat = time.monotonic()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get("report", "result") != "result":
+            return  # a progress report (trainables.live): Tune's own files keep it
         # a population trial reports once per search, each result with its seed
         key = (trial.config["label"], int(result.get("seed", trial.config["seed"])))
         row = self.record_ok(key, result, trial.path)

@@ -289,10 +289,11 @@ def check_local_resources(resources: dict[str, float]) -> None:
 
 
 def run_sweep(plan: SweepPlan, out_dir: str | Path,
-              printer: Callable[[str], None] = print, resume: bool = False) -> pd.DataFrame:
+              printer: Callable[[str], None] = print, resume: bool = False,
+              live=None) -> pd.DataFrame:
     """Run the plan through `compare` (Ray Tune), write the sweep's outputs, print the best
-    configuration; returns the sweep table. `resume`: as `run_compare`'s (keep the ok runs of
-    the same plan in `out_dir`, run the rest)."""
+    configuration; returns the sweep table. `resume`, `live`: as `run_compare`'s (keep the
+    ok runs of the same plan in `out_dir`, run the rest; how trials report)."""
     from dsmnas.experiments.compare import run_compare
 
     s = plan.settings
@@ -303,7 +304,8 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path,
             f"resources per trial {plan.resources}")
     runs = run_compare(plan.compare, out_dir, address=s.address,
                        max_concurrent=s.max_concurrent, retries=s.retries, printer=printer,
-                       reference=plan.reference, resources=plan.resources, resume=resume)
+                       reference=plan.reference, resources=plan.resources, resume=resume,
+                       **({} if live is None else {"live": live}))
     c = plan.compare
     notes = [f"Data: {c.source}; {c.env.space} / {c.env.dataset}; budget {c.budget_text} "
              f"per run; seeds {c.seeds[0]}–{c.seeds[-1]}; mode {s.mode}"
