@@ -117,20 +117,23 @@ def run_compare(
     resources: dict[str, float] | None = None,
     resume: bool = False,
     live: LiveSettings = LiveSettings(),
+    scheduler=None,
 ) -> pd.DataFrame:
     """Run the plan through Ray Tune and write every output; returns the runs table.
     Welch t-tests compare every method with `reference`. `resources` is what each trial
     reserves (`{"cpu": C, "gpu": G}`; default one CPU). `resume`: keep the ok rows of an
     earlier run of the same plan in `out_dir` and run only the others (see the module doc).
     `live`: how often trials report and checkpoint while they search (`trainables.live`;
-    it changes no result, so a resume may change it)."""
+    it changes no result, so a resume may change it). `scheduler`: a Tune trial scheduler
+    (a sweep's ASHA); the runs of a trial it stops are `stopped` rows, kept by a resume."""
     if not (isinstance(retries, int) and retries >= 0):
         raise ConfigError(f"--retries must be an integer >= 0, got {retries!r}")
     if max_concurrent is not None and max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be >= 1, got {max_concurrent!r}")
     out = Path(out_dir).expanduser().resolve()
     previous = previous_rows(plan, out, resume)
-    todo = [k for k in plan.runs if previous.get(k, {}).get("status") != report.OK]
+    done = (report.OK, report.STOPPED)
+    todo = [k for k in plan.runs if previous.get(k, {}).get("status") not in done]
     out.mkdir(parents=True, exist_ok=True)
     (out / PLAN_FILE).write_text(json.dumps(plan_identity(plan), indent=1) + "\n")
     # looked up when called, not imported with this module: the recorder imports Ray
@@ -146,12 +149,12 @@ def run_compare(
                    if rerun > len(todo) else ""))
     if todo:
         _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, printer,
-                   resources, live)
+                   resources, live, scheduler)
     return _finish(plan, out, recorder, retries, printer, reference)
 
 
 def _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, printer,
-               resources, live) -> None:
+               resources, live, scheduler) -> None:
     from ray import tune
 
     from dsmnas.trainables.ray_utils import ensure_ray
@@ -181,6 +184,7 @@ def _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, prin
         param_space=param_space(plan, todo, live),
         tune_config=tune.TuneConfig(
             max_concurrent_trials=max_concurrent,
+            scheduler=scheduler,
             # a fresh process per trial spends ~5 s importing torch and RLlib; a failed
             # trial's process is replaced anyway
             reuse_actors=True,
