@@ -449,10 +449,25 @@ def _add_run_options(p, specs, flags: dict, cls) -> None:
     run_more = add_flags(group, cls, only=names)
     flags["run"] = FlagSet(cls, {**(run.dests if run else {}), **run_more.dests})
     flags["command"] = add_flags(group, RunCommand)
+    flags["live"] = _add_live_flags(p)
     flags["env"] = add_flags(p.add_argument_group("every run's env"), EnvConfig, only=_ENV_FLAGS)
     flags["space"] = _add_space_options(p, specs)
     flags["evaluators"] = add_flags(p.add_argument_group("supernet evaluator actors"),
                                     EvaluatorSettings)
+
+
+def _add_live_flags(p) -> FlagSet:
+    """How trials report to Tune while they search (`trainables.live.LiveSettings`)."""
+    from dsmnas.trainables.live import LiveSettings
+
+    return add_flags(p.add_argument_group("live results (Tune)"), LiveSettings)
+
+
+def _live(args):
+    from dsmnas.trainables.live import LiveSettings
+
+    (live,) = parse_settings(args.command, args.flags["live"].given(args), LiveSettings)
+    return live
 
 
 def _run_values(args):
@@ -484,7 +499,7 @@ def _compare(args) -> int:
     )
     out = run.out or os.path.join("runs", time.strftime("compare-%Y%m%d-%H%M%S"))
     runs = run_compare(plan, out, address=run.address, max_concurrent=run.max_concurrent,
-                       retries=run.retries, resume=command.resume)
+                       retries=run.retries, resume=command.resume, live=_live(args))
     return _exit_code(runs)
 
 
@@ -522,7 +537,7 @@ def _ablate(args) -> int:
     out = run.out or os.path.join("runs", time.strftime(f"ablate-{args.name}-%Y%m%d-%H%M%S"))
     runs = run_compare(plan, out, address=run.address, max_concurrent=run.max_concurrent,
                        retries=run.retries, reference=reference(args.name, space) or REFERENCE,
-                       resume=command.resume)
+                       resume=command.resume, live=_live(args))
     paths = write_ablation(args.name, runs, out, K=plan.env.K, space=plan.env.space)
     print("wrote " + ", ".join(str(p) for p in paths))
     return _exit_code(runs)
@@ -571,6 +586,7 @@ def _add_sweep(sub, specs) -> None:
         "evaluators": add_flags(p.add_argument_group("supernet evaluator actors"),
                                 EvaluatorSettings),
         "command": add_flags(p, SweepCommand),
+        "live": _add_live_flags(p),
     }
     p.set_defaults(run=_sweep, flags=flags)
 
@@ -600,7 +616,7 @@ def _sweep(args) -> int:
     settings = dataclasses.replace(settings, set=tuple(served))
     plan = plan_sweep(settings)
     out = settings.out or os.path.join("runs", time.strftime("sweep-%Y%m%d-%H%M%S"))
-    runs = run_sweep(plan, out, resume=command.resume)
+    runs = run_sweep(plan, out, resume=command.resume, live=_live(args))
     return _exit_code(runs)
 
 

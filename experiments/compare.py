@@ -23,6 +23,7 @@ Importing this module imports no Ray (Ray is imported when `run_compare` runs th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ import pandas as pd
 
 from dsmnas.envs.errors import ConfigError
 from dsmnas.experiments import report
+from dsmnas.trainables.live import LiveSettings
 # plan_compare is re-exported for `from dsmnas.experiments.compare import plan_compare,
 # run_compare` (the Python API in the docs), split_set for code written against 0.3
 from dsmnas.experiments.plan import (  # noqa: F401
@@ -72,10 +74,11 @@ class _RunPart:
         return {"label": label, "seeds": seeds, "seed": seeds[0]}[self.part]
 
 
-def param_space(plan: ComparePlan, runs: Sequence[tuple[str, int]] | None = None) -> dict[str, Any]:
+def param_space(plan: ComparePlan, runs: Sequence[tuple[str, int]] | None = None,
+                live: LiveSettings = LiveSettings()) -> dict[str, Any]:
     """One grid point per trial of `plan.trials(runs)` (default: all of the plan's runs; a
     resume passes only the runs still to do); method, settings and the env's seed follow
-    from the trial's label and seeds."""
+    from the trial's label and seeds; `live`: how the trials report as they search."""
     from ray import tune
 
     return {
@@ -89,6 +92,8 @@ def param_space(plan: ComparePlan, runs: Sequence[tuple[str, int]] | None = None
         "settings": tune.sample_from(_ByLabel({m.label: m.settings for m in plan.methods})),
         "env_overrides": tune.sample_from(_ByLabel({m.label: m.env for m in plan.methods})),
         "env": {**plan.env.to_dict(), "seed": tune.sample_from(_RunPart("seed"))},
+        "live": dataclasses.asdict(live),
+        "columns": list(plan.columns),
     }
 
 
@@ -111,18 +116,24 @@ def run_compare(
     reference: str = REFERENCE,
     resources: dict[str, float] | None = None,
     resume: bool = False,
+    live: LiveSettings = LiveSettings(),
+    scheduler=None,
 ) -> pd.DataFrame:
     """Run the plan through Ray Tune and write every output; returns the runs table.
     Welch t-tests compare every method with `reference`. `resources` is what each trial
     reserves (`{"cpu": C, "gpu": G}`; default one CPU). `resume`: keep the ok rows of an
-    earlier run of the same plan in `out_dir` and run only the others (see the module doc)."""
+    earlier run of the same plan in `out_dir` and run only the others (see the module doc).
+    `live`: how often trials report and checkpoint while they search (`trainables.live`;
+    it changes no result, so a resume may change it). `scheduler`: a Tune trial scheduler
+    (a sweep's ASHA); the runs of a trial it stops are `stopped` rows, kept by a resume."""
     if not (isinstance(retries, int) and retries >= 0):
         raise ConfigError(f"--retries must be an integer >= 0, got {retries!r}")
     if max_concurrent is not None and max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be >= 1, got {max_concurrent!r}")
     out = Path(out_dir).expanduser().resolve()
     previous = previous_rows(plan, out, resume)
-    todo = [k for k in plan.runs if previous.get(k, {}).get("status") != report.OK]
+    done = (report.OK, report.STOPPED)
+    todo = [k for k in plan.runs if previous.get(k, {}).get("status") not in done]
     out.mkdir(parents=True, exist_ok=True)
     (out / PLAN_FILE).write_text(json.dumps(plan_identity(plan), indent=1) + "\n")
     # looked up when called, not imported with this module: the recorder imports Ray
@@ -138,12 +149,12 @@ def run_compare(
                    if rerun > len(todo) else ""))
     if todo:
         _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, printer,
-                   resources)
+                   resources, live, scheduler)
     return _finish(plan, out, recorder, retries, printer, reference)
 
 
 def _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, printer,
-               resources) -> None:
+               resources, live, scheduler) -> None:
     from ray import tune
 
     from dsmnas.trainables.ray_utils import ensure_ray
@@ -170,9 +181,10 @@ def _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, prin
                 "searches per trial, computed as one batch (--population 1: one per trial)")
     tuner = tune.Tuner(
         with_resources(resources),
-        param_space=param_space(plan, todo),
+        param_space=param_space(plan, todo, live),
         tune_config=tune.TuneConfig(
             max_concurrent_trials=max_concurrent,
+            scheduler=scheduler,
             # a fresh process per trial spends ~5 s importing torch and RLlib; a failed
             # trial's process is replaced anyway
             reuse_actors=True,

@@ -40,6 +40,8 @@ class RunsRecorder(tune.Callback):
         self.start = self.last_beat = time.monotonic()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get("report", "result") != "result":
+            return  # a progress report (trainables.live): Tune's own files keep it
         # a population trial reports once per search, each result with its seed
         key = (trial.config["label"], int(result.get("seed", trial.config["seed"])))
         row = self.record_ok(key, result, trial.path)
@@ -72,6 +74,33 @@ class RunsRecorder(tune.Callback):
                    best_visited_arch="", error=error)
         self.rows[key] = row
         self.write()
+
+    def record_stopped(self, key, last: dict) -> None:
+        """A run whose trial a scheduler stopped: the budget it spent and its best validation
+        so far (the trial's mean) are kept; it is never ranked as finished."""
+        row = {c: math.nan for c in self.plan.columns}
+        spent, fraction = last.get("budget_spent", math.nan), last.get("budget_fraction", math.nan)
+        row.update(method=key[0], seed=key[1], status=report.STOPPED, arch="",
+                   best_visited_arch="", queries=round(last.get("queries", math.nan))
+                   if last.get("queries") == last.get("queries") else math.nan,
+                   sim_time_s=spent if self.plan.budget_s is not None else math.nan,
+                   error=f"stopped by the scheduler at {fraction:.0%} of the budget (best val "
+                         f"so far {last.get('best_val_acc', math.nan):.2f}, the trial's mean)")
+        self.rows[key] = row
+        self.write()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        # a trial that ends without its final rows was stopped by the scheduler
+        label, seeds = split_run(trial.config["run"])
+        stopped = [(label, s) for s in seeds if (label, s) not in self.rows
+                   or self.rows[(label, s)]["status"] != report.OK]
+        if not stopped or trial.last_result.get("report") == "result":
+            return
+        for key in stopped:
+            self.record_stopped(key, trial.last_result)
+        self.printer(f"[{len(self.rows)}/{len(self.plan.runs)}] {label} {_seeds_text(seeds)}: "
+                     f"stopped at {trial.last_result.get('budget_fraction', math.nan):.0%} of "
+                     f"the budget (best val {trial.last_result.get('best_val_acc', math.nan):.2f})")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         label, seeds = split_run(trial.config["run"])

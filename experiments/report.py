@@ -38,7 +38,8 @@ from dsmnas.envs.errors import ConfigError  # noqa: E402
 if TYPE_CHECKING:
     from dsmnas.experiments.sweep import Config
 
-from dsmnas.experiments.settings import FAILED, OK, TEST_PREFIX, VISITED_PREFIX  # noqa: E402,F401
+from dsmnas.experiments.settings import (  # noqa: E402,F401
+    FAILED, OK, STOPPED, TEST_PREFIX, VISITED_PREFIX)
 ANYTIME_PNG = "anytime_val.png"
 TEST_PNG = "test_acc.png"
 

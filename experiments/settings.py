@@ -27,8 +27,8 @@ TEST_PREFIX = "test_acc_"
 VISITED_PREFIX = "best_visited_"
 """Prefix of the best visited architecture's columns: `best_visited_arch`,
 `best_visited_val_acc`, `best_visited_test_acc_<dataset>`."""
-OK, FAILED = "ok", "failed"
-"""A run's status in runs.csv."""
+OK, FAILED, STOPPED = "ok", "failed", "stopped"
+"""A run's status in runs.csv (stopped: by a sweep's scheduler, before its budget's end)."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +168,15 @@ class SweepSettings(RunSettings):
     table: str | None = setting(None, "NAS-Bench-201 table or official file; default: embedded data")
     budget: float | None = setting(None, "simulated seconds per search; default: the data source's",
                                    metavar="SECONDS")
+    scheduler: str = setting(
+        "fifo", "fifo: every configuration runs its whole budget; asha: Asynchronous Successive "
+        "Halving stops the configurations behind at milestones of the budget (each "
+        "configuration's seeds one trial: --population >= --seeds)")
+    asha_grace: float = setting(
+        1 / 9, "asha: the first milestone, as a fraction of the budget (later ones grow by "
+        "asha_reduction)")
+    asha_reduction: int = setting(3, "asha: 1 in asha_reduction configurations go on at each "
+                                     "milestone")
     cpus_per_trial: float = setting(1.0, "CPUs each trial reserves (torch uses that many threads)")
     gpus_per_trial: float = setting(0.0, "GPUs each trial reserves")
 

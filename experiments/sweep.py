@@ -48,6 +48,7 @@ from dsmnas.trainables.search import LearnerSettings
 SWEEP_DIR = Path(__file__).resolve().parent / "sweeps"
 """Where named sweep files live: `--config NAME` reads `SWEEP_DIR/NAME.yaml`."""
 MODES = ("grid", "random")
+SCHEDULERS = ("fifo", "asha")
 SWEPT = ("K", "M", "entropy", "lr")
 """The swept parameters: lists of values."""
 
@@ -83,6 +84,23 @@ class SweepPlan:
     compare: ComparePlan
     resources: dict[str, float]
     """What each trial reserves, as `tune.with_resources` takes it."""
+
+    def scheduler(self):
+        """The Tune scheduler the settings ask for (None: FIFO, every trial to its end).
+        ASHA compares trials on their mean best validation accuracy so far at milestones of
+        the budget (`trainables.live`: TIME_ATTR, OBJECTIVE), never on test accuracy."""
+        s = self.settings
+        if s.scheduler == "fifo":
+            return None
+        from ray.tune.schedulers import ASHAScheduler
+
+        from dsmnas.trainables.live import OBJECTIVE, TIME_ATTR
+
+        c = self.compare
+        budget = c.budget_s if c.budget_s is not None else c.budget_queries
+        return ASHAScheduler(time_attr=TIME_ATTR, metric=OBJECTIVE, mode="max", max_t=budget,
+                             grace_period=s.asha_grace * budget,
+                             reduction_factor=s.asha_reduction)
 
     @property
     def reference(self) -> str:
@@ -177,6 +195,12 @@ def _check(s: SweepSettings) -> None:
                 raise ConfigError(f"{name} lists {v} twice")
     if s.mode not in MODES:
         raise ConfigError(f"unknown mode {s.mode!r}; allowed: {', '.join(MODES)}")
+    if s.scheduler not in SCHEDULERS:
+        raise ConfigError(f"unknown scheduler {s.scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
+    if not 0 < s.asha_grace <= 1:
+        raise ConfigError(f"asha_grace must be in (0, 1], got {s.asha_grace}")
+    if s.asha_reduction < 2:
+        raise ConfigError(f"asha_reduction must be an integer >= 2, got {s.asha_reduction}")
     if s.mode == "random":
         if s.samples is None:
             raise ConfigError("mode random needs samples (--random N)")
@@ -250,6 +274,15 @@ def plan_sweep(settings: SweepSettings) -> SweepPlan:
         sets=env_sets,
         population=settings.population,
     )
+    if settings.scheduler == "asha":
+        whole = [m.label for m in compare.methods if m.label in compare.pooled]
+        if len(whole) != len(compare.methods) or compare.population < len(compare.seeds):
+            raise ConfigError(
+                f"--scheduler asha compares configurations, each one trial of all its seeds: "
+                f"--population must be >= --seeds ({compare.population} < "
+                f"{len(compare.seeds)})" if compare.population < len(compare.seeds) else
+                "--scheduler asha needs every configuration to run as one population (a "
+                "setting here rules population mode out)")
     resources = {"cpu": settings.cpus_per_trial}
     if settings.gpus_per_trial > 0:
         resources["gpu"] = settings.gpus_per_trial
@@ -289,10 +322,11 @@ def check_local_resources(resources: dict[str, float]) -> None:
 
 
 def run_sweep(plan: SweepPlan, out_dir: str | Path,
-              printer: Callable[[str], None] = print, resume: bool = False) -> pd.DataFrame:
+              printer: Callable[[str], None] = print, resume: bool = False,
+              live=None) -> pd.DataFrame:
     """Run the plan through `compare` (Ray Tune), write the sweep's outputs, print the best
-    configuration; returns the sweep table. `resume`: as `run_compare`'s (keep the ok runs of
-    the same plan in `out_dir`, run the rest)."""
+    configuration; returns the sweep table. `resume`, `live`: as `run_compare`'s (keep the
+    ok runs of the same plan in `out_dir`, run the rest; how trials report)."""
     from dsmnas.experiments.compare import run_compare
 
     s = plan.settings
@@ -303,7 +337,8 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path,
             f"resources per trial {plan.resources}")
     runs = run_compare(plan.compare, out_dir, address=s.address,
                        max_concurrent=s.max_concurrent, retries=s.retries, printer=printer,
-                       reference=plan.reference, resources=plan.resources, resume=resume)
+                       reference=plan.reference, resources=plan.resources, resume=resume,
+                       scheduler=plan.scheduler(), **({} if live is None else {"live": live}))
     c = plan.compare
     notes = [f"Data: {c.source}; {c.env.space} / {c.env.dataset}; budget {c.budget_text} "
              f"per run; seeds {c.seeds[0]}–{c.seeds[-1]}; mode {s.mode}"

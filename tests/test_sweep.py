@@ -135,6 +135,9 @@ def test_random_draw_is_seeded_distinct_and_in_grid_order():
     ({"mode": "grid", "samples": 3}, "samples is only for mode random"),
     ({"mode": "bayes"}, "unknown mode 'bayes'; allowed: grid, random"),
     ({"cpus_per_trial": 0}, "cpus_per_trial must be > 0, got 0.0"),
+    ({"scheduler": "hyperband"}, "unknown scheduler 'hyperband'; allowed: fifo, asha"),
+    ({"asha_grace": 0}, "asha_grace must be in (0, 1], got 0.0"),
+    ({"asha_reduction": 1}, "asha_reduction must be an integer >= 2, got 1"),
     ({"budget": "lots"}, "budget: 'lots' is not a number"),
 ])
 def test_bad_settings_name_the_value(flags, message):
@@ -351,3 +354,35 @@ def test_an_existing_runs_csv_needs_resume_and_the_same_plan(nb201_data, tmp_pat
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
     assert "cannot resume" in err and "methods K2-M3-" in err and "K4-M3-" in err, err
+
+
+def test_asha_needs_each_configuration_in_one_trial():
+    with pytest.raises(ValueError, match="--population must be >= --seeds"):
+        sweep.plan_sweep(resolve_settings(flags={"K": "2,4", "seeds": 3, "population": 2,
+                                                 "scheduler": "asha"}))
+
+
+def test_asha_stops_configurations_behind_and_keeps_them_unranked(nb201_data, tmp_path,
+                                                                   ray_session):
+    """One trial at a time, so ASHA's decisions follow the grid order: the first
+    configuration sets each milestone's bar, and a later one below the bar (the top third of
+    those recorded there goes on) stops there with the budget it spent."""
+    out = tmp_path / "asha"
+    budget_s = nb201_data.budget_s(6000)
+    rc = main(["sweep", "--K", "4,1", "--M", "4,1", "--seeds", "2", "--budget", str(budget_s),
+               *nb201_data.args, "--scheduler", "asha", "--max-concurrent", "1",
+               "--out", str(out)])
+    assert rc == 0
+    table = pd.read_csv(out / "sweep.csv")
+    assert set(table["status"]) <= {"ok", "stopped"} and len(table) == 8
+    stopped = table[table["status"] == "stopped"]
+    assert len(stopped) >= 2, table[["label", "status", "sim_time_s"]]
+    assert stopped["val_acc"].isna().all() and (stopped["sim_time_s"] < budget_s).all()
+    # a configuration's seeds are one trial: stopped together
+    assert all(stopped.groupby("label").size() == 2)
+    ok = table[table["status"] == "ok"]
+    assert (ok["sim_time_s"] <= budget_s).all() and ok["val_acc"].notna().all()
+    runs = pd.read_csv(out / "runs.csv")
+    assert "stopped by the scheduler at" in runs.loc[runs["status"] == "stopped", "error"].iloc[0]
+    ranked = (out / "sweep.md").read_text()
+    assert all(label in ranked for label in set(ok["label"]))

@@ -86,12 +86,7 @@ def save_checkpoint(algo, env: DSMNASEnv, out_dir: str | Path, rows: int) -> Pat
     tmp = out / _TMP_DIR
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    algo.save_to_path(str((tmp / "algo").resolve()))
-    state = {"rows": rows, "env": env.get_state(), "rng": rng}
-    with open(tmp / STATE_FILE, "wb") as f:
-        pickle.dump(state, f)
-        f.flush()
-        os.fsync(f.fileno())
+    write_state(algo, env, tmp, rows, rng)
     final, old = out / CHECKPOINT_DIR, out / _OLD_DIR
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
@@ -109,6 +104,20 @@ class _StateUnpickler(pickle.Unpickler):
         if module.partition(".")[0] in PACKAGES:
             module = f"dsmnas.{module}"
         return super().find_class(module, name)
+
+
+def write_state(algo, env: DSMNASEnv, folder: str | Path, rows: int,
+                rng: dict[str, Any] | None = None) -> None:
+    """Write the search's state into `folder`: `algo/` and `search.pkl` (`rng`: the RNG
+    states recorded before anything else drew; default: now)."""
+    folder = Path(folder)
+    rng = get_rng_states() if rng is None else rng
+    algo.save_to_path(str((folder / "algo").resolve()))
+    state = {"rows": rows, "env": env.get_state(), "rng": rng}
+    with open(folder / STATE_FILE, "wb") as f:
+        pickle.dump(state, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def restore_checkpoint(algo, env: DSMNASEnv, path: str | Path) -> int:

@@ -40,9 +40,11 @@ from dsmnas.envs import EnvConfig
 from dsmnas.envs.errors import ConfigError
 from dsmnas.envs.population import MEMBER_KEY, members, population_vector_env
 from dsmnas.trainables.learner import LearnerSettings
+from dsmnas.trainables.live import active, env_state
 from dsmnas.trainables.ray_utils import build_algo
 from dsmnas.trainables.reinforce import REINFORCETorchLearner, ema_baseline_advantages
-from dsmnas.trainables.search import UPDATES_PER_ITERATION, SearchResult, finished_result
+from dsmnas.trainables.search import (
+    UPDATES_PER_ITERATION, SearchResult, finished_result, forget_episode_chunks, learner_entropy)
 
 __all__ = ["PopulationREINFORCELearner", "population_config", "run_dsm_population",
            "run_population"]
@@ -141,17 +143,23 @@ def run_population(
         startup_s = time.perf_counter() - t0
         start = last_print = time.perf_counter()
         finished: list[tuple | None] = [None] * len(envs)
+        live = active()
         while not all(finished):
-            algo.train()
+            train_result = algo.train()
+            forget_episode_chunks(algo)
             for i, env in enumerate(envs):  # a member's first episode is its search
                 if finished[i] is None and env.episodes_finished:
                     finished[i] = env.last_finished
+            if live is not None:
+                live.progress([env_state(e) for e in envs], learner_entropy(train_result))
             now = time.perf_counter()
             if progress and now - last_print >= progress_every_s:
                 last_print = now
                 progress(f"population of {len(envs)}: {sum(map(bool, finished))} finished, "
                          f"wall {now - start:.1f} s")
         wall_s = time.perf_counter() - start
+        if live is not None:
+            live.last = ([env_state(e) for e in envs], learner_entropy(train_result))
     finally:
         algo.stop()
     population = {"size": len(envs), "seeds": [int(s) for s in seeds], "wall_time_s": wall_s,

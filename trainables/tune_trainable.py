@@ -1,15 +1,19 @@
 """One search as a Ray Tune trial: the function trainable that `dsmnas compare` runs.
 
 A trial's config is `{"label", "method", "seed", "seeds", "env", "settings",
-"env_overrides"}`: `method` is a name in `trainables.methods.METHODS`, `label` what the
+"env_overrides", "live"}`: `method` is a name in `trainables.methods.METHODS`, `label` what the
 reports call it (the method name, or a variant such as `dsm-nograph` that runs `dsm` with
 other settings), `env` an `EnvConfig` dict (with the seed), `env_overrides` this label's own
 env settings over it. `seeds` is `[seed]` for one search, or a population's seeds (population
 mode, `trainables.population`: the searches run as one batch). The trial writes each
 search's history into its trial directory (`history.csv`, or `history-<seed>.csv` in a
-population) and reports one result per search: the fields of a row of `runs.csv` (test
-accuracy flattened to `test_acc_<dataset>`, `seed` its own) plus the history as CSV text, so
-that the driver gets it even when the trial ran on a node whose disk it cannot read.
+population). While it searches it reports progress (`trainables.live`: `live` holds its
+`LiveSettings`; a DSM-NAS search checkpoints with every few reports, and a restarted trial
+continues from its last checkpoint), and at the end one result per search: the fields of a
+row of `runs.csv` (test accuracy flattened to `test_acc_<dataset>`, `seed` its own) plus the
+history as CSV text, so that the driver gets it even when the trial ran on a node whose disk
+it cannot read; each final result carries the trial's last progress figures too, with
+`report` = "result".
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from ray import tune
 
 from dsmnas.envs.config import EnvConfig
+from dsmnas.trainables.live import LiveSettings, TrialReporter, reporting
 from dsmnas.trainables.search import SearchResult
 
 HISTORY_FILE = "history.csv"
@@ -65,18 +70,32 @@ def search_trainable(config: dict[str, Any]) -> None:
     torch.set_num_threads(_trial_threads())
     env = EnvConfig.from_dict({**config["env"], **(config.get("env_overrides") or {})})
     seeds = [int(s) for s in config.get("seeds") or [config["seed"]]]
-    if len(seeds) == 1:
-        results = [run_method(config["method"], env, config.get("settings"))]
-    else:
-        results = run_method_population(config["method"], env, config.get("settings"), seeds)
+    label = config.get("label", config["method"])
+    # progress reports carry the final rows' keys (runs.csv's columns), empty until the end
+    row = {**dict.fromkeys(config.get("columns") or ()), "method": label,
+           "seed": seeds[0] if len(seeds) == 1 else None, HISTORY_KEY: None}
+    for key in ("status", "error"):
+        row.pop(key, None)
+    live = TrialReporter(LiveSettings(**(config.get("live") or {})), row=row)
+    with reporting(live):
+        if len(seeds) == 1:
+            results = [run_method(config["method"], env, config.get("settings"))]
+        else:
+            results = run_method_population(config["method"], env, config.get("settings"), seeds)
     trial_dir = Path(tune.get_context().get_trial_dir())
     trial_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
     for seed, result in zip(seeds, results):
         name = HISTORY_FILE if len(seeds) == 1 else f"history-{seed}.csv"
         result.history.to_csv(trial_dir / name, index=False)
-        row = result_row(result, config.get("label", config["method"]))
+        row = result_row(result, label)
         row["seed"] = seed
-        tune.report({**row, HISTORY_KEY: result.history.to_csv(index=False)})
+        rows.append({**row, HISTORY_KEY: result.history.to_csv(index=False)})
+    if live.last is not None:
+        live.final(*live.last[:1], rows, entropy=live.last[1])
+    else:  # a method that reports nothing while it searches
+        for row in rows:
+            tune.report({**row, "report": "result"})
 
 
 def _trial_threads() -> int:

@@ -23,6 +23,7 @@ import pandas as pd
 from dsmnas.envs import EnvConfig, QueryRecord, history_frame
 from dsmnas.envs.benchmarks import Benchmark, make_benchmark
 from dsmnas.envs.benchmarks.base import progress_text
+from dsmnas.trainables.live import SearchState, active, clock_spent
 from dsmnas.envs.registry import get_space
 from dsmnas.envs.settings import parse_settings  # noqa: F401  (re-exported)
 from dsmnas.trainables.search import SearchResult, best_visited
@@ -68,6 +69,7 @@ class QueryLog:
         self.best_val = -math.inf
         self._progress = progress
         self._every_s = progress_every_s
+        self._live = active()
         self.startup_s = time.perf_counter() - t0
         self.start = self._last_print = time.perf_counter()
 
@@ -117,10 +119,17 @@ class QueryLog:
         # strict: the first of equal answers wins; an answer must be within the limits
         if val_acc > self.best_val and self.benchmark.feasible(tokens):
             self.best_val, self.best_tokens = val_acc, np.array(tokens)
+        if self._live is not None:
+            self._live.progress([self.state()])
         now = time.perf_counter()
         if self._progress and now - self._last_print >= self._every_s:
             self._last_print = now
             self._progress(self._line(now - self.start))
+
+    def state(self) -> SearchState:
+        """What a live report says of this search (`trainables.live`)."""
+        spent, budget = clock_spent(self.clock.state())
+        return SearchState(spent, budget, self.best_val, self.rows)
 
     def run_async(self, ask: Callable[[], tuple[np.ndarray, dict[str, Any]]],
                   tell: Callable[[int, np.ndarray, float], None]) -> None:
@@ -164,6 +173,8 @@ class QueryLog:
         """The `SearchResult`: `answer` (tokens, val_acc) defaults to the best query;
         `config` entries are added to `result.config` (keys as `run_search`'s)."""
         wall_s = time.perf_counter() - self.start
+        if self._live is not None:
+            self._live.last = ([dataclasses.replace(self.state(), done=True)], None)
         if answer is None:
             if self.best_tokens is None:
                 raise ConfigError(
