@@ -30,7 +30,7 @@ def table_frame() -> pd.DataFrame:
 def test_table_back_end_matches_the_shared_table(nb201_table):
     data = load_nb201(nb201_table)
     assert data.datasets == ("cifar10", "cifar100", "ImageNet16-120")
-    bench = NB201Benchmark(data, "cifar10")
+    bench = make_benchmark(EnvConfig(table=nb201_table))
     q = bench.query(SPACE.parse(ARCH1))
     assert (q.val_acc, q.cost_s, q.cached) == (82.834, 133.933, False)
     assert bench.report(SPACE.parse(ARCH1)) == pytest.approx(
@@ -106,7 +106,7 @@ def test_a_table_file_is_read_into_its_dense_arrays(tmp_path, table_frame):
     for dataset in data.datasets:
         np.testing.assert_array_equal(data.val_acc[dataset], np.arange(NUM_ARCHS) / 1000)
         np.testing.assert_array_equal(data.cost_s[dataset], 1.0 + np.arange(NUM_ARCHS) % 7)
-    bench = NB201Benchmark(data, "cifar100")
+    bench = make_benchmark(EnvConfig(table=str(path), dataset="cifar100"))
     q = bench.query(SPACE.parse(ARCH1))
     i = table_frame.index[table_frame.arch_str == ARCH1][0]
     assert (q.val_acc, q.cost_s) == (i / 1000, 1.0 + i % 7)
