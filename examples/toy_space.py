@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dsmnas.envs import ConfigError, SpaceSpec
-from dsmnas.envs.benchmarks import Benchmark, BudgetClock, Metric, Query
+from dsmnas.envs.benchmarks import Benchmark, Metric
 from dsmnas.envs.spaces import SearchSpace
 
 OPS = ("skip", "conv3", "conv5", "sep3", "pool")
@@ -64,7 +64,6 @@ class ToyBenchmark(Benchmark):
         if cfg.dataset != "toy":
             raise ConfigError(f"the toy space has one dataset, 'toy', got {cfg.dataset!r}")
         self.dataset, self.source = "toy", f"toy landscape {cfg.landscape}"
-        self.clock = BudgetClock(cfg.budget_s, cache_queries=cfg.cache_queries)
         rng, shape = np.random.default_rng(cfg.landscape), (self.space.L, self.space.C)
         self._op = 0.5 * np.log1p(PARAMS_K) + rng.normal(0.0, 1.0, shape)
         self._pair = cfg.interaction * rng.normal(0.0, 1.0, (shape[0] - 1, shape[1], shape[1]))
@@ -75,11 +74,8 @@ class ToyBenchmark(Benchmark):
         score = self._op[i, t].sum() + self._pair[i[:-1], t[:-1], t[1:]].sum()
         return float(100 / (1 + np.exp(-(score + (self._test[i, t].sum() if test else 0)) / 4)))
 
-    def query(self, tokens: np.ndarray, charge: bool = True) -> Query | None:
-        # charge=False: the K initial centers (unless charge_init); None: over the budget
-        ok, cost_s, cached = (self.clock.charge(self.space.key(tokens), self.cost_s(tokens))
-                              if charge else (True, 0.0, False))
-        return Query(self._acc(tokens), cost_s, cached) if ok else None
+    def _val(self, tokens: np.ndarray) -> float:  # what a query answers; the base charges it
+        return self._acc(tokens)
 
     def cost_s(self, tokens: np.ndarray) -> float:
         return 5.0 + 0.5 * self.metric("params_k", tokens)

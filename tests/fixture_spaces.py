@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dsmnas.envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
+from dsmnas.envs.benchmarks.base import Benchmark, Metric
 from dsmnas.envs.benchmarks.nb201 import NB201Benchmark, load_nb201
 from dsmnas.envs.registry import SpaceSpec
 from dsmnas.envs.settings import setting
@@ -33,15 +33,15 @@ class FailingBenchmark(NB201Benchmark):
         super().__init__(*args, **kw)
         self.fail_after = fail_after
 
-    def query(self, tokens, charge=True):
-        if charge and self.fail_after is not None and self.clock.queries >= self.fail_after:
-            raise RuntimeError(f"injected failure at query {self.clock.queries}")
-        return super().query(tokens, charge)
+    def _answers(self, batch, cached, charged):
+        # called after the charge: query number fail_after (from 0) fails, as before it
+        if charged and self.fail_after is not None and self.clock.queries > self.fail_after:
+            raise RuntimeError(f"injected failure at query {self.clock.queries - 1}")
+        return super()._answers(batch, cached, charged)
 
 
 def _failing(cfg) -> FailingBenchmark:
-    return FailingBenchmark(load_nb201(cfg.table), cfg.dataset, cfg.budget_s, cfg.cache_queries,
-                            fail_after=cfg.fail_after)
+    return FailingBenchmark(load_nb201(cfg.table), cfg.dataset, fail_after=cfg.fail_after)
 
 
 FAILING = SpaceSpec(
@@ -79,18 +79,12 @@ class ToyBenchmark(Benchmark):
     val_metric = "toy_val"
     metrics = {"size": Metric("token sum")}
 
-    def __init__(self, peak: str, budget_queries: int, cache: bool):
+    def __init__(self, peak: str):
         self.peak = self.space.parse(peak)
         self.dataset, self.source = "toy", "toy"
-        self.clock = BudgetClock(budget_queries=budget_queries, cache_queries=cache)
 
     def _val(self, tokens):
         return 90.0 - 7.0 * float(np.abs(np.asarray(tokens) - self.peak).sum()) / self.space.L
-
-    def query(self, tokens, charge=True):
-        if charge and not self.clock.charge(self.space.key(tokens), 0.0)[0]:
-            return None
-        return Query(self._val(tokens), 0.0)
 
     def cost_s(self, tokens):
         return 0.0
@@ -104,7 +98,7 @@ class ToyBenchmark(Benchmark):
 
 TOY = SpaceSpec(
     name="toy", space=ToySpace, settings=ToySettings,
-    benchmark=lambda cfg: ToyBenchmark(cfg.peak, cfg.budget_queries, cfg.cache_queries),
+    benchmark=lambda cfg: ToyBenchmark(cfg.peak),
     env_defaults={"K": 3, "M": 2, "budget_queries": 40}, budget="queries",
 )
 

@@ -1,11 +1,15 @@
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from dsmnas.envs.errors import ConfigError
 
-from dsmnas.envs.benchmarks import BudgetClock, NB201Benchmark, load_nb201, make_benchmark
+from dsmnas.envs.benchmarks import (Benchmark, BudgetClock, NB201Benchmark, Query, load_nb201,
+                                    make_benchmark)
 from dsmnas.envs.config import EnvConfig
+from dsmnas.envs.spaces import SearchSpace
 from dsmnas.envs.spaces.nb201 import NUM_ARCHS, NB201Space, decode
 
 SPACE = NB201Space()
@@ -30,7 +34,7 @@ def table_frame() -> pd.DataFrame:
 def test_table_back_end_matches_the_shared_table(nb201_table):
     data = load_nb201(nb201_table)
     assert data.datasets == ("cifar10", "cifar100", "ImageNet16-120")
-    bench = NB201Benchmark(data, "cifar10")
+    bench = make_benchmark(EnvConfig(table=nb201_table))
     q = bench.query(SPACE.parse(ARCH1))
     assert (q.val_acc, q.cost_s, q.cached) == (82.834, 133.933, False)
     assert bench.report(SPACE.parse(ARCH1)) == pytest.approx(
@@ -106,7 +110,7 @@ def test_a_table_file_is_read_into_its_dense_arrays(tmp_path, table_frame):
     for dataset in data.datasets:
         np.testing.assert_array_equal(data.val_acc[dataset], np.arange(NUM_ARCHS) / 1000)
         np.testing.assert_array_equal(data.cost_s[dataset], 1.0 + np.arange(NUM_ARCHS) % 7)
-    bench = NB201Benchmark(data, "cifar100")
+    bench = make_benchmark(EnvConfig(table=str(path), dataset="cifar100"))
     q = bench.query(SPACE.parse(ARCH1))
     i = table_frame.index[table_frame.arch_str == ARCH1][0]
     assert (q.val_acc, q.cost_s) == (i / 1000, 1.0 + i % 7)
@@ -143,3 +147,115 @@ def test_a_table_with_one_dataset_serves_only_it(tmp_path, table_frame):
     assert data.datasets == ("cifar10",)
     with pytest.raises(ValueError, match="unknown dataset 'cifar100'.*allowed: cifar10"):
         NB201Benchmark(data, "cifar100")
+
+
+# -- the base class owns the clock: a plug-in writes _val and cost_s, nothing about charging ----
+
+class TinySpace(SearchSpace):
+    """2 positions x 3 choices; the text form is the digits, e.g. '12'."""
+
+    name, L, C = "tiny", 2, 3
+
+    def parse(self, text):
+        return np.array([int(c) for c in text], dtype=np.int64)
+
+    def format(self, tokens):
+        return "".join(str(int(t)) for t in tokens)
+
+
+class TinyBenchmark(Benchmark):
+    """val = 10 x the first token + the second; a query costs 1 s + the token sum."""
+
+    space = TinySpace()
+    dataset = source = "tiny"
+    val_metric = "tiny_val"
+
+    def __init__(self):
+        self.asked = []
+        """(architectures, cached, charged) of every `_answers` call."""
+
+    def _val(self, tokens):
+        return 10.0 * tokens[0] + tokens[1]
+
+    def _answers(self, batch, cached, charged):
+        self.asked.append(([self.space.format(t) for t in batch], list(cached), charged))
+        return super()._answers(batch, cached, charged)
+
+    def cost_s(self, tokens):
+        return 1.0 + float(np.sum(tokens))
+
+    def report(self, tokens):
+        return {}
+
+
+TINY = TinySpace()
+
+
+def test_the_base_class_charges_queries_and_refuses_them_over_the_budget():
+    bench = TinyBenchmark()
+    clock = bench.start_clock(EnvConfig(budget_s=10.0))
+    assert bench.clock is clock and (clock.budget_s, clock.budget_queries) == (10.0, None)
+    a, b, c = TINY.parse("12"), TINY.parse("01"), TINY.parse("22")  # cost 4, 2 and 5 s
+    # an initial center (charge=False): answered, nothing charged
+    assert bench.query(a, charge=False) == Query(12.0, 0.0, False)
+    assert (clock.sim_time_s, clock.queries, clock.cache_hits) == (0.0, 0, 0)
+    assert bench.query(a) == Query(12.0, 4.0, False)
+    assert bench.query(a) == Query(12.0, 4.0, False)  # a repeat is charged again
+    assert (clock.sim_time_s, clock.queries, clock.cache_hits) == (8.0, 2, 0)
+    assert bench.query(c) is None  # 8 + 5 > 10: refused, nothing charged
+    assert (clock.sim_time_s, clock.queries) == (8.0, 2)
+    assert bench.query(b) == Query(1.0, 2.0, False)  # ends exactly at the budget
+    assert (clock.sim_time_s, clock.queries) == (10.0, 3)
+    assert bench.query(b) is None
+    assert bench.query(b, charge=False) == Query(1.0, 0.0, False)  # the clock is not asked
+    assert bench.asked == [(["12"], [False], False), (["12"], [False], True),
+                           (["12"], [False], True), (["01"], [False], True),
+                           (["01"], [False], False)]
+
+
+def test_the_base_class_builds_the_clock_from_the_settings():
+    bench = TinyBenchmark()
+    cached = bench.start_clock(EnvConfig(budget_s=10.0, cache_queries=True))
+    a = TINY.parse("12")
+    assert [bench.query(a), bench.query(a)] == [Query(12.0, 4.0, False), Query(12.0, 0.0, True)]
+    assert (cached.sim_time_s, cached.queries, cached.cache_hits) == (4.0, 2, 1)
+    # the space's spec counts queries: budget_queries is the budget, and costs do not bind
+    by_count = bench.start_clock(EnvConfig(space="tests.fixture_spaces:TOY", budget_queries=2))
+    assert bench.clock is by_count and (by_count.budget_s, by_count.budget_queries) == (None, 2)
+    assert [bench.query(TINY.parse("22")) is None for _ in range(3)] == [False, False, True]
+    assert (by_count.sim_time_s, by_count.queries) == (10.0, 2)
+    # no budget in the settings: the benchmark's default, else a ConfigError
+    with pytest.raises(ConfigError, match="a budget is needed"):
+        bench.start_clock(EnvConfig())
+    bench.default_budget = 7.0
+    assert bench.start_clock(EnvConfig()).budget_s == 7.0
+
+
+def test_query_batch_runs_on_the_earliest_free_workers_and_answers_in_one_call():
+    bench = TinyBenchmark()
+    clock = bench.start_clock(EnvConfig(budget_s=10.0, workers=2, cache_queries=True))
+    batch = [TINY.parse(t) for t in ("12", "01", "12", "22", "20", "21")]  # 4, 2, -, 5, 3, 4 s
+    answers = bench.query_batch(batch)
+    assert [a[0] for a in answers[:5]] == [
+        Query(12.0, 4.0, False), Query(1.0, 2.0, False), Query(12.0, 0.0, True),
+        Query(22.0, 5.0, False), Query(20.0, 3.0, False)]
+    # worker 0: 0-4, then 4-7; worker 1: 0-2, then 2-7; the repeat runs on none, at 2 s
+    timings = [a[1] for a in answers[:5]]
+    assert [t for j, t in enumerate(timings) if j != 2] == [
+        (0, 0.0, 4.0), (1, 0.0, 2.0), (1, 2.0, 7.0), (0, 4.0, 7.0)]
+    assert math.isnan(timings[2][0]) and timings[2][1:] == (2.0, 2.0)
+    assert answers[5] is None  # 7 + 4 > 10 on the earliest free worker
+    assert (clock.sim_time_s, clock.queries, clock.cache_hits) == (7.0, 5, 1)
+    # the answered ones in one call, with which of them were free repeats
+    assert bench.asked == [(["12", "01", "12", "22", "20"], [False, False, True, False, False],
+                            True)]
+
+
+def test_a_benchmark_without_a_started_clock_or_with_its_own_says_so():
+    bench = TinyBenchmark()
+    with pytest.raises(RuntimeError, match="TinyBenchmark has no clock yet: build it with "
+                                           r"make_benchmark\(cfg\)"):
+        bench.query(TINY.parse("12"))
+    with pytest.raises(ConfigError, match="TinyBenchmark sets self.clock: since dsmnas 0.4 the "
+                                          "Benchmark base class builds and charges the clock"):
+        bench.clock = BudgetClock(budget_s=10.0)

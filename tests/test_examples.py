@@ -15,7 +15,8 @@ from gymnasium.utils.env_checker import check_env
 
 from dsmnas.envs import ConfigError, DSMNASEnv, EnvConfig, get_spec
 from dsmnas.envs import registry
-from examples.toy_space import OPS, PARAMS_K, SPEC, ToyBenchmark
+from dsmnas.envs.benchmarks import make_benchmark
+from examples.toy_space import OPS, PARAMS_K, SPEC
 from dsmnas.experiments.cli import main
 from dsmnas.trainables.methods import run_method, run_method_population
 
@@ -44,7 +45,7 @@ def test_the_env_passes_gymnasiums_checker_and_is_deterministic():
 
 
 def test_the_toy_landscape_is_additive_without_interaction():
-    bench = ToyBenchmark(EnvConfig(space=SPACE, interaction=0.0))
+    bench = make_benchmark(EnvConfig(space=SPACE, interaction=0.0))
     rng = np.random.default_rng(0)
     a, b = bench.space.sample(rng), bench.space.sample(rng)
     logit = lambda t: np.log(bench._acc(t) / (100 - bench._acc(t)))  # noqa: E731

@@ -93,7 +93,7 @@ def test_rewards_scale_budgets_and_reports_over_all_the_data():
         assert DEFAULT_BUDGET_S[dataset] == pytest.approx(100 * np.median(data.cost_s), rel=0.02)
     assert neg_val_loss_db(np.array([1e-3, 0.5, 1.0, 3e4])).tolist() == pytest.approx(
         [30.0, 3.0103, 0.0, 0.0], abs=1e-4)
-    bench = FCNetBenchmark("slice_localization", seed=0)
+    bench = make_benchmark(_cfg(dataset="slice_localization"))
     t = SPACE.parse("relu|relu|8|0|0|0.0005|cosine|16|16")
     assert bench.report(t) == {"slice_localization_mean_val_loss":
                                pytest.approx(bench.data.val_loss[SPACE.index(t)].mean())}
@@ -112,7 +112,7 @@ def test_bad_dataset_names_the_allowed_ones():
 
 
 def test_queries_draw_one_seed_each_and_restart_with_the_search():
-    bench = FCNetBenchmark("naval_propulsion", seed=3)
+    bench = make_benchmark(_cfg(seed=3))
     t = SPACE.parse("tanh|tanh|16|0|0|0.001|cosine|512|512")
     values = bench.seed_values(t)
     assert len(set(values.tolist())) == 4  # the seeds differ for this configuration
@@ -120,10 +120,10 @@ def test_queries_draw_one_seed_each_and_restart_with_the_search():
     assert set(first) <= set(values.tolist()) and len(set(first)) > 1  # noisy, one seed each
     bench.clock.reset()
     assert [bench.query(t).val_acc for _ in range(12)] == first  # the draws restart
-    other = FCNetBenchmark("naval_propulsion", seed=4)
+    other = make_benchmark(_cfg(seed=4))
     assert [other.query(t).val_acc for _ in range(12)] != first
     # with the cache, a free repeat answers what its charged query answered
-    cached = FCNetBenchmark("naval_propulsion", seed=3, cache_queries=True)
+    cached = make_benchmark(_cfg(seed=3, cache_queries=True))
     q = cached.query(t)
     repeats = [cached.query(t) for _ in range(5)]
     assert all(r.cached and r.cost_s == 0 and r.val_acc == q.val_acc for r in repeats)
@@ -150,7 +150,7 @@ def test_same_seed_same_history_and_a_resume_draws_the_same():
     assert len(first) >= 20 and first == _run(b, actions)
     assert _run(a, actions, seed=7) == first  # a new episode restarts the draws
     # queries of one configuration draw different seeds: the noise is in the history
-    noise = FCNetBenchmark("naval_propulsion", budget_s=1e9, seed=7)
+    noise = make_benchmark(_cfg(budget_s=1e9, seed=7))
     t = a.space.parse(first[0].arch)
     assert len({noise.query(t).val_acc for _ in range(20)}) > 1
     # another seed: other centers and other draws

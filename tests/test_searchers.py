@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from dsmnas.envs import HISTORY_COLUMNS, DSMNASEnv, EnvConfig
-from dsmnas.envs.benchmarks import Benchmark, BudgetClock, NB201Benchmark, Query
+from dsmnas.envs.benchmarks import Benchmark, NB201Benchmark
 from dsmnas.envs.spaces import hamming
 from dsmnas.envs.spaces.nb201 import NB201Space, code
 from dsmnas.trainables.methods import run_method
@@ -32,22 +32,24 @@ class FakeBenchmark(Benchmark):
     source = "fake"
     val_metric = "score"
 
-    def __init__(self, score, queries: int, cache_queries: bool = False):
+    def __init__(self, score):
         self.score = score
-        self.clock = BudgetClock(float(queries), cache_queries=cache_queries)
 
-    def query(self, tokens, charge=True):
-        val = float(self.score(np.asarray(tokens)))
-        if not charge:
-            return Query(val, 0.0)
-        answered, cost_s, cached = self.clock.charge(code(tokens), 1.0)
-        return Query(val, cost_s, cached) if answered else None
+    def _val(self, tokens):
+        return float(self.score(np.asarray(tokens)))
 
     def cost_s(self, tokens):
         return 1.0
 
     def report(self, tokens):
         return {}
+
+
+def fake_benchmark(score, queries: int, cache_queries: bool = False) -> FakeBenchmark:
+    """A `FakeBenchmark` whose clock has time for `queries` charged queries."""
+    bench = FakeBenchmark(score)
+    bench.start_clock(EnvConfig(budget_s=float(queries), cache_queries=cache_queries))
+    return bench
 
 
 def distinct_scores(seed=0):
@@ -135,7 +137,7 @@ def test_unknown_and_bad_settings_are_refused(nb201_data):
 
 # ------------------------------------------------------------------------------- evolution
 def run_fake_evolution(population_size, sample_size, queries=200, seed=0):
-    bench = FakeBenchmark(distinct_scores(), queries)
+    bench = fake_benchmark(distinct_scores(), queries)
     settings = {"population_size": population_size, "sample_size": sample_size}
     return run_evolution(EnvConfig(seed=seed), settings, benchmark=bench).history
 
@@ -174,7 +176,7 @@ def onemax(t):
 
 
 def test_local_search_moves_to_first_better_neighbour_and_restarts_at_optimum():
-    h = run_local(EnvConfig(seed=0), {}, benchmark=FakeBenchmark(onemax, 400)).history
+    h = run_local(EnvConfig(seed=0), {}, benchmark=fake_benchmark(onemax, 400)).history
     assert np.isnan(h.parent[0]) and h.accepted[0]
     current, tried, restarts = 0, [], 0
     for t in range(1, len(h)):
@@ -201,14 +203,14 @@ def test_local_search_moves_to_first_better_neighbour_and_restarts_at_optimum():
 
 def test_local_search_charges_repeats_unless_cached_and_best_improvement():
     for cache in (False, True):
-        bench = FakeBenchmark(onemax, 200, cache_queries=cache)
+        bench = fake_benchmark(onemax, 200, cache_queries=cache)
         h = run_local(EnvConfig(seed=1, cache_queries=cache), {}, benchmark=bench).history
         repeated = h.arch.duplicated()
         assert repeated.any()  # the architecture just left is a neighbour of the new one
         assert (h.cost_s[repeated] == (0.0 if cache else 1.0)).all()
         assert (h.cost_s[~repeated] == 1.0).all()
     h = run_local(EnvConfig(seed=0), {"first_improvement": False},
-                  benchmark=FakeBenchmark(distinct_scores(), 300)).history
+                  benchmark=fake_benchmark(distinct_scores(), 300)).history
     for t in h.index[h.accepted & h.parent.notna()]:
         siblings = h[h.parent == h.parent[t]]
         assert len(siblings) == 24 and h.val_acc[t] == siblings.val_acc.max()
@@ -221,7 +223,7 @@ def conv3x3_count(t):
 
 @pytest.mark.parametrize("controller", ["table", "lstm"])
 def test_reinforce_learns_that_one_op_is_always_better(controller):
-    bench = FakeBenchmark(conv3x3_count, 600)
+    bench = fake_benchmark(conv3x3_count, 600)
     h = run_reinforce(EnvConfig(seed=0), {"controller": controller}, benchmark=bench).history
     share = np.array([(tokens(a) == 3).mean() for a in h.arch])
     assert share[:50].mean() < 0.35  # about uniform at first (1/5)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dsmnas.envs import EnvConfig
-from dsmnas.envs.benchmarks import Benchmark, BudgetClock, Query
+from dsmnas.envs.benchmarks import Benchmark, BudgetClock
 from dsmnas.envs.errors import ConfigError
 from dsmnas.envs.spaces.nb201 import NB201Space, code
 from dsmnas.trainables.methods import check_method, run_method
@@ -30,24 +30,26 @@ class DelayBenchmark(Benchmark):
     source = "fake"
     val_metric = "score"
 
-    def __init__(self, budget_s: float, workers: int, seed: int = 0):
+    def __init__(self, seed: int = 0):
         rng = np.random.default_rng(seed)
         self.scores = rng.permutation(15_625) / 156.25  # distinct, in [0, 100)
         self.costs = rng.integers(1, 10, size=15_625).astype(float)
-        self.clock = BudgetClock(budget_s, workers=workers)
 
-    def query(self, tokens, charge=True):
-        key = code(tokens)
-        if not charge:
-            return Query(self.scores[key], 0.0)
-        answered, cost_s, cached = self.clock.charge(key, self.costs[key])
-        return Query(self.scores[key], cost_s, cached) if answered else None
+    def _val(self, tokens):
+        return self.scores[code(tokens)]
 
     def cost_s(self, tokens):
         return self.costs[code(tokens)]
 
     def report(self, tokens):
         return {}
+
+
+def delay_benchmark(budget_s: float, workers: int) -> DelayBenchmark:
+    """A `DelayBenchmark` whose clock has `budget_s` simulated seconds on `workers` workers."""
+    bench = DelayBenchmark()
+    bench.start_clock(EnvConfig(space="nb201", budget_s=budget_s, workers=workers))
+    return bench
 
 
 def config(workers: int = 1, seed: int = 0) -> EnvConfig:
@@ -120,7 +122,7 @@ def times(history):
 
 @pytest.mark.parametrize("workers", [2, 4, 16])
 def test_random_keeps_every_worker_busy(workers):
-    bench = DelayBenchmark(200.0, workers)
+    bench = delay_benchmark(200.0, workers)
     h = run_random(config(workers), {}, benchmark=bench).history
     start, end = times(h)
     assert list(h.columns[-2:]) == ["worker", "start_s"]
@@ -136,7 +138,7 @@ def test_random_keeps_every_worker_busy(workers):
 def test_async_evolution_knows_only_finished_results():
     """Every child's parent had finished when the child was asked for, and every member of
     the population a tournament drew from had too: the async driver never reads the future."""
-    bench = DelayBenchmark(400.0, workers=4)
+    bench = delay_benchmark(400.0, workers=4)
     told_at = {}
     log = QueryLog(config(4), "probe", benchmark=bench)
     asked_at = []
@@ -160,7 +162,7 @@ def test_async_evolution_knows_only_finished_results():
     h = log.history()
     assert np.array_equal(h["start_s"].to_numpy(float), asked_at[:len(h)])
 
-    result = run_evolution(config(4), {}, benchmark=DelayBenchmark(400.0, workers=4))
+    result = run_evolution(config(4), {}, benchmark=delay_benchmark(400.0, workers=4))
     h = result.history
     for step, parent in enumerate(h["parent"]):
         if not math.isnan(parent):
@@ -168,7 +170,7 @@ def test_async_evolution_knows_only_finished_results():
 
 
 def test_local_search_batches_wait_for_their_slowest_query():
-    bench = DelayBenchmark(300.0, workers=4)
+    bench = delay_benchmark(300.0, workers=4)
     h = run_local(config(4), {}, benchmark=bench).history
     start, end = times(h)
     # queries start in batches: every batch's queries start together, after the previous
@@ -198,8 +200,8 @@ def test_same_seed_same_history_for_each_N(method, workers):
 def test_more_workers_finish_the_same_queries_sooner():
     """Same worker-seconds, N times the workers: random search makes about as many queries
     (up to the tail the budget cuts) in a makespan N times shorter."""
-    one = run_random(config(1), {}, benchmark=DelayBenchmark(4000.0, 1)).history
-    four = run_random(config(4), {}, benchmark=DelayBenchmark(1000.0, 4)).history
+    one = run_random(config(1), {}, benchmark=delay_benchmark(4000.0, 1)).history
+    four = run_random(config(4), {}, benchmark=delay_benchmark(1000.0, 4)).history
     assert one["sim_time_s"].max() <= 4000.0 and four["sim_time_s"].max() <= 1000.0
     assert abs(len(four) - len(one)) <= 4
     assert one["arch"].head(len(four) - 4).tolist() == four["arch"].head(len(four) - 4).tolist()
@@ -215,7 +217,7 @@ def sync_env(workers: int, K: int = 2):
     from dsmnas.envs.graph import SubspaceGraph
 
     env = DSMNASEnv(space="nb201", K=K, M=1, seed=0, workers=workers)
-    env.benchmark = DelayBenchmark(1e6, workers)
+    env.benchmark = delay_benchmark(1e6, workers)
     env.reset(seed=0)
     rng = np.random.default_rng(1)
     centers = [c for c in (SPACE.sample(rng) for _ in range(100))
@@ -333,7 +335,7 @@ def test_dsm_async_trains_each_action_on_its_own_reward_once_it_is_known(monkeyp
     from dsmnas.trainables.search import local_env
     from dsmnas.trainables.workers import async_config
 
-    monkeypatch.setattr("dsmnas.envs.dsm_env.make_benchmark", lambda cfg: DelayBenchmark(300.0, 4))
+    monkeypatch.setattr("dsmnas.envs.dsm_env.make_benchmark", lambda cfg: delay_benchmark(300.0, 4))
     algo = build_algo(async_config(config(4, seed=0)))
     env = local_env(algo)
     updates = []
@@ -372,7 +374,7 @@ def test_async_env_draws_from_the_graph_of_the_start_time():
     from dsmnas.envs.workers import AsyncDSMNASEnv
 
     env = AsyncDSMNASEnv(space="nb201", K=3, M=1, seed=0, workers=4)
-    env.benchmark = DelayBenchmark(200.0, 4)
+    env.benchmark = delay_benchmark(200.0, 4)
     env.reset(seed=0)
     steps = 0
     while True:

@@ -8,14 +8,13 @@ from dsmnas.envs.benchmarks.nb201 import DATASETS, NB201Benchmark, NB201Data, lo
 
 
 def make_benchmark(cfg) -> Benchmark:
-    """The benchmark an `EnvConfig` describes, with its limits; ConfigError naming a bad
-    value."""
+    """The benchmark an `EnvConfig` describes, with its limits and its clock (budget, cache,
+    workers); ConfigError naming a bad value."""
     spec = cfg.spec
     cfg.validate(spec.space().L)
     benchmark = spec.benchmark(cfg)
     benchmark.set_limits(dict(cfg.limits or ()))
-    if cfg.workers != 1:
-        benchmark.clock.set_workers(cfg.workers)
+    benchmark.start_clock(cfg)
     return benchmark
 
 

@@ -1,9 +1,10 @@
 """The benchmark interface and the budget clock.
 
 A benchmark answers a query for an architecture with the reward metric (a validation
-accuracy) and the simulated cost of obtaining it, and keeps the search's clock. Test-set
-metrics are reachable only through `report()`, which searches never call: they are for the
-final report of an answer.
+accuracy) and the simulated cost of obtaining it. The `Benchmark` base class keeps the
+search's clock and charges every query to it; a benchmark writes only what a query answers
+and costs. Test-set metrics are reachable only through `report()`, which searches never call:
+they are for the final report of an answer.
 """
 
 from __future__ import annotations
@@ -189,37 +190,121 @@ def progress_text(state: dict) -> str:
 
 
 class Benchmark(abc.ABC):
-    """Scores architectures of `space` on `dataset` and keeps the budget clock."""
+    """Scores architectures of `space` on `dataset`, and keeps the search's budget clock.
+
+    The base class owns the clock: `start_clock` builds it from the settings, and the public
+    `query` / `query_batch` charge it and refuse queries over the budget. A benchmark writes
+    only what a query answers and costs:
+
+    - `_val(tokens)`: the reward metric (a validation accuracy);
+    - `cost_s(tokens)`: the simulated seconds a charged query costs (0 under a query budget);
+    - `report(tokens)`: test accuracy, for reports only;
+    - the attributes `space`, `dataset`, `source`, `val_metric` (and `acc_scale`,
+      `default_budget`, `metrics`, `recorded_metrics` where they differ from the defaults).
+
+    Three hooks, for the rare benchmark that needs them: `_answers` (answers that come
+    cheaper together, as the MobileNet-like space's scorers, or that depend on how the query
+    was charged, as FCNet's seed draws), `_make_clock` (a clock that keeps more state, as
+    FCNet's `SeedDrawClock`) and `_key` (the clock's id of an architecture, default
+    `space.key`).
+    """
 
     space: SearchSpace
     dataset: str
-    clock: BudgetClock
     source: str
     """Where the numbers come from, for results files (e.g. 'table:/path/nb201.csv.gz')."""
     val_metric: str
     """Name of the reward metric (e.g. 'val_acc_12ep')."""
     acc_scale: float = 100.0
     """Accuracies are in [0, acc_scale] (NAS-Bench-201 reports percent)."""
+    default_budget: float | None = None
+    """The budget when the settings give none, counted as the space's `SpaceSpec.budget` says
+    (simulated seconds or charged queries); NAS-Bench-201's depends on its data. None: the
+    settings always give one (the spec's `env_defaults` or `complete`)."""
 
-    @abc.abstractmethod
+    # -- the budget clock ------------------------------------------------------------------
+    def start_clock(self, settings) -> BudgetClock:
+        """Build the search's clock from `settings` (an `EnvConfig`): the budget in the unit
+        of its space's spec (`budget_s` or `budget_queries`, else `default_budget`),
+        `cache_queries` and `workers`; return it. `make_benchmark` calls this."""
+        seconds = settings.spec.budget == "seconds"
+        budget = settings.budget_s if seconds else settings.budget_queries
+        if budget is None:
+            budget = self.default_budget
+        self._clock = self._make_clock(
+            budget_s=budget if seconds else None, budget_queries=None if seconds else budget,
+            cache_queries=settings.cache_queries, workers=settings.workers,
+        )
+        return self._clock
+
+    @property
+    def clock(self) -> BudgetClock:
+        """The search's `BudgetClock` (built by `start_clock`)."""
+        try:
+            return self._clock
+        except AttributeError:
+            raise RuntimeError(f"{type(self).__name__} has no clock yet: build it with "
+                               f"make_benchmark(cfg), or call start_clock(cfg)") from None
+
+    @clock.setter
+    def clock(self, _) -> None:
+        # a plug-in written for 0.3 built its own clock: say what the contract is now
+        raise ConfigError(
+            f"{type(self).__name__} sets self.clock: since dsmnas 0.4 the Benchmark base class "
+            f"builds and charges the clock; drop the clock and the charging, and write _val "
+            f"(the reward metric) and cost_s"
+        )
+
+    def _make_clock(self, **settings) -> BudgetClock:
+        """The clock `start_clock` builds, from `BudgetClock`'s arguments (a benchmark whose
+        answers are state of the search, as FCNet's seed draws, returns a subclass)."""
+        return BudgetClock(**settings)
+
+    # -- queries ---------------------------------------------------------------------------
     def query(self, tokens: np.ndarray, charge: bool = True) -> Query | None:
-        """Answer a query, charging the clock unless `charge` is False; None when it would
-        cross the budget (nothing is charged then)."""
+        """Answer a query of `tokens`, charging the clock its cost unless `charge` is False
+        (the K initial centers, unless `charge_init`); None when the clock refuses it (it
+        would cross the budget: nothing is charged then)."""
+        if not charge:
+            (val,) = self._answers([tokens], [False], charged=False)
+            return Query(float(val), 0.0)
+        (answer,) = self.query_batch([tokens])
+        return None if answer is None else answer[0]
 
     def query_batch(self, batch) -> list[tuple[Query, tuple[float, float, float]] | None]:
-        """Query every architecture of `batch`, in order, as queries that run at once on the
-        clock's workers: for each, (its answer, its (worker, start, end) on the clock), or
-        None when the clock refused it. A free repeat runs on no worker (NaN) and ends when
-        it starts. This version asks `query` one by one; a benchmark whose answers come
-        cheaper together (the MobileNet-like space's scorers, the evaluator actors) overrides
-        it to score the batch in one call."""
-        out = []
+        """Query every architecture of `batch`, in order, as charged queries that run at once
+        on the clock's workers: for each, (its answer, its (worker, start, end) on the
+        clock), or None when the clock refused it. A free repeat runs on no worker (NaN) and
+        ends when it starts. The answered ones are answered in one `_answers` call (with
+        evaluator actors: spread over the actors at once)."""
+        clock, charges = self.clock, []
         for tokens in batch:
-            start = self.clock.next_start_s
-            q = self.query(tokens)
-            out.append(None if q is None else
-                       (q, (math.nan, start, start) if q.cached else self.clock.last))
-        return out
+            start = clock.next_start_s
+            answered, cost_s, cached = clock.charge(self._key(tokens), float(self.cost_s(tokens)))
+            timing = (math.nan, start, start) if cached else clock.last
+            charges.append((answered, cost_s, cached, timing))
+        made = [(tokens, c[2]) for tokens, c in zip(batch, charges) if c[0]]
+        vals = iter(self._answers([t for t, _ in made], [cached for _, cached in made],
+                                  charged=True) if made else ())
+        return [(Query(float(next(vals)), cost_s, cached), timing) if answered else None
+                for answered, cost_s, cached, timing in charges]
+
+    # -- what a benchmark writes -----------------------------------------------------------
+    def _val(self, tokens: np.ndarray) -> float:
+        """The reward metric of `tokens` (a validation accuracy): what a query answers."""
+        raise NotImplementedError(f"{type(self).__name__} must define _val(tokens), the "
+                                  f"reward metric a query answers (or override _answers)")
+
+    def _answers(self, batch: list[np.ndarray], cached: list[bool], charged: bool) -> list[float]:
+        """What each query of `batch` answers: `_val` of each. `cached[j]`: query j was a
+        free repeat; `charged`: the queries were charged (False: initial centers). Override
+        it to score a batch in one call or to answer by how a query was charged."""
+        return [self._val(tokens) for tokens in batch]
+
+    def _key(self, tokens: np.ndarray) -> int:
+        """The clock's id of `tokens` (repeats, the cache, saved clock states): `space.key`;
+        a benchmark whose rows are numbered otherwise may use its row."""
+        return self.space.key(tokens)
 
     @abc.abstractmethod
     def cost_s(self, tokens: np.ndarray) -> float:

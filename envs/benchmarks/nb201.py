@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dsmnas.envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
+from dsmnas.envs.benchmarks.base import Benchmark, Metric
 from dsmnas.envs.registry import SpaceSpec
 from dsmnas.envs.settings import setting
 from dsmnas.envs.spaces.nb201 import NUM_ARCHS, NB201Space, code, decode
@@ -222,17 +222,11 @@ def _code_of_text() -> dict[str, int]:
 
 
 class NB201Benchmark(Benchmark):
-    """Queries of one dataset of `NB201Data`, charged to a `BudgetClock`."""
+    """Queries of one dataset of `NB201Data` (its default budget: the data's)."""
 
     space = NB201Space()
 
-    def __init__(
-        self,
-        data: NB201Data,
-        dataset: str = "cifar10",
-        budget_s: float | None = None,
-        cache_queries: bool = False,
-    ):
+    def __init__(self, data: NB201Data, dataset: str = "cifar10"):
         if dataset not in data.val_acc:
             raise ConfigError(
                 f"unknown dataset {dataset!r} for {data.source}; allowed: {', '.join(data.datasets)}"
@@ -241,23 +235,17 @@ class NB201Benchmark(Benchmark):
         self.dataset = dataset
         self.source = data.source
         self.val_metric = data.val_metric
-        self.clock = BudgetClock(
-            data.default_budget_s if budget_s is None else budget_s, cache_queries=cache_queries
-        )
-        self._val = data.val_acc[dataset]
-        self._cost = data.cost_s[dataset]
+        self.default_budget = data.default_budget_s
+        self._val_acc = data.val_acc[dataset]
+        self._cost_s = data.cost_s[dataset]
         self._metrics = {n: by[dataset] for n, by in data.metrics.items() if dataset in by}
         self.metrics = {n: METRICS[n] for n in self._metrics}
 
-    def query(self, tokens: np.ndarray, charge: bool = True) -> Query | None:
-        i = code(tokens)
-        if not charge:
-            return Query(float(self._val[i]), 0.0)
-        answered, cost_s, cached = self.clock.charge(i, float(self._cost[i]))
-        return Query(float(self._val[i]), cost_s, cached) if answered else None
+    def _val(self, tokens: np.ndarray) -> float:
+        return float(self._val_acc[code(tokens)])
 
     def cost_s(self, tokens: np.ndarray) -> float:
-        return float(self._cost[code(tokens)])
+        return float(self._cost_s[code(tokens)])
 
     def report(self, tokens: np.ndarray) -> dict[str, float]:
         i = code(tokens)
@@ -284,7 +272,7 @@ class NB201Settings:
 
 def make_nb201_benchmark(cfg) -> NB201Benchmark:
     """The benchmark an `EnvConfig` of the nb201 space describes."""
-    return NB201Benchmark(load_nb201(cfg.table), cfg.dataset, cfg.budget_s, cfg.cache_queries)
+    return NB201Benchmark(load_nb201(cfg.table), cfg.dataset)
 
 
 SPEC = SpaceSpec(

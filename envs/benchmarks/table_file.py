@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from dsmnas.envs.benchmarks.base import Benchmark, BudgetClock, Metric, Query
+from dsmnas.envs.benchmarks.base import Benchmark, Metric
 from dsmnas.envs.errors import ConfigError, MissingFileError
 from dsmnas.envs.registry import SpaceSpec
 from dsmnas.envs.spaces.base import TOKEN_DTYPE, SearchSpace
@@ -238,16 +238,13 @@ class TableSpace(SearchSpace):
 class TableBenchmark(Benchmark):
     """Queries of one table: reward, cost (0 without a cost column), test for reports."""
 
-    def __init__(self, space: TableSpace, budget_s=None, budget_queries=None,
-                 cache_queries: bool = False):
+    def __init__(self, space: TableSpace):
         d = space.data
         self.space, self.data = space, d
         self.dataset = _stem(Path(d.path)).name
         self.source = f"table:{d.path}"
         self.val_metric = d.reward
         self.metrics = {m: Metric(f"column {m!r} of the table") for m in d.metrics}
-        self.clock = BudgetClock(budget_s=budget_s, budget_queries=budget_queries,
-                                 cache_queries=cache_queries)
 
     def _row(self, tokens: np.ndarray) -> int:
         row = self.space.row(tokens)
@@ -255,12 +252,10 @@ class TableBenchmark(Benchmark):
             raise ConfigError(f"{self.space.format(tokens)!r} is not a row of {self.space.name}")
         return row
 
-    def query(self, tokens: np.ndarray, charge: bool = True) -> Query | None:
-        i = self._row(tokens)
-        if not charge:
-            return Query(float(self.data.val[i]), 0.0)
-        answered, cost_s, cached = self.clock.charge(i, self.cost_s(tokens))
-        return Query(float(self.data.val[i]), cost_s, cached) if answered else None
+    _key = _row  # the clock knows an architecture by its row
+
+    def _val(self, tokens: np.ndarray) -> float:
+        return float(self.data.val[self._row(tokens)])
 
     def cost_s(self, tokens: np.ndarray) -> float:
         return 0.0 if self.data.cost is None else float(self.data.cost[self._row(tokens)])
@@ -276,7 +271,7 @@ class TableBenchmark(Benchmark):
 
 
 def _benchmark(space: TableSpace, cfg) -> TableBenchmark:
-    bench = TableBenchmark(space, cfg.budget_s, cfg.budget_queries, cfg.cache_queries)
+    bench = TableBenchmark(space)
     if cfg.dataset != bench.dataset:
         raise ConfigError(f"{space.name} has one dataset, {bench.dataset!r}; got {cfg.dataset!r}")
     return bench
