@@ -63,8 +63,8 @@ class SpaceSpec:
     """Builds the benchmark (scores and budget clock) from an `EnvConfig`; its own settings
     are read as attributes of the config (`cfg.table`). Limits are applied afterwards."""
     settings: type | None = None
-    """A dataclass of the space's own env settings (each field documented with
-    `metadata={"help": ...}`); its fields become `EnvConfig` keys for this space."""
+    """A dataclass of the space's own env settings (each field declared with
+    `envs.settings.setting(default, help)`); its fields become `EnvConfig` keys and flags."""
     env_defaults: Mapping[str, Any] = field(default_factory=dict)
     """`EnvConfig` values for fields left at None (K, M, dataset, budget_queries, limits...)."""
     learner_defaults: Mapping[str, Any] = field(default_factory=dict)

@@ -10,12 +10,13 @@ Results to expect: val 98.7 ± 0.1 (dsm), 97.1 ± 0.8 (random); the best is 99.0
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from dsmnas.envs import ConfigError, SpaceSpec
 from dsmnas.envs.benchmarks import Benchmark, Metric
+from dsmnas.envs.settings import setting
 from dsmnas.envs.spaces import SearchSpace
 
 OPS = ("skip", "conv3", "conv5", "sep3", "pool")
@@ -41,9 +42,9 @@ class ToySpace(SearchSpace):
 class ToySettings:
     """The space's own settings: `EnvConfig(space=..., interaction=2.0)`, `--interaction 2`."""
 
-    interaction: float = field(default=1.0, metadata={"help": "weight of the neighbouring "
-                               "layers' term: 0 makes each layer's best op independent"})
-    landscape: int = field(default=0, metadata={"help": "seed of the landscape's fixed tables"})
+    interaction: float = setting(1.0, "weight of the neighbouring layers' term: 0 makes each "
+                                      "layer's best op independent")
+    landscape: int = setting(0, "seed of the landscape's fixed tables")
 
     def __post_init__(self):  # a bad value is a ConfigError: one line, exit code 2
         for name, kinds in (("interaction", (int, float)), ("landscape", (int,))):

@@ -9,7 +9,7 @@ test scores for reports) in a few lines: what a plug-in needs and nothing more.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,9 +23,8 @@ from dsmnas.envs.spaces.nb201 import NB201Space
 
 @dataclass(frozen=True)
 class FailingSettings:
-    table: str | None = field(default=None, metadata={"help": "as nb201's table"})
-    fail_after: int | None = field(default=None, metadata={
-        "help": "raise RuntimeError at this query (None: never)"})
+    table: str | None = setting(None, "as nb201's table")
+    fail_after: int | None = setting(None, "raise RuntimeError at this query (None: never)")
 
 
 class FailingBenchmark(NB201Benchmark):
