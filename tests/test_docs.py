@@ -137,3 +137,30 @@ def test_readme_test_command_is_what_ci_runs():
     ci_install = next(line for line in commands if "pip install" in line and '-e "' in line)
     ci_extras = set(re.search(r'\.\[([\w,]+)\]', ci_install).group(1).split(","))
     assert extras <= ci_extras, (extras, ci_extras)
+
+
+def test_settings_reference_has_every_flag_and_sweep_key():
+    """docs/manual/settings.md names the flag of every setting of the env, the learner, the
+    runs, sweeps and live results (the flags are made from these fields, so a field added
+    without its line here fails), and every sweep-file key."""
+    import dataclasses
+    import typing
+
+    from dsmnas.envs.config import EnvConfig
+    from dsmnas.experiments import settings
+    from dsmnas.experiments.flags import flag_name
+    from dsmnas.trainables.learner import LearnerSettings
+    from dsmnas.trainables.live import LiveSettings
+
+    text = (ROOT / "docs" / "manual" / "settings.md").read_text()
+    missing = []
+    for cls in (EnvConfig, LearnerSettings, settings.RunSettings, settings.RunCommand,
+                settings.SweepSettings, settings.SweepCommand, settings.SearchCommand,
+                settings.EvaluatorSettings, LiveSettings):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            flag = flag_name(f, hints[f.name])
+            if f.name != "options" and f"`{flag}`" not in text and f"`{flag} " not in text:
+                missing.append(f"{cls.__name__}.{f.name} ({flag})")
+    missing += [f"sweep key {k}" for k in settings.KEYS if f"`{k}`" not in text]
+    assert not missing, missing
