@@ -60,8 +60,9 @@ class SpaceSpec:
     space: Callable[[], "SearchSpace"]
     """Builds the `SearchSpace` (encoding, validity, masks, edits, distance, sampling)."""
     benchmark: Callable[["EnvConfig"], "Benchmark"]
-    """Builds the benchmark (scores and budget clock) from an `EnvConfig`; its own settings
-    are read as attributes of the config (`cfg.table`). Limits are applied afterwards."""
+    """Builds the benchmark (what a query answers and costs) from an `EnvConfig`; its own
+    settings are read as attributes of the config (`cfg.table`). Limits are applied and the
+    budget clock started afterwards (`make_benchmark`: the `Benchmark` base class)."""
     settings: type | None = None
     """A dataclass of the space's own env settings (each field declared with
     `envs.settings.setting(default, help)`); its fields become `EnvConfig` keys and flags."""
