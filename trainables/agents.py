@@ -125,7 +125,18 @@ class _PPOSchedule:
 
 
 @dataclass(frozen=True)
-class PPOSettings(_PPOSchedule):
+class _Controller:
+    """The DSM-NAS controller's settings, for the agents that train it (ppo, appo)."""
+
+    use_graph: bool = setting(
+        True, "GNN over the subspace graph (off: per-node FC layers, the paper's Fig. 8b)")
+    message_passing: str = setting(
+        "two-way", "the GNN's messages: two-way (the official code's: each center hears from "
+        "all K-1 others) or one-way (weaker -> better only); see `policies.gnn`")
+
+
+@dataclass(frozen=True)
+class PPOSettings(_PPOSchedule, _Controller):
     """PPO with the DSM-NAS controller. A 25,000 s search is ~190 env steps, so the batch is
     small (8 queries: ~24 updates per search) and each batch is reused for 4 epochs; PPO's
     clipping keeps those reuses safe at the paper's learning rate. PPO standardises the
@@ -136,11 +147,6 @@ class PPOSettings(_PPOSchedule):
         1e-2, "Adam learning rate (the paper's REINFORCE lr on NB201; 3e-3 did as well)")
     vf_loss_coeff: float = setting(
         1.0, "weight of the value loss (the value head shares the graph encoder)")
-    use_graph: bool = setting(
-        True, "GNN over the subspace graph (off: per-node FC layers, the paper's Fig. 8b)")
-    message_passing: str = setting(
-        "two-way", "the GNN's messages: two-way (the official code's) or one-way (weaker -> "
-        "better only: what the README's ppo/appo rows were made with); see `policies.gnn`")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -148,7 +154,7 @@ class PPOSettings(_PPOSchedule):
 
 
 @dataclass(frozen=True)
-class APPOSettings:
+class APPOSettings(_Controller):
     """APPO with the DSM-NAS controller, its Learner and env runner both in this process.
 
     RLlib's IMPALA/APPO Learner always updates in a background thread, even when it is
@@ -182,11 +188,6 @@ class APPOSettings:
     circular_buffer_iterations_per_batch: int = setting(2, "times each batch may be trained on")
     target_network_update_freq: int = setting(
         1, "target network update period, in units of buffer_batches x iterations x batch")
-    use_graph: bool = setting(
-        True, "GNN over the subspace graph (off: per-node FC layers, the paper's Fig. 8b)")
-    message_passing: str = setting(
-        "two-way", "the GNN's messages: two-way (the official code's) or one-way (weaker -> "
-        "better only: what the README's ppo/appo rows were made with); see `policies.gnn`")
 
     def __post_init__(self) -> None:
         _check(self, positive_ints=("train_batch_size", "circular_buffer_num_batches",
