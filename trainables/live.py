@@ -128,6 +128,8 @@ class TrialReporter:
         """Progress reports made so far (restored with a checkpoint)."""
         self._rewards_seen: list[int] = []
         self.last: tuple[list[SearchState], float | None] | None = None
+        self.searches = 0
+        """Searches of this trial started so far (`restored`): which one a checkpoint is of."""
         """(searches, entropy) as the search loop left them: the final rows' figures."""
 
     # -- when ------------------------------------------------------------------------------
@@ -211,7 +213,7 @@ class TrialReporter:
     # -- restore ---------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
         return {"reports": self.reports, "rewards_seen": list(self._rewards_seen),
-                "settings": asdict(self.settings)}
+                "search": self.searches, "settings": asdict(self.settings)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.reports = int(state["reports"])
@@ -219,17 +221,25 @@ class TrialReporter:
 
     @contextlib.contextmanager
     def restored(self) -> Iterator[Path | None]:
-        """The folder of the checkpoint Tune restarted this trial from (the reporter's own
-        state restored from it), or None on a first start."""
+        """Called once as each search of the trial starts: the folder of the checkpoint Tune
+        restarted this trial from when it was saved by this search (the reporter's own state
+        restored from it), else None. A method that runs several searches in one trial
+        (dsm-plus: a source, then a target search; random-mined) runs the earlier ones again
+        from their seeds and restores the one that saved the checkpoint."""
         from ray import tune
 
+        self.searches += 1
         checkpoint = tune.get_checkpoint() if self._report is None else None
         if checkpoint is None:
             yield None
             return
         with checkpoint.as_directory() as folder:
             folder = Path(folder)
-            self.set_state(json.loads((folder / STATE_FILE).read_text()))
+            state = json.loads((folder / STATE_FILE).read_text())
+            if int(state.get("search", 1)) != self.searches:
+                yield None
+                return
+            self.set_state(state)
             yield folder
 
 
