@@ -6,7 +6,7 @@
     dsmnas export-nb201 SRC DST
     dsmnas compare / ablate / sweep ...   (see `dsmnas COMMAND --help`)
 
-User errors (bad values, missing files: `envs.errors.ConfigError`) print one line on stderr
+User errors (bad values, missing files: `dsmnas.envs.errors.ConfigError`) print one line on stderr
 and exit with code 2; any other exception is a bug (traceback, exit code 1). A comparison,
 ablation or sweep with failed runs writes its reports, then exits with code 3.
 """

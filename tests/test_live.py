@@ -157,3 +157,17 @@ def test_a_killed_trial_resumes_from_its_checkpoint_with_the_uninterrupted_histo
     assert live_rows["budget_fraction"].iloc[0] < 0.1
     assert (live_rows["budget_fraction"] < 0.1).sum() == 1, live_rows["budget_fraction"].tolist()
     assert len(live_rows) >= 10
+
+
+def test_each_search_of_a_trial_reports_its_own_milestones():
+    """dsm-plus runs a source and then a target search in one trial: both report."""
+    sent = []
+    reporter = TrialReporter(LiveSettings(reports=2),
+                             report=lambda m, checkpoint=None: sent.append(m))
+    for _ in range(2):
+        with reporter.restored() as folder:  # no checkpoint outside Tune
+            assert folder is None
+        for spent in (50.0, 100.0):
+            reporter.progress([SearchState(spent, 100.0, 90.0, [])])
+    assert [m["budget_fraction"] for m in sent] == [0.5, 1.0, 0.5, 1.0]
+    assert reporter.searches == 2

@@ -128,9 +128,9 @@ class TrialReporter:
         """Progress reports made so far (restored with a checkpoint)."""
         self._rewards_seen: list[int] = []
         self.last: tuple[list[SearchState], float | None] | None = None
+        """(searches, entropy) as the search loop left them: the final rows' figures."""
         self.searches = 0
         """Searches of this trial started so far (`restored`): which one a checkpoint is of."""
-        """(searches, entropy) as the search loop left them: the final rows' figures."""
 
     # -- when ------------------------------------------------------------------------------
     def due(self, searches: Sequence[SearchState]) -> bool:
@@ -229,6 +229,8 @@ class TrialReporter:
         from ray import tune
 
         self.searches += 1
+        if self.searches > 1:  # each search of the trial reports its own milestones
+            self.reports, self._rewards_seen = 0, []
         checkpoint = tune.get_checkpoint() if self._report is None else None
         if checkpoint is None:
             yield None
