@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Union
@@ -104,7 +105,7 @@ def _help(f: dataclasses.Field, default: Any) -> str:
 
 def _base(hint: Any) -> Any:
     """`X` of `X | None`."""
-    if typing.get_origin(hint) in (Union, getattr(__import__("types"), "UnionType")):
+    if typing.get_origin(hint) in (Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         return args[0] if len(args) == 1 else hint
     return hint
