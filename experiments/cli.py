@@ -25,7 +25,6 @@ from dataclasses import fields
 
 from dsmnas.envs.config import EnvConfig
 from dsmnas.envs.errors import ConfigError, MissingFileError
-from dsmnas.envs.settings import parse_settings
 from dsmnas.experiments.flags import FlagSet, add_flags
 from dsmnas.experiments.settings import EvaluatorSettings, SearchCommand
 from dsmnas.trainables.learner import LearnerSettings
@@ -141,16 +140,13 @@ def _run_recorded(env_cfg, learner, out, checkpoint_every, quiet, resume=False) 
 
 def _search(args) -> int:
     flags = args.flags
-    env_values = {**flags["env"].given(args), **_space_values(args, flags["space"])}
-    env_values["limits"] = _limits(env_values)
-    env_cfg = EnvConfig.from_dict(env_values)
+    env_cfg = EnvConfig.from_dict(_env_values(args))
     from dsmnas.trainables.search import learner_for_space
 
-    learner_values = flags["learner"].given(args)
-    (learner,) = parse_settings("learner", learner_values, LearnerSettings)
-    learner = learner_for_space(env_cfg.space, learner, set(learner_values))
-    (command,) = parse_settings("search", flags["command"].given(args), SearchCommand)
-    (evaluators,) = parse_settings("search", flags["evaluators"].given(args), EvaluatorSettings)
+    learner = learner_for_space(env_cfg.space, flags["learner"].settings(args, "learner"),
+                                set(flags["learner"].given(args)))
+    command = flags["command"].settings(args, "search")
+    evaluators = flags["evaluators"].settings(args, "search")
     if env_cfg.workers > 1:  # dsm proposes one query at a time, knowing every result
         raise ConfigError(f"dsmnas search runs dsm, which does not run over parallel workers "
                           f"(--workers {env_cfg.workers}); use dsmnas compare --methods "
@@ -186,17 +182,20 @@ def _search(args) -> int:
     return _run_recorded(env_cfg, learner, out, command.checkpoint_every, command.quiet)
 
 
-def _limits(env_values: dict):
-    """The --limit items given, added to the space's own limits (mobilenet: macs_m <= 600),
-    the later winning; None when none was given."""
-    items = env_values.get("limits")
-    if not items:
-        return None
-    from dsmnas.envs.config import parse_limits
-    from dsmnas.envs.registry import get_spec
+def _env_values(args, space: str | None = None) -> dict:
+    """The env settings given as flags (the env's and the spaces' own), by name. The --limit
+    items are added to the space's own limits (mobilenet: macs_m <= 600), the later winning;
+    `space`: the space when the env flags have none (a sweep's own key)."""
+    flags = args.flags
+    env = {**flags["env"].given(args), **_space_values(args, flags["space"])}
+    items = env.pop("limits", None)
+    if items:
+        from dsmnas.envs.config import parse_limits
+        from dsmnas.envs.registry import get_spec
 
-    defaults = dict(get_spec(env_values.get("space", EnvConfig.space)).env_defaults.get("limits", {}))
-    return {**defaults, **parse_limits(list(items))}
+        spec = get_spec(env.get("space", space or EnvConfig.space))
+        env["limits"] = {**spec.env_defaults.get("limits", {}), **parse_limits(list(items))}
+    return env
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -326,13 +325,8 @@ def _add_train_supernet(sub) -> None:
 
 
 def _train_supernet(args) -> int:
-    from dsmnas.experiments.settings import TrainSupernetCommand
-    from dsmnas.trainables.supernet_settings import SupernetTrainSettings
-
-    (command,) = parse_settings("train-supernet", args.flags["command"].given(args),
-                                TrainSupernetCommand)
-    settings = args.flags["train"].given(args)
-    (checked,) = parse_settings("train-supernet", settings, SupernetTrainSettings)
+    command = args.flags["command"].settings(args, "train-supernet")
+    checked = args.flags["train"].settings(args, "train-supernet")
     import torch
 
     from dsmnas.trainables.supernet import train_supernet
@@ -366,11 +360,10 @@ def _add_fit_predictor(sub) -> None:
 
 
 def _fit_predictor(args) -> int:
-    from dsmnas.experiments.settings import FitPredictorSettings
     from dsmnas.trainables.fit_predictor import fit_predictor
 
-    (a,) = parse_settings("fit-predictor", args.flags["fit"].given(args), FitPredictorSettings)
-    (ev,) = parse_settings("fit-predictor", args.flags["evaluators"].given(args), EvaluatorSettings)
+    a = args.flags["fit"].settings(args, "fit-predictor")
+    ev = args.flags["evaluators"].settings(args, "fit-predictor")
     cfg = EnvConfig(space="mobilenet", evaluator="supernet", checkpoint=a.checkpoint, data=a.data)
     service = _evaluator_service(cfg, ev.evaluator_actors, ev.gpus_per_evaluator)
     if service is None:
@@ -464,33 +457,22 @@ def _add_live_flags(p) -> FlagSet:
 
 
 def _live(args):
-    from dsmnas.trainables.live import LiveSettings
-
-    (live,) = parse_settings(args.command, args.flags["live"].given(args), LiveSettings)
-    return live
+    return args.flags["live"].settings(args, args.command)
 
 
 def _run_values(args):
-    """(run settings given, the shared env settings given, evaluator settings, the command's
-    RunCommand) of compare or ablate."""
+    """(the run settings, the shared env settings given, the evaluator settings, the
+    command's RunCommand) of compare or ablate."""
     flags = args.flags
-    env = {**flags["env"].given(args), **_space_values(args, flags["space"])}
-    env["limits"] = _limits(env)
-    env = {k: v for k, v in env.items() if v is not None}
-    (evaluators,) = parse_settings(args.command, flags["evaluators"].given(args), EvaluatorSettings)
-    from dsmnas.experiments.settings import RunCommand
-
-    (command,) = parse_settings(args.command, flags["command"].given(args), RunCommand)
-    return flags["run"].given(args), env, evaluators, command
+    return (flags["run"].settings(args, args.command), _env_values(args),
+            flags["evaluators"].settings(args, args.command),
+            flags["command"].settings(args, args.command))
 
 
 def _compare(args) -> int:
     from dsmnas.experiments.compare import run_compare
     from dsmnas.experiments.plan import plan_compare
-    from dsmnas.experiments.settings import CompareSettings
-
-    values, env, ev, command = _run_values(args)
-    (run,) = parse_settings("compare", values, CompareSettings)
+    run, env, ev, command = _run_values(args)
     # Everything that can be wrong with the input fails here, in a second, before Ray starts.
     plan = plan_compare(
         run.methods, run.seeds, run.first_seed, env=env,
@@ -524,10 +506,9 @@ def _ablate(args) -> int:
     from dsmnas.experiments.ablate import write_ablation
     from dsmnas.experiments.compare import run_compare
     from dsmnas.experiments.plan import REFERENCE, plan_compare
-    from dsmnas.experiments.settings import RunSettings, reference, variants
+    from dsmnas.experiments.settings import reference, variants
 
-    values, env, ev, command = _run_values(args)
-    (run,) = parse_settings("ablate", values, RunSettings)
+    run, env, ev, command = _run_values(args)
     space = env.get("space", EnvConfig.space)
     plan = plan_compare(
         list(variants(args.name, space)), run.seeds, run.first_seed, env=env,
@@ -592,7 +573,6 @@ def _add_sweep(sub, specs) -> None:
 
 
 def _sweep(args) -> int:
-    from dsmnas.experiments.settings import SweepCommand
     from dsmnas.experiments.sweep import load_sweep_file, plan_sweep, resolve_settings, run_sweep
 
     flags = args.flags
@@ -600,13 +580,11 @@ def _sweep(args) -> int:
     if values.get("samples") is not None and "mode" not in values:
         values["mode"] = "random"
     # The env and space-option flags reach every run as env.KEY=VALUE items.
-    env = {**flags["env"].given(args), **_space_values(args, flags["space"])}
-    env["limits"] = _limits({**env, "space": values.get("space", EnvConfig.space)})
-    items = [f"env.{k}={json.dumps(v)}" for k, v in env.items() if v is not None]
-    if items:
-        values["set"] = [*values.get("set", []), *items]
-    (command,) = parse_settings("sweep", flags["command"].given(args), SweepCommand)
-    (ev,) = parse_settings("sweep", flags["evaluators"].given(args), EvaluatorSettings)
+    env = _env_values(args, space=values.get("space"))
+    if env:
+        values["set"] = [*values.get("set", []), *(f"env.{k}={json.dumps(v)}" for k, v in env.items())]
+    command = flags["command"].settings(args, "sweep")
+    ev = flags["evaluators"].settings(args, "sweep")
     # Everything that can be wrong with the input fails here, before Ray starts (unless
     # evaluator actors are asked for: they are started before the plan is checked).
     settings = resolve_settings(load_sweep_file(command.config) if command.config else None,

@@ -39,6 +39,14 @@ class FlagSet:
         """The values given on the command line, by field name (absent: not given)."""
         return {name: getattr(args, dest) for dest, name in self.dests.items() if hasattr(args, dest)}
 
+    def settings(self, args: argparse.Namespace, owner: str):
+        """An instance of `cls` from the values given (its defaults for the rest), checked
+        by `parse_settings` (`owner` names them in errors)."""
+        from dsmnas.envs.settings import parse_settings
+
+        (obj,) = parse_settings(owner, self.given(args), self.cls)
+        return obj
+
 
 def flag_name(f: dataclasses.Field, hint: Any) -> str:
     """The flag that sets field `f` (see the module docstring)."""
