@@ -93,9 +93,14 @@ def _read(key: str, value: Any, hint: Any) -> Any:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if value is None and len(args) < len(typing.get_args(hint)):
             return None
-        if len(args) != 1:  # a union this does not read: as it is
+        lists = [a for a in args if typing.get_origin(a) in (tuple, list)]
+        others = [a for a in args if isinstance(a, type)]
+        if len(args) == 1:
+            hint = args[0]
+        elif len(lists) == 1 and not any(isinstance(value, a) for a in others):
+            hint = lists[0]  # a list, or one of the other types (a sweep's range)
+        else:  # a union this does not read: as it is
             return value
-        hint = args[0]
     if typing.get_origin(hint) in (tuple, list):
         if isinstance(value, dict):
             raise ConfigError(f"{key} must be a value or a list, got a mapping")

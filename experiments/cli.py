@@ -577,8 +577,6 @@ def _sweep(args) -> int:
 
     flags = args.flags
     values = flags["sweep"].given(args)
-    if values.get("samples") is not None and "mode" not in values:
-        values["mode"] = "random"
     # The env and space-option flags reach every run as env.KEY=VALUE items.
     env = _env_values(args, space=values.get("space"))
     if env:

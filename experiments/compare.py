@@ -97,13 +97,18 @@ def param_space(plan: ComparePlan, runs: Sequence[tuple[str, int]] | None = None
     }
 
 
-def _trial_name(trial) -> str:
-    label, seeds = split_run(trial.config["run"])
-    return f"{label}-{seeds[0]}" if len(seeds) == 1 else f"{label}-seeds{seeds[0]}-{seeds[-1]}"
+class _TrialName:
+    """Tune's trial name (`label-seed`, or `label-seedsA-B` for a population) and, with
+    `folder`, its folder name (the name and the trial id); `run_of`: (label, seeds) of a
+    trial's config."""
 
+    def __init__(self, run_of: Callable[[dict], tuple[str, list[int]]], folder: bool = False):
+        self.run_of, self.folder = run_of, folder
 
-def _trial_dirname(trial) -> str:
-    return f"{_trial_name(trial)}_{trial.trial_id}"
+    def __call__(self, trial) -> str:
+        label, seeds = self.run_of(trial.config)
+        name = f"{label}-{seeds[0]}" if len(seeds) == 1 else f"{label}-seeds{seeds[0]}-{seeds[-1]}"
+        return f"{name}_{trial.trial_id}" if self.folder else name
 
 
 def run_compare(
@@ -118,6 +123,7 @@ def run_compare(
     resume: bool = False,
     live: LiveSettings = LiveSettings(),
     scheduler=None,
+    trials=None,
 ) -> pd.DataFrame:
     """Run the plan through Ray Tune and write every output; returns the runs table.
     Welch t-tests compare every method with `reference`. `resources` is what each trial
@@ -125,12 +131,18 @@ def run_compare(
     earlier run of the same plan in `out_dir` and run only the others (see the module doc).
     `live`: how often trials report and checkpoint while they search (`trainables.live`;
     it changes no result, so a resume may change it). `scheduler`: a Tune trial scheduler
-    (a sweep's ASHA); the runs of a trial it stops are `stopped` rows, kept by a resume."""
+    (a sweep's ASHA); the runs of a trial it stops are `stopped` rows, kept by a resume.
+    `trials`: a sweep whose search algorithm draws the configurations
+    (`experiments.tune_search.SearcherTrials`) instead of the plan's grid of runs; the plan's
+    methods are then replaced by the configurations drawn (no resume)."""
     if not (isinstance(retries, int) and retries >= 0):
         raise ConfigError(f"--retries must be an integer >= 0, got {retries!r}")
     if max_concurrent is not None and max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be >= 1, got {max_concurrent!r}")
     out = Path(out_dir).expanduser().resolve()
+    if trials is not None:
+        return _searcher_runs(plan, out, trials, address, max_concurrent, retries, printer,
+                              reference, resources, resume, live, scheduler)
     previous = previous_rows(plan, out, resume)
     done = (report.OK, report.STOPPED)
     todo = [k for k in plan.runs if previous.get(k, {}).get("status") not in done]
@@ -148,17 +160,64 @@ def run_compare(
                 + (f" (with the rest of their populations: {rerun} searches)"
                    if rerun > len(todo) else ""))
     if todo:
-        _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, printer,
-                   resources, live, scheduler)
+        trials = plan.trials(todo)
+        printer(
+            f"compare: {len(plan.methods)} method(s) x {len(plan.seeds)} seed(s) = "
+            f"{len(plan.runs)} runs" + (f" ({len(todo)} to run)" if len(todo) < len(plan.runs)
+                                        else "")
+            + f" in {len(trials)} trial(s) on {plan.env.space}/{plan.env.dataset} "
+            f"({plan.source}, budget {plan.budget_text}); retries {retries}; writing {out}")
+        if plan.pooled:
+            pooled = (", ".join(plan.pooled) if len(plan.pooled) <= 6
+                      else f"all {len(plan.pooled)} methods")
+            printer(f"population mode for {pooled}: at most {plan.population} searches per "
+                    "trial, computed as one batch (--population 1: one per trial)")
+        _tune_runs(out, recorder, address, retries, resources, scheduler,
+                   param_space=param_space(plan, todo, live),
+                   tune_config=dict(max_concurrent_trials=max_concurrent))
     return _finish(plan, out, recorder, retries, printer, reference)
 
 
-def _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, printer,
-               resources, live, scheduler) -> None:
+def _searcher_runs(plan, out, trials, address, max_concurrent, retries, printer, reference,
+                   resources, resume, live, scheduler) -> pd.DataFrame:
+    """`run_compare` of a sweep whose search algorithm draws the configurations."""
+    from dsmnas.experiments.recorder import RunsRecorder
+
+    if resume:
+        raise ConfigError(f"--resume is not available with --search-alg "
+                          f"{trials.plan.settings.search_alg}: run the sweep again into a new "
+                          "--out (its finished runs are in the old folder's runs.csv)")
+    if (out / "runs.csv").exists():
+        raise ConfigError(f"{out / 'runs.csv'} exists: choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / PLAN_FILE).write_text(json.dumps(
+        {**plan_identity(plan), "search": trials.identity()}, indent=1) + "\n")
+    recorder = RunsRecorder(plan, out, printer, run_of=trials.run_of, total=trials.total_runs)
+    s = trials.plan.settings
+    printer(f"sweep: {s.search_alg} draws {trials.num_samples} configuration(s), each one "
+            f"trial of {len(plan.seeds)} seed(s) on {plan.env.space}/{plan.env.dataset} "
+            f"({plan.source}, budget {plan.budget_text}); retries {retries}; writing {out}")
+    grid = _tune_runs(out, recorder, address, retries, resources, scheduler,
+                      param_space=trials.param_space(live), trainable=trials.trainable,
+                      tune_config=dict(max_concurrent_trials=max_concurrent,
+                                       search_alg=trials.search_alg(printer),
+                                       num_samples=trials.num_samples))
+    # the report covers the configurations drawn, in the order their trials were made
+    methods = trials.record(grid)
+    plan = dataclasses.replace(plan, methods=methods, pooled=tuple(m.label for m in methods))
+    labels = [m.label for m in methods]
+    reference = reference if reference in labels or not labels else labels[0]
+    recorder.plan = plan
+    return _finish(plan, out, recorder, retries, printer, reference)
+
+
+def _tune_runs(out, recorder, address, retries, resources, scheduler, param_space,
+               tune_config, trainable=None):
+    """Run the trials through `tune.Tuner`, `recorder` recording them; the ResultGrid."""
     from ray import tune
 
     from dsmnas.trainables.ray_utils import ensure_ray
-    from dsmnas.trainables.tune_trainable import with_resources
+    from dsmnas.trainables.tune_trainable import search_trainable, with_resources
 
     try:
         ensure_ray(address=address)
@@ -168,28 +227,17 @@ def _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, prin
             "RAY_AUTH_MODE=token set when the cluster uses token authentication?"
         ) from None
     name = time.strftime("compare-%Y%m%d-%H%M%S")
-    to_run = f" ({len(todo)} to run)" if len(todo) < len(plan.runs) else ""
-    trials = plan.trials(todo)
-    printer(
-        f"compare: {len(plan.methods)} method(s) x {len(plan.seeds)} seed(s) = "
-        f"{len(plan.runs)} runs{to_run} in {len(trials)} trial(s) on "
-        f"{plan.env.space}/{plan.env.dataset} ({plan.source}, budget {plan.budget_text}); "
-        f"retries {retries}; writing {out}"
-    )
-    if plan.pooled:
-        printer(f"population mode for {', '.join(plan.pooled)}: at most {plan.population} "
-                "searches per trial, computed as one batch (--population 1: one per trial)")
     tuner = tune.Tuner(
-        with_resources(resources),
-        param_space=param_space(plan, todo, live),
+        with_resources(resources, trainable or search_trainable),
+        param_space=param_space,
         tune_config=tune.TuneConfig(
-            max_concurrent_trials=max_concurrent,
+            **tune_config,
             scheduler=scheduler,
             # a fresh process per trial spends ~5 s importing torch and RLlib; a failed
             # trial's process is replaced anyway
             reuse_actors=True,
-            trial_name_creator=_trial_name,
-            trial_dirname_creator=_trial_dirname,
+            trial_name_creator=_TrialName(recorder.run_of),
+            trial_dirname_creator=_TrialName(recorder.run_of, folder=True),
         ),
         run_config=tune.RunConfig(
             storage_path=str(out / "tune"),
@@ -201,7 +249,8 @@ def _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, prin
     )
     with _quiet_tune():
         grid = tuner.fit()
-    _fill_from_grid(recorder, grid, plan)
+    _fill_from_grid(recorder, grid)
+    return grid
 
 
 def _finish(plan, out, recorder, retries, printer, reference) -> pd.DataFrame:
@@ -237,8 +286,10 @@ def _finish(plan, out, recorder, retries, printer, reference) -> pd.DataFrame:
         notes=notes,
     )
     n_failed = int((runs["status"] == report.FAILED).sum())
+    n_stopped = int((runs["status"] == report.STOPPED).sum())
     printer(
-        f"{len(runs) - n_failed} finished, {n_failed} failed"
+        f"{len(runs) - n_failed - n_stopped} finished, "
+        + (f"{n_stopped} stopped by the scheduler, " if n_stopped else "") + f"{n_failed} failed"
         + (f", {len(missing)} not run (interrupted)" if missing else "")
         + f"; wrote {out}/runs.csv, histories/, " + ", ".join(p.name for p in paths)
     )
@@ -268,13 +319,15 @@ def _quiet_tune():
                 os.environ[k] = v
 
 
-def _fill_from_grid(recorder, grid, plan: ComparePlan) -> None:
+def _fill_from_grid(recorder, grid) -> None:
     """Runs the callback did not see (should not happen) are taken from Tune's results."""
     for res in grid:
-        cfg = res.config or {}
-        for seed in cfg.get("seeds") or [cfg.get("seed", -1)]:
-            key = (cfg.get("label"), int(seed))
-            if key in recorder.rows or key not in plan.runs:
+        if not res.config:
+            continue
+        label, seeds = recorder.run_of(res.config)
+        for seed in seeds:
+            key = (label, int(seed))
+            if key in recorder.rows:
                 continue
             if res.error is not None:
                 lines = [ln.strip() for ln in str(res.error).splitlines() if ln.strip()]

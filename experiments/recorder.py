@@ -31,8 +31,15 @@ class RunsRecorder(tune.Callback):
     finally fails; prints one progress line per finished run and a heartbeat."""
 
     def __init__(self, plan: ComparePlan, out_dir: Path,
-                 printer: Callable[[str], None] = print, heartbeat_s: float = 30.0):
+                 printer: Callable[[str], None] = print, heartbeat_s: float = 30.0,
+                 run_of: Callable[[dict], tuple[str, list[int]]] | None = None,
+                 total: int | None = None):
         self.plan = plan
+        self.run_of = run_of or _run_of
+        """(label, seeds) of a trial's config: the plan's run key, or what a sweep's search
+        algorithm drew."""
+        self.total = len(plan.runs) if total is None else total
+        """Runs expected, for the progress lines."""
         self.out_dir = Path(out_dir)
         self.printer = printer
         self.rows: dict[tuple[str, int], dict[str, Any]] = {}
@@ -43,13 +50,14 @@ class RunsRecorder(tune.Callback):
         if result.get("report", "result") != "result":
             return  # a progress report (trainables.live): Tune's own files keep it
         # a population trial reports once per search, each result with its seed
-        key = (trial.config["label"], int(result.get("seed", trial.config["seed"])))
+        label, seeds = self.run_of(trial.config)
+        key = (label, int(result.get("seed", seeds[0])))
         row = self.record_ok(key, result, trial.path)
         tests = "  ".join(
             f"{d} {row[f'{report.TEST_PREFIX}{d}']:.2f}" for d in self.plan.datasets
         )
         self.printer(
-            f"[{len(self.rows)}/{len(self.plan.runs)}] {key[0]} seed {key[1]}: {row['arch']}  "
+            f"[{len(self.rows)}/{self.total}] {key[0]} seed {key[1]}: {row['arch']}  "
             f"val {row['val_acc']:.2f}" + (f"  test {tests}" if tests else "")
             + f"  ({row['queries']} queries, {row['wall_time_s']:.1f} s wall)"
         )
@@ -91,26 +99,26 @@ class RunsRecorder(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         # a trial that ends without its final rows was stopped by the scheduler
-        label, seeds = split_run(trial.config["run"])
+        label, seeds = self.run_of(trial.config)
         stopped = [(label, s) for s in seeds if (label, s) not in self.rows
                    or self.rows[(label, s)]["status"] != report.OK]
         if not stopped or trial.last_result.get("report") == "result":
             return
         for key in stopped:
             self.record_stopped(key, trial.last_result)
-        self.printer(f"[{len(self.rows)}/{len(self.plan.runs)}] {label} {_seeds_text(seeds)}: "
+        self.printer(f"[{len(self.rows)}/{self.total}] {label} {_seeds_text(seeds)}: "
                      f"stopped at {trial.last_result.get('budget_fraction', math.nan):.0%} of "
                      f"the budget (best val {trial.last_result.get('best_val_acc', math.nan):.2f})")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        label, seeds = split_run(trial.config["run"])
+        label, seeds = self.run_of(trial.config)
         self.printer(
             f"    {label} {_seeds_text(seeds)} failed "
             f"(attempt {trial.num_failures}), retrying: {_error_line(trial)}"
         )
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        label, seeds = split_run(trial.config["run"])
+        label, seeds = self.run_of(trial.config)
         error = _error_line(trial)
         attempts = trial.num_failures
         for key in [(label, s) for s in seeds]:
@@ -118,7 +126,7 @@ class RunsRecorder(tune.Callback):
             if self.rows.get(key, {}).get("status") != report.OK:
                 self.record_failed(
                     key, f"{error} ({attempts} attempt{'s' if attempts != 1 else ''})")
-        self.printer(f"[{len(self.rows)}/{len(self.plan.runs)}] {label} {_seeds_text(seeds)}: "
+        self.printer(f"[{len(self.rows)}/{self.total}] {label} {_seeds_text(seeds)}: "
                      f"FAILED after {attempts} attempt(s): {error}")
 
     def on_step_end(self, iteration, trials, **info):
@@ -128,7 +136,7 @@ class RunsRecorder(tune.Callback):
         self.last_beat = now
         running = sum(t.status == "RUNNING" for t in trials)
         pending = sum(t.status == "PENDING" for t in trials)
-        self.printer(f"    {len(self.rows)}/{len(self.plan.runs)} done, {running} running, "
+        self.printer(f"    {len(self.rows)}/{self.total} done, {running} running, "
                      f"{pending} pending, {now - self.start:.0f} s elapsed")
 
     def frame(self) -> pd.DataFrame:
@@ -142,6 +150,10 @@ class RunsRecorder(tune.Callback):
         tmp = self.out_dir / "runs.csv.tmp"
         self.frame().to_csv(tmp, index=False)
         os.replace(tmp, self.out_dir / "runs.csv")
+
+
+def _run_of(config: dict) -> tuple[str, list[int]]:
+    return split_run(config["run"])
 
 
 def _seeds_text(seeds: Sequence[int]) -> str:

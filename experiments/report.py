@@ -393,16 +393,20 @@ def sweep_table(runs: pd.DataFrame, configs: Sequence[Config]) -> pd.DataFrame:
 
 
 def config_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration (first-appearance order): n finished runs, mean and sample std of
-    the validation and every test accuracy."""
+    """Per configuration (first-appearance order): n finished runs, runs stopped by a
+    scheduler, queries spent by all its runs, mean and sample std of the validation and
+    every test accuracy."""
     done = finished(table)
     accs = accuracy_columns(table)
     rows = []
     for label in dict.fromkeys(table["label"]):
         mine = table[table["label"] == label].iloc[0]
         sub = done[done["label"] == label]
+        runs = table[table["label"] == label]
         row = {"label": label, "K": mine["K"], "M": mine["M"], "entropy": mine["entropy"],
-               "lr": mine["lr"], "n": len(sub)}
+               "lr": mine["lr"], "n": len(sub),
+               "stopped": int((runs["status"] == STOPPED).sum()),
+               "queries": float(pd.to_numeric(runs["queries"], errors="coerce").sum())}
         for col in accs:
             v = sub[col].astype(float)
             row[f"{col}_mean"] = v.mean() if len(v) else math.nan
@@ -529,16 +533,22 @@ def sweep_markdown(summary: pd.DataFrame, title: str, notes: Sequence[str] = ())
     lr = ["lr"] if summary["lr"].notna().any() else []
     lines = [f"# {title}", "", *([*notes, ""] if notes else []),
              "| rank | configuration | K | M | entropy | " + "".join(f"{c} | " for c in lr)
-             + "n | " + " | ".join(names) + " |",
-             "|" + "---|" * (6 + len(lr) + len(names))]
+             + "n | queries | " + " | ".join(names) + " |",
+             "|" + "---|" * (7 + len(lr) + len(names))]
     for rank, r in enumerate(ranked.to_dict("records"), 1):
+        n = str(r["n"]) + (f" ({r['stopped']} stopped)" if r["stopped"] else "")
         cells = [str(rank), r["label"], str(r["K"]), str(r["M"]), f"{r['entropy']:g}",
-                 *[f"{r['lr']:g}" for _ in lr],
-                 str(r["n"]), *[_mean_std(r[f"{c}_mean"], r[f"{c}_std"]) for c in accs]]
+                 *[f"{r['lr']:g}" for _ in lr], n, f"{r['queries']:,.0f}",
+                 *[_mean_std(r[f"{c}_mean"], r[f"{c}_std"]) for c in accs]]
         lines.append("| " + " | ".join(cells) + " |")
+    stopped = int(summary["stopped"].sum())
     lines += ["", f"**Best: {describe_best(best)}**", "",
-              "Ranked by mean validation accuracy over seeds; test accuracy is reported, never "
-              "used to choose. Accuracy in %, mean ± sample std (ddof = 1)."]
+              f"Compute: {summary['queries'].sum():,.0f} queries in all, over "
+              f"{len(summary)} configurations ({int(summary['n'].sum())} runs finished"
+              + (f", {stopped} stopped by the scheduler" if stopped else "") + ").", "",
+              "Ranked by mean validation accuracy over the runs that finished (stopped runs "
+              "are never ranked); queries: all the configuration's runs spent; test accuracy "
+              "is reported, never used to choose. Accuracy in %, mean ± sample std (ddof = 1)."]
     return "\n".join(lines) + "\n"
 
 

@@ -146,6 +146,18 @@ class MethodSpec:
 
 
 @dataclass(frozen=True)
+class LogUniform:
+    """A swept float drawn log-uniformly from [low, high] (`LOW..HIGH` in flags and sweep
+    files): what a sweep's random draw, optuna or hyperopt sample for entropy or lr."""
+
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.low:g}..{self.high:g}"
+
+
+@dataclass(frozen=True)
 class SweepSettings(RunSettings):
     """What a sweep runs; the keys of a sweep file. Lists are given as YAML lists, one
     value, or comma-separated text ("2,4,8")."""
@@ -154,15 +166,21 @@ class SweepSettings(RunSettings):
                             "space's, nb201 4, mobilenet 10)")
     M: tuple[int, ...] = setting((), "local search distance, values swept (default: the space's, "
                             "nb201 4, mobilenet 3)")
-    entropy: tuple[float, ...] = setting((), "entropy weight, values swept (default: the space's, "
-                                    "nb201 7.5e-4, mobilenet 1e-3)", metavar="E1,E2,...")
-    lr: tuple[float, ...] = setting((), "Adam learning rate, values swept (default: not swept, "
-                               "the space's, nb201 1e-2, mobilenet 3e-4)", metavar="LR1,LR2,...")
-    mode: str = setting("grid", "grid: every combination; random: `samples` of them")
-    samples: int | None = setting(
-        None, "configurations drawn in random mode: N distinct combinations drawn uniformly "
-        "(seeded by the draw seed; implies mode random)", flag="--random", metavar="N")
-    draw_seed: int = setting(0, "seed of the random mode's draw")
+    entropy: tuple[float, ...] | LogUniform = setting(
+        (), "entropy weight: values swept, or a range LOW..HIGH drawn log-uniformly (random, "
+        "optuna, hyperopt) (default: the space's, nb201 7.5e-4, mobilenet 1e-3)",
+        metavar="E1,E2,...|LOW..HIGH")
+    lr: tuple[float, ...] | LogUniform = setting(
+        (), "Adam learning rate: values swept, or a range LOW..HIGH drawn log-uniformly "
+        "(default: not swept, the space's, nb201 1e-2, mobilenet 3e-4)",
+        metavar="LR1,LR2,...|LOW..HIGH")
+    search_alg: str = setting(
+        "grid", "how configurations are chosen: grid (every combination of the lists), random "
+        "(num_samples drawn with draw_seed), optuna (TPE) or hyperopt (TPE): num_samples "
+        "trials, each drawn from the results so far")
+    num_samples: int | None = setting(
+        None, "configurations to run (random, optuna, hyperopt); never the same one twice")
+    draw_seed: int = setting(0, "seed of the random draw, or of optuna's and hyperopt's sampler")
     space: str = setting(EnvConfig.space, "search space")
     dataset: str = setting(EnvConfig.dataset, "dataset whose validation accuracy is the reward")
     table: str | None = setting(None, "NAS-Bench-201 table or official file; default: embedded data")

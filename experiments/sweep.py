@@ -2,16 +2,29 @@
 
 Each configuration (K, M, entropy) is one variant of a comparison,
 `MethodSpec("K4-M4-ent0.00075", "dsm", settings={"entropy": 0.00075}, env={"K": 4, "M": 4})`,
-run for every seed as one Ray Tune trial by `experiments.compare`, so every output of
-`dsmnas compare` is written too. The learning rate is swept only when values are given
-(`--lr`); then the labels end in `-lr{value}` (`K4-M4-ent0.00075-lr0.01`), else the
-space's learning rate is used and the labels are as before. The configurations:
+run for every seed by `experiments.compare` (Ray Tune), so every output of `dsmnas compare`
+is written too. The learning rate is swept only when values are given (`--lr`); then the
+labels end in `-lr{value}` (`K4-M4-ent0.00075-lr0.01`), else the space's learning rate is
+used. K and M are lists of values (choices); entropy and lr are lists, or a range
+`LOW..HIGH` drawn log-uniformly (`LogUniform`). How configurations are chosen
+(`search_alg`):
 
-- `grid`: every combination, K outermost, then M, then entropy, then lr, each in the order
-  listed;
-- `random` with `samples` N: N distinct combinations drawn uniformly, without replacement,
-  from that grid by `numpy.random.default_rng(draw_seed)` (kept in grid order), so the same
-  draw seed gives the same configurations and every value of a parameter is equally likely.
+- `grid`: every combination of the lists, K outermost, then M, then entropy, then lr, each in
+  the order listed (no range);
+- `random` with `num_samples` N: N distinct configurations drawn by
+  `numpy.random.default_rng(draw_seed)`: over lists only, N distinct combinations of the
+  grid drawn uniformly without replacement (kept in grid order); with a range, each value
+  drawn independently (uniformly from a list, log-uniformly from a range). Fixed before Ray
+  starts: the same draw seed gives the same configurations;
+- `optuna` (Optuna's TPE) or `hyperopt` (HyperOpt's TPE) with `num_samples` N: a Tune search
+  algorithm draws each of N trials from the results so far (`experiments.tune_search`), never
+  the same configuration twice. Each configuration is one trial of all its seeds (population
+  mode), whose objective is their mean best validation accuracy; which configurations are
+  drawn depends on the order trials end, so a run is reproducible with `--max-concurrent 1`.
+
+A value drawn from a range is rounded to 4 significant digits (the label holds it exactly).
+`--scheduler asha` stops the configurations behind at milestones of the budget, with any of
+these (each configuration one trial of all its seeds).
 
 Settings come from, later winning: `SweepSettings`' defaults, a YAML file (its keys are the
 field names below; unknown keys raise), the command-line flags (`--set` items are appended
@@ -20,7 +33,8 @@ to the file's). They are read as `SweepSettings`' fields' types say and built by
 
 The sweep's own outputs, `sweep.csv`, `sweep.md`, `sweep_params.png` and
 `sweep_heatmap.png`, are written by `experiments.report.write_sweep` (no Ray); the best
-configuration is the one with the highest mean *validation* accuracy over its seeds.
+configuration is the one with the highest mean *validation* accuracy over its seeds, among
+the configurations that ran their whole budget.
 """
 
 from __future__ import annotations
@@ -42,15 +56,22 @@ from dsmnas.envs.registry import get_spec
 from dsmnas.envs.settings import parse_settings, read_values
 from dsmnas.experiments import report
 from dsmnas.experiments.plan import ComparePlan, plan_compare, split_set
-from dsmnas.experiments.settings import KEYS, MethodSpec, SweepSettings
+from dsmnas.experiments.settings import KEYS, LogUniform, MethodSpec, SweepSettings
 from dsmnas.trainables.search import LearnerSettings
 
 SWEEP_DIR = Path(__file__).resolve().parent / "sweeps"
 """Where named sweep files live: `--config NAME` reads `SWEEP_DIR/NAME.yaml`."""
-MODES = ("grid", "random")
+SEARCH_ALGS = ("grid", "random", "optuna", "hyperopt")
+SEARCHERS = ("optuna", "hyperopt")
+"""The search algorithms that draw each trial from the results so far (Tune searchers)."""
 SCHEDULERS = ("fifo", "asha")
 SWEPT = ("K", "M", "entropy", "lr")
-"""The swept parameters: lists of values."""
+"""The swept parameters: lists of values (entropy and lr: or a `LogUniform` range)."""
+RANGED = ("entropy", "lr")
+LEGACY_KEYS = {"mode": "search_alg", "samples": "num_samples"}
+"""Sweep-file keys of 0.4.0 and their names now."""
+DIGITS = 4
+"""Significant digits a value drawn from a range is rounded to."""
 
 
 
@@ -84,6 +105,13 @@ class SweepPlan:
     compare: ComparePlan
     resources: dict[str, float]
     """What each trial reserves, as `tune.with_resources` takes it."""
+    dsm: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Every configuration's other DSM-NAS settings (`--set dsm.KEY=VALUE`)."""
+
+    @property
+    def searcher(self) -> bool:
+        """Whether a Tune search algorithm draws the configurations as the sweep runs."""
+        return self.settings.search_alg in SEARCHERS
 
     def scheduler(self):
         """The Tune scheduler the settings ask for (None: FIFO, every trial to its end).
@@ -108,7 +136,7 @@ class SweepPlan:
         swept, else the first one."""
         default = paper_config(self.settings.space).label
         labels = [c.label for c in self.configs]
-        return default if default in labels else labels[0]
+        return default if default in labels or not labels else labels[0]
 
 
 def paper_config(space: str) -> Config:
@@ -147,6 +175,7 @@ def load_sweep_file(path: str | Path) -> dict[str, Any]:
     values = {} if values is None else values
     if not isinstance(values, dict):
         raise ConfigError(f"sweep config {str(p)!r} must be a mapping of keys to values")
+    values = {LEGACY_KEYS.get(k, k): v for k, v in values.items()}
     unknown = sorted(map(str, set(values) - set(KEYS)))
     if unknown:
         raise ConfigError(
@@ -162,19 +191,49 @@ def resolve_settings(
     every value's type and range (ValueError naming the key and the value)."""
     given = {k: v for k, v in (flags or {}).items() if v is not None}
     values = dict(file_values or {})
-    if given.get("mode") == "grid" and "samples" not in given:
-        values.pop("samples", None)  # --mode grid overrides a file's random draw
+    if given.get("search_alg") == "grid" and "num_samples" not in given:
+        values.pop("num_samples", None)  # --search-alg grid overrides a file's draw
+    if "num_samples" in given and "search_alg" not in given and "search_alg" not in values:
+        given["search_alg"] = "random"  # --num-samples N alone: N drawn at random
     # `set` items may hold commas (JSON lists): text is one item, not a comma-separated list
     sets = [*_items(values.get("set")), *_items(given.pop("set", None))]
     values.update(given)
     values["set"] = tuple(str(s) for s in sets)
-    values = read_values(SweepSettings, values)
+    ranges = {k: read_range(k, values.pop(k)) for k in RANGED if is_range(values.get(k))}
+    for key in ("K", "M"):
+        if is_range(values.get(key)):
+            raise ConfigError(f"{key} {values[key]!r}: {key} takes a list of values (choices), "
+                              "not a range")
+    values = {**read_values(SweepSettings, values), **ranges}
     for key in SWEPT:
-        if key in values and not values[key]:
+        if key in values and not isinstance(values[key], LogUniform) and not values[key]:
             raise ConfigError(f"{key} lists no value")
     (settings,) = parse_settings("sweep", values, SweepSettings)
     _check(settings)
     return settings
+
+
+def is_range(value: Any) -> bool:
+    """Whether a swept value is written as a range (`LOW..HIGH` text)."""
+    return isinstance(value, LogUniform) or (isinstance(value, str) and ".." in value)
+
+
+def read_range(key: str, value: Any) -> LogUniform:
+    """A `LOW..HIGH` text as a log-uniform range, 0 < LOW < HIGH; ConfigError otherwise."""
+    if isinstance(value, LogUniform):
+        low, high = value.low, value.high
+    else:
+        parts = value.split("..")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            low, high = (float(t) for t in parts)
+        except ValueError:
+            raise ConfigError(f"{key} {value!r} is not a range: write LOW..HIGH, e.g. "
+                              "1e-4..1e-2") from None
+    if not (math.isfinite(low) and math.isfinite(high) and 0 < low < high):
+        raise ConfigError(f"{key} range {value!s}: a log-uniform range needs 0 < LOW < HIGH")
+    return LogUniform(float(low), float(high))
 
 
 def _items(value: Any) -> list:
@@ -184,6 +243,13 @@ def _items(value: Any) -> list:
 def _check(s: SweepSettings) -> None:
     for name in SWEPT:
         values = getattr(s, name)
+        if isinstance(values, LogUniform):
+            if name not in RANGED:
+                raise ConfigError(f"{name} takes a list of values, not a range")
+            if s.search_alg == "grid":
+                raise ConfigError(f"{name} {values}: a grid takes lists, not ranges; use "
+                                  "--search-alg random, optuna or hyperopt with --num-samples")
+            continue
         for i, v in enumerate(values):
             if name in ("K", "M") and v < 1:
                 raise ConfigError(f"{name} must be integers >= 1, got {v}")
@@ -193,46 +259,87 @@ def _check(s: SweepSettings) -> None:
                 raise ConfigError("lr must be finite numbers > 0, got 0.0")
             if v in values[:i]:
                 raise ConfigError(f"{name} lists {v} twice")
-    if s.mode not in MODES:
-        raise ConfigError(f"unknown mode {s.mode!r}; allowed: {', '.join(MODES)}")
+    if s.search_alg not in SEARCH_ALGS:
+        raise ConfigError(f"unknown search algorithm {s.search_alg!r}; allowed: "
+                          f"{', '.join(SEARCH_ALGS)}")
     if s.scheduler not in SCHEDULERS:
         raise ConfigError(f"unknown scheduler {s.scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
     if not 0 < s.asha_grace <= 1:
         raise ConfigError(f"asha_grace must be in (0, 1], got {s.asha_grace}")
     if s.asha_reduction < 2:
         raise ConfigError(f"asha_reduction must be an integer >= 2, got {s.asha_reduction}")
-    if s.mode == "random":
-        if s.samples is None:
-            raise ConfigError("mode random needs samples (--random N)")
-        if s.samples < 1:
-            raise ConfigError(f"samples must be >= 1, got {s.samples}")
-    elif s.samples is not None:
-        raise ConfigError("samples is only for mode random (--random N)")
+    if s.search_alg == "grid":
+        if s.num_samples is not None:
+            raise ConfigError("--num-samples is for --search-alg random, optuna or hyperopt "
+                              "(a grid runs every combination)")
+    elif s.num_samples is None:
+        raise ConfigError(f"--search-alg {s.search_alg} needs --num-samples N")
+    elif s.num_samples < 1:
+        raise ConfigError(f"--num-samples must be >= 1, got {s.num_samples}")
     if s.draw_seed < 0:
         raise ConfigError(f"draw_seed must be >= 0, got {s.draw_seed}")
     if not s.cpus_per_trial > 0:
         raise ConfigError(f"cpus_per_trial must be > 0, got {s.cpus_per_trial}")
     if not s.gpus_per_trial >= 0:
         raise ConfigError(f"gpus_per_trial must be >= 0, got {s.gpus_per_trial}")
+    if s.search_alg in SEARCHERS:
+        _check_installed(s.search_alg)
+
+
+def _check_installed(search_alg: str) -> None:
+    """A Tune searcher's package must import (before Ray starts)."""
+    import importlib.util
+
+    if importlib.util.find_spec(search_alg) is None:
+        raise ConfigError(f"--search-alg {search_alg} needs the package {search_alg!r}, which "
+                          f"is not installed: pip install 'dsmnas[{search_alg}]'")
 
 
 # --------------------------------------------------------------------------------- plan
 
 
+def rounded(value: float) -> float:
+    """A value drawn from a range, to `DIGITS` significant digits."""
+    return float(f"{float(value):.{DIGITS}g}")
+
+
 def configurations(settings: SweepSettings) -> tuple[Config, ...]:
-    """The swept configurations (see the module docstring for the order and the draw)."""
+    """The swept configurations of grid and random (see the module docstring for the order
+    and the draw); () for a Tune searcher, which draws them as the sweep runs."""
     settings = with_space_defaults(settings)
-    grid = [Config(k, m, e, lr) for k, m, e, lr in
-            itertools.product(settings.K, settings.M, settings.entropy, settings.lr or (None,))]
-    if settings.mode == "grid":
-        return tuple(grid)
-    if settings.samples > len(grid):
-        raise ConfigError(
-            f"--random {settings.samples}: the grid has only {len(grid)} configuration(s)"
-        )
+    if settings.search_alg in SEARCHERS:
+        return ()
+    lists = [getattr(settings, k) for k in SWEPT]
+    if not any(isinstance(v, LogUniform) for v in lists):
+        grid = [Config(k, m, e, lr) for k, m, e, lr in
+                itertools.product(settings.K, settings.M, settings.entropy,
+                                  settings.lr or (None,))]
+        if settings.search_alg == "grid":
+            return tuple(grid)
+        if settings.num_samples > len(grid):
+            raise ConfigError(f"--num-samples {settings.num_samples}: the grid has only "
+                              f"{len(grid)} configuration(s)")
+        rng = np.random.default_rng(settings.draw_seed)
+        picked = np.sort(rng.choice(len(grid), size=settings.num_samples, replace=False))
+        return tuple(grid[i] for i in picked)
     rng = np.random.default_rng(settings.draw_seed)
-    picked = np.sort(rng.choice(len(grid), size=settings.samples, replace=False))
-    return tuple(grid[i] for i in picked)
+    drawn: dict[str, Config] = {}
+    for _ in range(100 * settings.num_samples):  # a draw repeats only when lists are short
+        if len(drawn) == settings.num_samples:
+            break
+        values = [_draw(rng, v) for v in lists]
+        c = Config(*values[:3], values[3] if settings.lr else None)
+        drawn.setdefault(c.label, c)
+    if len(drawn) < settings.num_samples:
+        raise ConfigError(f"--num-samples {settings.num_samples}: only {len(drawn)} distinct "
+                          "configurations were drawn")
+    return tuple(drawn.values())
+
+
+def _draw(rng: np.random.Generator, values: tuple | LogUniform) -> Any:
+    if isinstance(values, LogUniform):
+        return rounded(math.exp(rng.uniform(math.log(values.low), math.log(values.high))))
+    return values[int(rng.integers(len(values)))] if values else None
 
 
 def split_sets(sets: Sequence[str], lr_swept: bool = False) -> tuple[list[str], dict[str, Any]]:
@@ -259,13 +366,19 @@ def split_sets(sets: Sequence[str], lr_swept: bool = False) -> tuple[list[str], 
 
 
 def plan_sweep(settings: SweepSettings) -> SweepPlan:
-    """Everything checked without Ray (configurations, `--set`, data, resources)."""
+    """Everything checked without Ray (configurations, `--set`, data, resources). A Tune
+    searcher's plan checks every K x M pair (the first entropy and lr: they only reach the
+    learner), and its compare plan has those pairs as its methods until the sweep has run."""
     settings = with_space_defaults(settings)
     configs = configurations(settings)
-    env_sets, dsm = split_sets(settings.set, lr_swept=bool(settings.lr))
+    lr_swept = bool(settings.lr)
+    env_sets, dsm = split_sets(settings.set, lr_swept=lr_swept)
     parse_settings("dsm", {**dsm, "entropy": 0.0}, LearnerSettings)
+    checked = configs or tuple(
+        Config(k, m, _first(settings.entropy), _first(settings.lr) if lr_swept else None)
+        for k, m in itertools.product(settings.K, settings.M))
     specs = [MethodSpec(c.label, "dsm", settings={**dsm, **c.settings},
-                        env={"K": c.K, "M": c.M}) for c in configs]
+                        env={"K": c.K, "M": c.M}) for c in checked]
     compare = plan_compare(
         specs, settings.seeds, settings.first_seed,
         env={k: v for k, v in {"space": settings.space, "dataset": settings.dataset,
@@ -274,21 +387,29 @@ def plan_sweep(settings: SweepSettings) -> SweepPlan:
         sets=env_sets,
         population=settings.population,
     )
-    if settings.scheduler == "asha":
-        whole = [m.label for m in compare.methods if m.label in compare.pooled]
-        if len(whole) != len(compare.methods) or compare.population < len(compare.seeds):
+    whole = [m.label for m in compare.methods if m.label in compare.pooled]
+    for asked, what in ((settings.scheduler == "asha", "--scheduler asha"),
+                        (settings.search_alg in SEARCHERS, f"--search-alg {settings.search_alg}")):
+        if not asked:
+            continue
+        if compare.population < len(compare.seeds):
             raise ConfigError(
-                f"--scheduler asha compares configurations, each one trial of all its seeds: "
+                f"{what} compares configurations, each one trial of all its seeds: "
                 f"--population must be >= --seeds ({compare.population} < "
-                f"{len(compare.seeds)})" if compare.population < len(compare.seeds) else
-                "--scheduler asha needs every configuration to run as one population (a "
-                "setting here rules population mode out)")
+                f"{len(compare.seeds)})")
+        if len(whole) != len(compare.methods):
+            raise ConfigError(f"{what} needs every configuration to run as one population (a "
+                              "setting here rules population mode out)")
     resources = {"cpu": settings.cpus_per_trial}
     if settings.gpus_per_trial > 0:
         resources["gpu"] = settings.gpus_per_trial
     if settings.address is None:
         check_local_resources(resources)
-    return SweepPlan(settings, configs, compare, resources)
+    return SweepPlan(settings, configs, compare, resources, dsm)
+
+
+def _first(values: tuple | LogUniform) -> float:
+    return values.low if isinstance(values, LogUniform) else values[0]
 
 
 def check_local_resources(resources: dict[str, float]) -> None:
@@ -330,28 +451,42 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path,
     from dsmnas.experiments.compare import run_compare
 
     s = plan.settings
-    printer(f"sweep: {len(plan.configs)} configuration(s) ({s.mode}"
-            + (f", {s.samples} drawn with seed {s.draw_seed}" if s.mode == "random" else "")
-            + f") over K {list(s.K)}, M {list(s.M)}, entropy {list(s.entropy)}"
-            + (f", lr {list(s.lr)}" if s.lr else "") + "; "
-            f"resources per trial {plan.resources}")
+    swept = (f"K {list(s.K)}, M {list(s.M)}, entropy {_text(s.entropy)}"
+             + (f", lr {_text(s.lr)}" if s.lr else ""))
+    how = {"grid": "grid", "random": f"random, {s.num_samples} drawn with seed {s.draw_seed}",
+           }.get(s.search_alg, f"{s.search_alg}, {s.num_samples} trials, seed {s.draw_seed}")
+    trials = None
+    if plan.searcher:
+        from dsmnas.experiments.tune_search import SearcherTrials
+
+        trials = SearcherTrials(plan)
+        printer(f"sweep: {s.search_alg} over {swept}; scheduler {s.scheduler}; resources per "
+                f"trial {plan.resources}")
+    else:
+        printer(f"sweep: {len(plan.configs)} configuration(s) ({how}) over {swept}; "
+                f"scheduler {s.scheduler}; resources per trial {plan.resources}")
     runs = run_compare(plan.compare, out_dir, address=s.address,
                        max_concurrent=s.max_concurrent, retries=s.retries, printer=printer,
                        reference=plan.reference, resources=plan.resources, resume=resume,
-                       scheduler=plan.scheduler(), **({} if live is None else {"live": live}))
+                       scheduler=plan.scheduler(), trials=trials,
+                       **({} if live is None else {"live": live}))
+    configs = plan.configs if trials is None else trials.drawn
     c = plan.compare
     notes = [f"Data: {c.source}; {c.env.space} / {c.env.dataset}; budget {c.budget_text} "
-             f"per run; seeds {c.seeds[0]}–{c.seeds[-1]}; mode {s.mode}"
-             + (f" ({s.samples} drawn with draw_seed {s.draw_seed})" if s.mode == "random" else "")
-             + "."]
+             f"per run; seeds {c.seeds[0]}–{c.seeds[-1]}; configurations: {how} over {swept}; "
+             f"scheduler {s.scheduler}."]
     paths, best = report.write_sweep(
-        runs, plan.configs, out_dir, c.env.dataset,
+        runs, configs, out_dir, c.env.dataset,
         title=f"Sweep of K, M, entropy{', lr' if s.lr else ''}: {c.env.space} / {c.env.dataset}",
         notes=notes)
     printer("wrote " + ", ".join(p.name for p in paths))
     if best is None:
-        printer("no run finished: no best configuration")
+        printer("no configuration ran its whole budget: no best configuration")
     else:
         printer("best configuration (highest mean validation accuracy; test accuracy not "
                 "used to choose): " + report.describe_best(best))
-    return report.sweep_table(runs, plan.configs)
+    return report.sweep_table(runs, configs)
+
+
+def _text(values: tuple | LogUniform) -> str:
+    return f"log-uniform {values}" if isinstance(values, LogUniform) else str(list(values))

@@ -71,7 +71,7 @@ def test_lr_is_swept_only_when_given_and_then_named_in_the_labels():
                          for c, v in zip(plan.configs, (84.0, 85.0))])
     summary = report.config_summary(report.sweep_table(runs, plan.configs))
     md = report.sweep_markdown(summary, "t")
-    assert "| 1 | K2-M3-ent0.001-lr0.01 | 2 | 3 | 0.001 | 0.01 | 1 | 85.00 ± – |" in md
+    assert "| 1 | K2-M3-ent0.001-lr0.01 | 2 | 3 | 0.001 | 0.01 | 1 | 10 | 85.00 ± – |" in md
     assert report.describe_best(report.best_config(summary)).startswith(
         "K2-M3-ent0.001-lr0.01 (K=2, M=3, entropy=0.001, lr=0.01): val 85.00")
 
@@ -101,25 +101,25 @@ def test_mobilenet_sweep_plans_the_papers_values_and_reference(ofa_predictor):
 
 
 def test_random_draw_is_seeded_distinct_and_in_grid_order():
-    base = {"K": "1,2,4,8", "M": "1,2,3,4", "entropy": "0,5e-4,1e-3", "samples": 10}
-    grid = configurations(resolve_settings(flags={k: v for k, v in base.items() if k != "samples"}))
+    base = {"K": "1,2,4,8", "M": "1,2,3,4", "entropy": "0,5e-4,1e-3", "num_samples": 10}
+    grid = configurations(resolve_settings(flags={k: v for k, v in base.items()
+                                                  if k != "num_samples"}))
     draw = lambda seed: configurations(  # noqa: E731
-        resolve_settings(flags={**base, "mode": "random", "draw_seed": seed}))
+        resolve_settings(flags={**base, "search_alg": "random", "draw_seed": seed}))
     first = draw(0)
     assert first == draw(0)  # reproducible
     assert len(first) == len(set(first)) == 10 and set(first) <= set(grid)
     assert [grid.index(c) for c in first] == sorted(grid.index(c) for c in first)
     assert draw(1) != first
     # the draw is uniform over the grid: every configuration about equally often
-    random = resolve_settings(flags={**base, "mode": "random"})
+    random = resolve_settings(flags=base)  # --num-samples alone: random
     counts = pd.Series([c for seed in range(500) for c in configurations(
         dataclasses.replace(random, draw_seed=seed))]).value_counts()
     assert len(counts) == len(grid) and stats.chisquare(counts).pvalue > 1e-3
     # all of the grid: every configuration once
-    assert set(configurations(resolve_settings(flags={**base, "mode": "random",
-                                                      "samples": 48}))) == set(grid)
-    with pytest.raises(ValueError, match="--random 49: the grid has only 48 configuration"):
-        configurations(resolve_settings(flags={**base, "mode": "random", "samples": 49}))
+    assert set(configurations(resolve_settings(flags={**base, "num_samples": 48}))) == set(grid)
+    with pytest.raises(ValueError, match="--num-samples 49: the grid has only 48 configuration"):
+        configurations(resolve_settings(flags={**base, "num_samples": 49}))
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -131,9 +131,19 @@ def test_random_draw_is_seeded_distinct_and_in_grid_order():
     ({"K": ""}, "K lists no value"),
     ({"entropy": "-1e-3"}, "entropy must be finite numbers >= 0, got -0.001"),
     ({"entropy": "nan"}, "entropy must be finite numbers >= 0, got nan"),
-    ({"mode": "random"}, "mode random needs samples (--random N)"),
-    ({"mode": "grid", "samples": 3}, "samples is only for mode random"),
-    ({"mode": "bayes"}, "unknown mode 'bayes'; allowed: grid, random"),
+    ({"search_alg": "random"}, "--search-alg random needs --num-samples N"),
+    ({"search_alg": "optuna"}, "--search-alg optuna needs --num-samples N"),
+    ({"search_alg": "grid", "num_samples": 3}, "--num-samples is for --search-alg random"),
+    ({"search_alg": "bayes"},
+     "unknown search algorithm 'bayes'; allowed: grid, random, optuna, hyperopt"),
+    ({"num_samples": 0}, "--num-samples must be >= 1, got 0"),
+    ({"entropy": "1e-2..1e-4", "num_samples": 2}, "entropy range 1e-2..1e-4: a log-uniform "
+                                                  "range needs 0 < LOW < HIGH"),
+    ({"lr": "0..1e-2", "num_samples": 2}, "lr range 0..1e-2: a log-uniform range needs"),
+    ({"entropy": "1e-4..", "num_samples": 2}, "entropy '1e-4..' is not a range: write LOW..HIGH"),
+    ({"entropy": "1e-4..1e-3..1e-2", "num_samples": 2}, "is not a range"),
+    ({"entropy": "1e-4..1e-2"}, "entropy 0.0001..0.01: a grid takes lists, not ranges"),
+    ({"K": "2..8"}, "K '2..8': K takes a list of values (choices), not a range"),
     ({"cpus_per_trial": 0}, "cpus_per_trial must be > 0, got 0.0"),
     ({"scheduler": "hyperband"}, "unknown scheduler 'hyperband'; allowed: fifo, asha"),
     ({"asha_grace": 0}, "asha_grace must be in (0, 1], got 0.0"),
@@ -152,22 +162,27 @@ def test_bad_settings_name_the_value(flags, message):
 def test_example_file_loads():
     s = resolve_settings(sweep.load_sweep_file("nb201-small"))
     assert (s.K, s.M, s.entropy) == ((2, 4, 8), (2, 3, 4), (5e-4, 7.5e-4, 1e-3))
-    assert (s.mode, s.samples, s.draw_seed, s.seeds) == ("random", 6, 0, 3)
+    assert (s.search_alg, s.num_samples, s.draw_seed, s.seeds) == ("random", 6, 0, 3)
     assert len(configurations(s)) == 6
-    assert sweep.load_sweep_file(sweep.SWEEP_DIR / "nb201-small.yaml")["samples"] == 6
+    assert sweep.load_sweep_file(sweep.SWEEP_DIR / "nb201-small.yaml")["num_samples"] == 6
 
 
 def test_flags_override_the_file(tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text("K: [2, 4]\nentropy: [5e-4, 1.0e-3]\nmode: random\nsamples: 3\nseeds: 4\n"
+    path.write_text("K: [2, 4]\nentropy: [5e-4, 1.0e-3]\nsearch_alg: random\nnum_samples: 3\n"
+                    "seeds: 4\n"
                     "budget: 2e4\nset: [dsm.lr=0.02]\n")
     values = sweep.load_sweep_file(path)
     s = resolve_settings(values, {"seeds": 2, "K": "8", "set": ["env.reward=absolute"]})
     # YAML reads "5e-4" and "2e4" as text; they are numbers here as on the command line
-    assert (s.K, s.entropy, s.seeds, s.samples, s.budget) == ((8,), (5e-4, 1e-3), 2, 3, 2e4)
+    assert (s.K, s.entropy, s.seeds, s.num_samples, s.budget) == ((8,), (5e-4, 1e-3), 2, 3, 2e4)
     assert s.set == ("dsm.lr=0.02", "env.reward=absolute")
-    s = resolve_settings(values, {"mode": "grid"})  # --grid drops the file's draw
-    assert (s.mode, s.samples, len(configurations(s))) == ("grid", None, 4)
+    s = resolve_settings(values, {"search_alg": "grid"})  # a grid drops the file's draw
+    assert (s.search_alg, s.num_samples, len(configurations(s))) == ("grid", None, 4)
+    # a 0.4.0 file's keys `mode` and `samples` are read as search_alg and num_samples
+    path.write_text("K: [2, 4]\nentropy: [5e-4, 1.0e-3]\nmode: random\nsamples: 3\n")
+    s = resolve_settings(sweep.load_sweep_file(path))
+    assert (s.search_alg, s.num_samples, len(configurations(s))) == ("random", 3, 3)
 
 
 @pytest.mark.parametrize("text, error, message", [
@@ -196,10 +211,17 @@ def test_bad_input_is_one_line_and_exit_2_before_ray_starts(tmp_path, capsys, mo
     cases = [
         (["--K", "2,x"], "K: 'x' is not an integer"),
         (["--M", "2,9"], "M must be an integer in 1..6"),
-        (["--random", "0"], "samples must be >= 1, got 0"),
-        (["--K", "2,4", "--random", "5"], "--random 5: the grid has only 2 configuration(s)"),
-        (["--mode", "grid", "--random", "2"], "samples is only for mode random (--random N)"),
-        (["--mode", "foo"], "unknown mode 'foo'; allowed: grid, random"),
+        (["--num-samples", "0"], "--num-samples must be >= 1, got 0"),
+        (["--K", "2,4", "--num-samples", "5"],
+         "--num-samples 5: the grid has only 2 configuration(s)"),
+        (["--search-alg", "grid", "--num-samples", "2"], "--num-samples is for --search-alg"),
+        (["--search-alg", "foo"], "unknown search algorithm 'foo'; allowed: grid, random, "
+                                  "optuna, hyperopt"),
+        (["--entropy", "1e-3..1e-4", "--num-samples", "2"], "needs 0 < LOW < HIGH"),
+        (["--lr", "x..y", "--search-alg", "optuna", "--num-samples", "2"], "is not a range"),
+        (["--search-alg", "optuna", "--num-samples", "2", "--seeds", "3", "--population", "2"],
+         "--search-alg optuna compares configurations, each one trial of all its seeds"),
+        (["--scheduler", "hyperband"], "unknown scheduler 'hyperband'; allowed: fifo, asha"),
         (["--config", str(bad_file)], "unknown key(s) ['entropies']"),
         (["--set", "env.K=8"], "K is swept; use --K"),
         (["--set", "dsm.entropy=0"], "entropy is swept; use --entropy"),
@@ -256,8 +278,9 @@ def test_sweep_table_and_best_by_validation_not_test():
     assert text == ("K2-M2-ent0.0005 (K=2, M=2, entropy=0.0005): val 85.10 ± 0.14 over 2 "
                     "seed(s); test cifar10 93.10 ± 0.14")
     md = report.sweep_markdown(summary, "t")
-    assert "| 1 | K2-M2-ent0.0005 | 2 | 2 | 0.0005 | 2 | 85.10 ± 0.14 | 93.10 ± 0.14 |" in md
-    assert "| 4 | K4-M3-ent0.0005 | 4 | 3 | 0.0005 | 1 | 83.00 ± – | 92.00 ± – |" in md
+    assert "| 1 | K2-M2-ent0.0005 | 2 | 2 | 0.0005 | 2 | 20 | 85.10 ± 0.14 | 93.10 ± 0.14 |" in md
+    assert "| 4 | K4-M3-ent0.0005 | 4 | 3 | 0.0005 | 1 | 20 | 83.00 ± – | 92.00 ± – |" in md
+    assert "Compute: 80 queries in all, over 4 configurations (7 runs finished)." in md
 
 
 def test_plot_data_averages_over_seeds_and_the_other_parameters():
@@ -302,7 +325,7 @@ def test_sweep_end_to_end(nb201_data, tmp_path, ray_session, monkeypatch, capsys
     import dsmnas.trainables.tune_trainable as tt
     asked = []
     original = tt.with_resources
-    monkeypatch.setattr(tt, "with_resources", lambda r=None: asked.append(r) or original(r))
+    monkeypatch.setattr(tt, "with_resources", lambda r=None, *a: asked.append(r) or original(r, *a))
     out = tmp_path / "sweep"
     budget_s = nb201_data.budget_s(1500)
     rc = main(["sweep", "--K", "2,4", "--M", "3", "--seeds", "1", "--budget", str(budget_s),
@@ -386,3 +409,108 @@ def test_asha_stops_configurations_behind_and_keeps_them_unranked(nb201_data, tm
     assert "stopped by the scheduler at" in runs.loc[runs["status"] == "stopped", "error"].iloc[0]
     ranked = (out / "sweep.md").read_text()
     assert all(label in ranked for label in set(ok["label"]))
+
+
+# ------------------------------------------------------------------ search algorithms
+
+
+def test_random_draw_over_a_range_is_log_uniform_rounded_and_seeded():
+    flags = {"K": "2,4", "M": "2,3", "entropy": "1e-4..1e-2", "lr": "3e-3,1e-2",
+             "num_samples": 400}
+    s = resolve_settings(flags=flags)
+    assert s.search_alg == "random" and s.entropy == sweep.LogUniform(1e-4, 1e-2)
+    drawn = configurations(s)
+    assert drawn == configurations(s) and len(set(drawn)) == 400
+    assert configurations(dataclasses.replace(s, draw_seed=1)) != drawn
+    entropy = np.array([c.entropy for c in drawn])
+    assert ((entropy >= 1e-4) & (entropy <= 1e-2)).all()
+    assert all(float(f"{e:.4g}") == e for e in entropy)  # rounded to 4 digits
+    # log-uniform: each decade about half of the draws
+    assert 0.4 < np.mean(entropy < 1e-3) < 0.6
+    assert {c.K for c in drawn} == {2, 4} and {c.lr for c in drawn} == {3e-3, 1e-2}
+    assert drawn[0].label == f"K{drawn[0].K}-M{drawn[0].M}-ent{drawn[0].entropy!r}-lr{drawn[0].lr!r}"
+
+
+def test_a_search_algorithm_not_installed_names_its_extra(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "hyperopt" else find_spec(name, *a))
+    with pytest.raises(ConfigError) as e:
+        resolve_settings(flags={"search_alg": "hyperopt", "num_samples": 3})
+    assert str(e.value) == ("--search-alg hyperopt needs the package 'hyperopt', which is not "
+                            "installed: pip install 'dsmnas[hyperopt]'")
+
+
+def test_distinct_searcher_answers_repeats_from_the_results_so_far():
+    pytest.importorskip("optuna")
+    from ray.tune.search import Searcher
+
+    from dsmnas.experiments.tune_search import Distinct
+
+    class Scripted(Searcher):
+        """Suggests K from a script; records what it is told."""
+
+        def __init__(self, script):
+            super().__init__(metric="best_val_acc", mode="max")
+            self.script, self.told = list(script), []
+
+        def suggest(self, trial_id):
+            return {"K": self.script.pop(0)} if self.script else None
+
+        def on_trial_complete(self, trial_id, result=None, error=False):
+            self.told.append((trial_id, None if result is None else result["best_val_acc"],
+                              error))
+
+    inner = Scripted([1, 1, 2, 2, 1, 3])
+    searcher = Distinct(inner, key=lambda c: f"K{c['K']}", limit=3, printer=lambda _: None)
+    assert searcher.suggest("a") == {"K": 1}
+    # K1 is running: the repeat is answered as failed and another one drawn
+    assert searcher.suggest("b") == {"K": 2} and inner.told == [("b-0", None, True)]
+    searcher.on_trial_complete("a", {"best_val_acc": 80.0, "history_csv": "long text"})
+    assert searcher.results["K1"] == {"best_val_acc": 80.0}  # its objective only
+    # K2 running, then K1 done: answered with its result (the searcher learns it again)
+    assert searcher.suggest("c") == {"K": 3}
+    assert inner.told[1:] == [("a-0", 80.0, False), ("c-0", None, True), ("c-1", 80.0, False)]
+    assert searcher.suggest("d") == Searcher.FINISHED  # all 3 configurations handed out
+    state = searcher.get_state()
+    other = Distinct(Scripted([]), key=lambda c: f"K{c['K']}", limit=3)
+    other.set_state(state)
+    assert other.results == searcher.results and other.inner == searcher.inner
+
+
+@pytest.mark.parametrize("search_alg", ["optuna", "hyperopt"])
+def test_a_search_algorithm_draws_distinct_configurations_as_one_trial_each(
+        search_alg, nb201_data, tmp_path, ray_session):
+    """Tune's searcher draws --num-samples configurations (an entropy range, K and M
+    choices), each one trial of all the seeds; with ASHA some may stop. Every run is
+    recorded under its configuration's label, and the sweep's tables list exactly the
+    configurations drawn."""
+    pytest.importorskip(search_alg)
+    out = tmp_path / search_alg
+    budget_s = nb201_data.budget_s(3000)
+    rc = main(["sweep", "--search-alg", search_alg, "--num-samples", "4", "--K", "2,4",
+               "--M", "2,3", "--entropy", "1e-4..1e-2", "--seeds", "2",
+               "--budget", str(budget_s), *nb201_data.args, "--scheduler", "asha",
+               "--max-concurrent", "1", "--out", str(out)])
+    assert rc == 0
+    table = pd.read_csv(out / "sweep.csv")
+    assert len(table) == 8 and table["label"].nunique() == 4
+    assert set(table["status"]) <= {"ok", "stopped"} and (table["status"] == "ok").any()
+    assert table.groupby("label")["seed"].apply(sorted).tolist() == [[0, 1]] * 4
+    assert table["entropy"].between(1e-4, 1e-2).all() and set(table["K"]) <= {2, 4}
+    for r in table.to_dict("records"):
+        assert r["label"] == Config(r["K"], r["M"], r["entropy"]).label
+    for label in table.loc[table["status"] == "ok", "label"].unique():
+        history = pd.read_csv(out / "histories" / f"{label}-0.csv")
+        assert history["subspace"].between(0, int(label[1]) - 1).all()
+    md = (out / "sweep.md").read_text()
+    assert f"{search_alg}, 4 trials, seed 0" in md and "Compute:" in md
+    # each trial left Tune's progress file with its live reports
+    progress = {p.parent.name.split("-seeds")[0]: pd.read_csv(p)
+                for p in (out / "tune").glob("*/*/progress.csv")}
+    assert sorted(progress) == sorted(table["label"].unique())
+    for label, rows in progress.items():
+        whole = (table.loc[table["label"] == label, "status"] == "ok").all()
+        assert len(rows) >= (3 if whole else 1), (label, len(rows))  # a short budget

@@ -108,15 +108,15 @@ DEFAULT_RESOURCES = {"cpu": 1}
 """What one trial reserves unless told otherwise."""
 
 
-def with_resources(resources: dict[str, float] | None = None):
-    """`search_trainable` reserving `resources` per trial (`{"cpu": C, "gpu": G}`; default
-    one CPU): what `tune.Tuner` is given."""
+def with_resources(resources: dict[str, float] | None = None, trainable=search_trainable):
+    """`trainable` (default `search_trainable`) reserving `resources` per trial
+    (`{"cpu": C, "gpu": G}`; default one CPU): what `tune.Tuner` is given."""
 
     # tune.with_resources sets an attribute on the function it is given: a fresh function per
     # call, so that one comparison's resources never leak into another's
-    @functools.wraps(search_trainable)
+    @functools.wraps(trainable)
     def trial(config: dict[str, Any]) -> None:
-        search_trainable(config)
+        trainable(config)
 
     return tune.with_resources(trial, dict(resources or DEFAULT_RESOURCES))
 
