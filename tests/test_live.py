@@ -115,8 +115,11 @@ def test_trials_report_as_they_search_to_tunes_files_and_tensorboard(nb201_data,
     assert events and events[0].stat().st_size > 1000
 
 
+@pytest.mark.parametrize("seeds", [1, 3], ids=["lone", "population"])
 def test_a_killed_trial_resumes_from_its_checkpoint_with_the_uninterrupted_history(
-        nb201_data, tmp_path, ray_session):
+        seeds, nb201_data, tmp_path, ray_session):
+    """A lone search, and a population of 3 as one trial: each member's history is the
+    uninterrupted run's, byte for byte."""
     from dsmnas.experiments import recorder
     from dsmnas.experiments.compare import run_compare
     from dsmnas.experiments.plan import plan_compare
@@ -124,7 +127,7 @@ def test_a_killed_trial_resumes_from_its_checkpoint_with_the_uninterrupted_histo
 
     env = {"table": nb201_data.table, "budget_s": nb201_data.budget_s(25_000)}
     live = LiveSettings(reports=20, checkpoint_reports=3)
-    plan = plan_compare("dsm", 1, first_seed=3, env=env, population=1)
+    plan = plan_compare("dsm", seeds, first_seed=3, env=env, population=seeds)
     calm = run_compare(plan, tmp_path / "calm", printer=lambda line: None, live=live)
     assert (calm["status"] == "ok").all()
 
@@ -148,9 +151,10 @@ def test_a_killed_trial_resumes_from_its_checkpoint_with_the_uninterrupted_histo
         recorder.RunsRecorder = real
     assert killed and any("retrying" in line for line in lines), lines
     assert (runs["status"] == "ok").all()
-    name = "dsm-3.csv"
-    assert ((tmp_path / "killed" / "histories" / name).read_bytes()
-            == (tmp_path / "calm" / "histories" / name).read_bytes())
+    for seed in range(3, 3 + seeds):
+        name = f"dsm-{seed}.csv"
+        assert ((tmp_path / "killed" / "histories" / name).read_bytes()
+                == (tmp_path / "calm" / "histories" / name).read_bytes()), name
     # it went on from its checkpoint: no milestone before the checkpoint was reported twice
     (frame,) = _progress(tmp_path / "killed").values()
     live_rows = frame[frame["report"] == "progress"]

@@ -32,7 +32,7 @@ import pickle
 import random
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -106,41 +106,61 @@ class _StateUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def write_state(algo, env: DSMNASEnv, folder: str | Path, rows: int,
+def write_state(algo, env: DSMNASEnv | Sequence[DSMNASEnv], folder: str | Path, rows: int,
                 rng: dict[str, Any] | None = None) -> None:
     """Write the search's state into `folder`: `algo/` and `search.pkl` (`rng`: the RNG
-    states recorded before anything else drew; default: now)."""
+    states recorded before anything else drew; default: now). `env`: the search's env, or
+    the member envs of a population (`trainables.population`), whose states are saved in
+    order (the module's per-member generators are in `algo/`)."""
     folder = Path(folder)
     rng = get_rng_states() if rng is None else rng
     algo.save_to_path(str((folder / "algo").resolve()))
-    state = {"rows": rows, "env": env.get_state(), "rng": rng}
+    envs = env if isinstance(env, (list, tuple)) else None
+    state = {"rows": rows, "rng": rng,
+             "env": [e.get_state() for e in envs] if envs is not None else env.get_state()}
     with open(folder / STATE_FILE, "wb") as f:
         pickle.dump(state, f)
         f.flush()
         os.fsync(f.fileno())
 
 
-def restore_checkpoint(algo, env: DSMNASEnv, path: str | Path) -> int:
-    """Restore a built algorithm and its env from `path`; returns the history row count."""
+def restore_checkpoint(algo, env: DSMNASEnv | Sequence[DSMNASEnv], path: str | Path) -> int:
+    """Restore a built algorithm and its env (or a population's member envs, in order) from
+    `path`; returns the history row count."""
     from ray.rllib.env.single_agent_episode import SingleAgentEpisode
     from ray.rllib.utils.metrics import ENV_TO_MODULE_CONNECTOR
 
     path = Path(path)
     with open(path / STATE_FILE, "rb") as f:
         state = _StateUnpickler(f).load()
+    envs = list(env) if isinstance(env, (list, tuple)) else [env]
+    states = state["env"] if isinstance(env, (list, tuple)) else [state["env"]]
+    if len(states) != len(envs):
+        raise ConfigError(f"{path} holds {len(states)} search(es), this run has {len(envs)}")
     algo.restore_from_path(str((path / "algo").resolve()))
     runner = algo.env_runner_group.local_env_runner
     # A real first reset through the vector env and its wrappers (they refuse a step before
     # a reset), then the restored state replaces what the reset made.
     runner._reset_envs_and_episodes(explore=True)
-    env.set_state(state["env"])
-    obs, info = env.observation()
-    episode = SingleAgentEpisode(
-        observation_space=runner.env.single_observation_space,
-        action_space=runner.env.single_action_space,
-    )
-    episode.add_env_reset(observation=obs, infos=info)
-    runner._ongoing_episodes = [episode]
+    observations, infos = [], []
+    for i, (e, s) in enumerate(zip(envs, states)):
+        e.set_state(s)
+        obs, info = e.observation()
+        if isinstance(env, (list, tuple)):  # a population member's obs say which one it is
+            from dsmnas.envs.population import MEMBER_KEY
+
+            obs = {**obs, MEMBER_KEY: np.int64(i)}
+        observations.append(obs)
+        infos.append(info)
+    episodes = []
+    for obs, info in zip(observations, infos):
+        episode = SingleAgentEpisode(
+            observation_space=runner.env.single_observation_space,
+            action_space=runner.env.single_action_space,
+        )
+        episode.add_env_reset(observation=obs, infos=info)
+        episodes.append(episode)
+    runner._ongoing_episodes = episodes
     runner._ongoing_episodes_for_metrics.clear()
     runner._cached_to_module = runner._env_to_module(
         rl_module=runner.module,
@@ -149,8 +169,8 @@ def restore_checkpoint(algo, env: DSMNASEnv, path: str | Path) -> int:
         shared_data=runner._shared_data,
         metrics=runner.metrics,
         metrics_prefix_key=(ENV_TO_MODULE_CONNECTOR,),
-        obs=[obs],
-        infos=[info],
+        obs=observations,
+        infos=infos,
     )
     set_rng_states(state["rng"])  # last: restoring and priming above may draw
     return int(state["rows"])

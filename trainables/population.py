@@ -22,8 +22,10 @@ products may round differently; README shows on 100 seeds that the results agree
 population is reproducible for the same seeds in the same order. A member whose budget ends
 goes on sampling a fresh episode (not part of its search, on no other member's behalf) until
 the last member ends. Not supported: `grad_clip` (a global norm would couple the members),
-`train_batch_size` > 1, checkpoints and resume of a population mid-way (a comparison
-reruns an unfinished population as a whole).
+`train_batch_size` > 1. Inside a Tune trial a population checkpoints every few reports
+(`trainables.live`: every member's env, the module's generators, the Adam and baseline
+states, the RNG states) and a restarted trial continues from its last checkpoint with every
+member's history unchanged; `dsmnas search` runs no population.
 """
 
 from __future__ import annotations
@@ -140,18 +142,21 @@ def run_population(
     try:
         envs = members(algo.env_runner_group.local_env_runner.env)
         budgets = [e.benchmark.clock.budget_s for e in envs]
+        live, save = _live(algo, envs)
         startup_s = time.perf_counter() - t0
         start = last_print = time.perf_counter()
-        finished: list[tuple | None] = [None] * len(envs)
-        live = active()
+        # a member's first episode is its search (restored: those that had ended)
+        finished: list[tuple | None] = [e.last_finished if e.episodes_finished else None
+                                        for e in envs]
         while not all(finished):
             train_result = algo.train()
             forget_episode_chunks(algo)
-            for i, env in enumerate(envs):  # a member's first episode is its search
+            for i, env in enumerate(envs):
                 if finished[i] is None and env.episodes_finished:
                     finished[i] = env.last_finished
             if live is not None:
-                live.progress([env_state(e) for e in envs], learner_entropy(train_result))
+                live.progress([env_state(e) for e in envs], learner_entropy(train_result),
+                              save=save)
             now = time.perf_counter()
             if progress and now - last_print >= progress_every_s:
                 last_print = now
@@ -170,6 +175,26 @@ def run_population(
                         wall_s / len(envs), startup_s / len(envs), done)
         for env, seed, budget, done in zip(envs, seeds, budgets, finished)
     ]
+
+
+def _live(algo, envs: Sequence):
+    """The active Tune trial reporter (None outside a trial) and how the population saves
+    its state for a checkpoint (every member's env, the algorithm with the module's
+    per-member generators, the RNG states); a trial that Tune restarted from a checkpoint
+    restores it here, before the first `train()`."""
+    live = active()
+    if live is None:
+        return None, None
+    from dsmnas.trainables.checkpoint import restore_checkpoint, write_state
+
+    with live.restored() as folder:
+        if folder is not None:
+            restore_checkpoint(algo, list(envs), folder)
+
+    def save(folder):
+        write_state(algo, list(envs), folder, sum(len(e.history) for e in envs))
+
+    return live, save
 
 
 def run_dsm_population(env_config: EnvConfig, settings: dict[str, Any], seeds: Sequence[int],
