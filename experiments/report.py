@@ -36,7 +36,7 @@ from scipy import stats  # noqa: E402
 from dsmnas.envs.errors import ConfigError  # noqa: E402
 
 if TYPE_CHECKING:
-    from dsmnas.experiments.sweep import Config
+    from dsmnas.experiments.settings import Config
 
 from dsmnas.experiments.settings import (  # noqa: E402,F401
     FAILED, OK, STOPPED, TEST_PREFIX, VISITED_PREFIX)

@@ -4,7 +4,7 @@
 flags of `search`, the evaluator actors, `fit-predictor` and `train-supernet` that are not
 settings of the env, the learner or a space), `RunSettings` (the flags and sweep-file keys
 that compare, ablate and sweep share), `CompareSettings`, `MethodSpec` (one compared
-variant), `SweepSettings` (a sweep's keys) and the catalogue of the paper's ablations. Every
+variant), `SweepSettings` (a sweep's keys), `Config` and `LogUniform` (a swept configuration, a swept range) and the catalogue of the paper's ablations. Every
 flag is made from these fields by `experiments.flags`. Light on purpose (no pandas, plotting, Ray or torch): `dsmnas CMD
 --help` reads this module and nothing heavier, and answers at once. Running and reporting
 are `experiments.plan`, `experiments.compare`, `experiments.recorder`, `experiments.sweep`,
@@ -143,6 +143,40 @@ class MethodSpec:
     settings: dict[str, Any] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)
     """Env settings of this method only, over the plan's shared ones (e.g. an ablation's K)."""
+
+
+RANGED = ("entropy", "lr")
+"""A sweep's parameters that may be a `LogUniform` range."""
+DIGITS = 4
+"""Significant digits a sweep's value drawn from a range is rounded to."""
+
+
+def rounded(value: float) -> float:
+    """A value drawn from a range, to `DIGITS` significant digits."""
+    return float(f"{float(value):.{DIGITS}g}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One swept configuration."""
+
+    K: int
+    M: int
+    entropy: float
+    lr: float | None = None
+    """None: not swept (the space's learning rate)."""
+
+    @property
+    def label(self) -> str:
+        # repr of a float is the shortest text that reads back as it: distinct values,
+        # distinct labels
+        lr = "" if self.lr is None else f"-lr{float(self.lr)!r}"
+        return f"K{self.K}-M{self.M}-ent{float(self.entropy)!r}{lr}"
+
+    @property
+    def settings(self) -> dict[str, float]:
+        """The DSM-NAS settings this configuration sets."""
+        return {"entropy": self.entropy, **({} if self.lr is None else {"lr": self.lr})}
 
 
 @dataclass(frozen=True)

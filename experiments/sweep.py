@@ -56,7 +56,8 @@ from dsmnas.envs.registry import get_spec
 from dsmnas.envs.settings import parse_settings, read_values
 from dsmnas.experiments import report
 from dsmnas.experiments.plan import ComparePlan, plan_compare, split_set
-from dsmnas.experiments.settings import KEYS, LogUniform, MethodSpec, SweepSettings
+from dsmnas.experiments.settings import (  # noqa: F401  (Config, rounded: the sweep API)
+    KEYS, RANGED, Config, LogUniform, MethodSpec, SweepSettings, rounded)
 from dsmnas.trainables.search import LearnerSettings
 
 SWEEP_DIR = Path(__file__).resolve().parent / "sweeps"
@@ -67,35 +68,9 @@ SEARCHERS = ("optuna", "hyperopt")
 SCHEDULERS = ("fifo", "asha")
 SWEPT = ("K", "M", "entropy", "lr")
 """The swept parameters: lists of values (entropy and lr: or a `LogUniform` range)."""
-RANGED = ("entropy", "lr")
 LEGACY_KEYS = {"mode": "search_alg", "samples": "num_samples"}
 """Sweep-file keys of 0.4.0 and their names now."""
-DIGITS = 4
-"""Significant digits a value drawn from a range is rounded to."""
 
-
-
-@dataclass(frozen=True)
-class Config:
-    """One swept configuration."""
-
-    K: int
-    M: int
-    entropy: float
-    lr: float | None = None
-    """None: not swept (the space's learning rate)."""
-
-    @property
-    def label(self) -> str:
-        # repr of a float is the shortest text that reads back as it: distinct values,
-        # distinct labels
-        lr = "" if self.lr is None else f"-lr{float(self.lr)!r}"
-        return f"K{self.K}-M{self.M}-ent{float(self.entropy)!r}{lr}"
-
-    @property
-    def settings(self) -> dict[str, float]:
-        """The DSM-NAS settings this configuration sets."""
-        return {"entropy": self.entropy, **({} if self.lr is None else {"lr": self.lr})}
 
 
 @dataclass(frozen=True)
@@ -296,11 +271,6 @@ def _check_installed(search_alg: str) -> None:
 
 
 # --------------------------------------------------------------------------------- plan
-
-
-def rounded(value: float) -> float:
-    """A value drawn from a range, to `DIGITS` significant digits."""
-    return float(f"{float(value):.{DIGITS}g}")
 
 
 def configurations(settings: SweepSettings) -> tuple[Config, ...]:

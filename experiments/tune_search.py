@@ -7,7 +7,7 @@ results of the trials that ended before it:
 - `SearcherTrials` is what `experiments.compare.run_compare` is given instead of its grid of
   runs: Tune's search space (`tune.choice` for K, M and listed values, `tune.loguniform` for a
   `LOW..HIGH` range), the search algorithm, the number of trials, and how a trial's config
-  names its runs (the label of its `sweep.Config` and all the sweep's seeds);
+  names its runs (the label of its `settings.Config` and all the sweep's seeds);
 - `sweep_trainable` turns a drawn configuration into the config `search_trainable` takes: one
   trial runs all the sweep's seeds as one population, and reports their mean best validation
   accuracy so far (`trainables.live.OBJECTIVE`), which the searcher maximises (never test
@@ -29,13 +29,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ray.tune.search import Searcher
 
-from dsmnas.experiments.settings import LogUniform, MethodSpec
-from dsmnas.experiments.sweep import RANGED, Config, SweepPlan, rounded
+from dsmnas.experiments.settings import RANGED, Config, LogUniform, MethodSpec, rounded
 from dsmnas.trainables.live import OBJECTIVE, LiveSettings
+
+if TYPE_CHECKING:
+    from dsmnas.experiments.sweep import SweepPlan
 
 REDRAWS = 100
 """Suggestions in a row that repeat a configuration already run, before the sweep ends."""
@@ -43,7 +45,7 @@ REDRAWS = 100
 
 def config_of(config: dict[str, Any], ranged: Sequence[str] | None = None) -> Config:
     """The swept configuration of a trial's config, or of a searcher's suggestion with the
-    names of the `ranged` parameters (values drawn from a range rounded to `sweep.DIGITS`
+    names of the `ranged` parameters (values drawn from a range rounded to `settings.DIGITS`
     significant digits: what the search runs and its label says)."""
     ranged = config["sweep"]["ranges"] if ranged is None else ranged
 
@@ -174,7 +176,7 @@ class SearcherTrials:
     """The trials of a sweep whose search algorithm draws the configurations (module
     docstring): what `run_compare(..., trials=)` runs instead of its plan's grid."""
 
-    plan: SweepPlan
+    plan: "SweepPlan"
     drawn: tuple[Config, ...] = ()
     """The configurations the sweep ran, in the order their trials were made (`record`)."""
 
