@@ -113,7 +113,8 @@ def test_help_imports_nothing_heavy(command):
 
 def _settings_classes():
     """Every settings dataclass the project declares: the env's, the learner's, each
-    method's, each built-in space's, the commands' and the supernet trainer's."""
+    method's, each built-in space's, the commands' and the supernet trainer's (not the
+    values they hold: a compared method, a swept configuration, a range)."""
     import dataclasses as dc
 
     from dsmnas.envs.config import EnvConfig
@@ -125,7 +126,8 @@ def _settings_classes():
 
     classes = {EnvConfig, LearnerSettings, SupernetTrainSettings}
     classes |= {c for c in vars(settings).values() if isinstance(c, type) and dc.is_dataclass(c)
-                and c.__module__ == settings.__name__ and c is not settings.MethodSpec}
+                and c.__module__ == settings.__name__
+                and c not in (settings.MethodSpec, settings.Config, settings.LogUniform)}
     for method in METHODS.values():
         classes |= {_import(target) for target in method.settings}
     for name in builtin_names():
