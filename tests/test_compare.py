@@ -159,7 +159,7 @@ def test_runs_csv_is_rewritten_as_each_run_finishes(tmp_path):
     )
     lines = []
     recorder = RunsRecorder(plan, tmp_path, lines.append)
-    trial = SimpleNamespace(config={"label": "dsm", "seed": 1}, path=None)
+    trial = SimpleNamespace(config={"run": "dsm:1", "label": "dsm", "seed": 1}, path=None)
     result = {"method": "dsm", "seed": 1, "arch": "x", "val_acc": 80.0, "test_acc_cifar10": 90.0,
               "queries": 2, "sim_time_s": 50.0, "wall_time_s": 0.1, "training_iteration": 1,
               "history_csv": "step,val_acc,sim_time_s\n0,70.0,20.0\n1,80.0,50.0\n"}
