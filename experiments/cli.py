@@ -93,7 +93,8 @@ def _resume(args) -> int:
     except (KeyError, TypeError) as e:
         raise ConfigError(f"{spec_path} is not a search's config ({type(e).__name__}: {e})")
     if getattr(env_cfg, "evaluator_service", None) is not None:  # its actors died with it
-        _evaluator_service(env_cfg, spec.get("evaluator_actors", 1), spec.get("gpus_per_evaluator"))
+        _evaluator_service(env_cfg, EvaluatorSettings(spec.get("evaluator_actors", 1),
+                                                      spec.get("gpus_per_evaluator")))
     quiet = args.flags["command"].given(args).get("quiet", False)
     return _run_recorded(env_cfg, learner, args.dir, every, quiet, resume=True)
 
@@ -151,8 +152,7 @@ def _search(args) -> int:
         raise ConfigError(f"dsmnas search runs dsm, which does not run over parallel workers "
                           f"(--workers {env_cfg.workers}); use dsmnas compare --methods "
                           f"dsm-sync or dsm-async --workers {env_cfg.workers}")
-    service = _evaluator_service(env_cfg, evaluators.evaluator_actors,
-                                 evaluators.gpus_per_evaluator)
+    service = _evaluator_service(env_cfg, evaluators, command.address)
     if service is not None:
         env_cfg = dataclasses.replace(env_cfg, evaluator_service=service)
     # Build the env once here so that bad settings fail in a second (before Ray starts,
@@ -268,25 +268,27 @@ def _space_values(args, flagsets: list[FlagSet]) -> dict:
     return {k: v for fs in flagsets for k, v in fs.given(args).items()}
 
 
-def _serve_trials(env: dict, sets, actors: int | None, gpus: float | None,
-                  address: str | None) -> list[str]:
+def _serve_trials(env: dict, sets, ev: EvaluatorSettings, address: str | None) -> list[str]:
     """Start the evaluator actors that every trial shares (when asked for) and add their
     name to the trials' env settings (`sets`, env.KEY=VALUE items, over `env`)."""
     from dsmnas.experiments.plan import split_set
 
     sets = list(sets or [])
-    if not actors and gpus is None:
+    if not ev.evaluator_actors and ev.gpus_per_evaluator is None:
         return sets
     given = {key: value for target, key, value in map(split_set, sets) if target == "env"}
     cfg = EnvConfig.from_dict({**env, **given})
-    name = _evaluator_service(cfg, actors or 0, gpus, address)
+    name = _evaluator_service(cfg, ev, address)
     return [*sets, f"env.evaluator_service={name}"]
 
 
-def _evaluator_service(env_cfg: EnvConfig, actors: int, gpus: float | None,
+def _evaluator_service(env_cfg: EnvConfig, ev: EvaluatorSettings,
                        address: str | None = None) -> str | None:
-    """Start `actors` supernet evaluator actors for `env_cfg` (none: evaluate in-process);
-    the name the env finds them by."""
+    """Start `ev.evaluator_actors` supernet evaluator actors for `env_cfg` (none: evaluate
+    in-process) on the cluster at `address` (None: a local Ray); the name the env finds
+    them by. On a joined cluster they wait up to `ev.evaluator_wait` s for a node with the
+    resource `supernet_evaluator` (an autoscaler may be starting one)."""
+    actors, gpus = ev.evaluator_actors, ev.gpus_per_evaluator
     if actors < 0:
         raise ConfigError(f"--evaluator-actors must be >= 0, got {actors}")
     if actors == 0:
@@ -308,7 +310,8 @@ def _evaluator_service(env_cfg: EnvConfig, actors: int, gpus: float | None,
     ensure_ray(address)
     # held for the life of the command: Ray ends the actors when their handles are gone
     _SERVICES.append(start_evaluators(env_cfg.checkpoint, n_actors=actors,
-                                      gpus_per_actor=gpus, data=env_cfg.data, name=DEFAULT_NAME))
+                                      gpus_per_actor=gpus, data=env_cfg.data, name=DEFAULT_NAME,
+                                      wait_for_resource_s=ev.evaluator_wait if address else 0))
     return DEFAULT_NAME
 
 
@@ -365,7 +368,7 @@ def _fit_predictor(args) -> int:
     a = args.flags["fit"].settings(args, "fit-predictor")
     ev = args.flags["evaluators"].settings(args, "fit-predictor")
     cfg = EnvConfig(space="mobilenet", evaluator="supernet", checkpoint=a.checkpoint, data=a.data)
-    service = _evaluator_service(cfg, ev.evaluator_actors, ev.gpus_per_evaluator)
+    service = _evaluator_service(cfg, ev)
     if service is None:
         from dsmnas.envs.evaluators.supernet import SubnetEvaluator
 
@@ -476,7 +479,7 @@ def _compare(args) -> int:
     # Everything that can be wrong with the input fails here, in a second, before Ray starts.
     plan = plan_compare(
         run.methods, run.seeds, run.first_seed, env=env,
-        sets=_serve_trials(env, run.set, ev.evaluator_actors, ev.gpus_per_evaluator, run.address),
+        sets=_serve_trials(env, run.set, ev, run.address),
         population=run.population,
     )
     out = run.out or os.path.join("runs", time.strftime("compare-%Y%m%d-%H%M%S"))
@@ -512,7 +515,7 @@ def _ablate(args) -> int:
     space = env.get("space", EnvConfig.space)
     plan = plan_compare(
         list(variants(args.name, space)), run.seeds, run.first_seed, env=env,
-        sets=_serve_trials(env, run.set, ev.evaluator_actors, ev.gpus_per_evaluator, run.address),
+        sets=_serve_trials(env, run.set, ev, run.address),
         population=run.population,
     )
     out = run.out or os.path.join("runs", time.strftime(f"ablate-{args.name}-%Y%m%d-%H%M%S"))
@@ -587,8 +590,7 @@ def _sweep(args) -> int:
     # evaluator actors are asked for: they are started before the plan is checked).
     settings = resolve_settings(load_sweep_file(command.config) if command.config else None,
                                 values)
-    served = _serve_trials({"space": settings.space}, settings.set, ev.evaluator_actors,
-                           ev.gpus_per_evaluator, settings.address)
+    served = _serve_trials({"space": settings.space}, settings.set, ev, settings.address)
     settings = dataclasses.replace(settings, set=tuple(served))
     plan = plan_sweep(settings)
     out = settings.out or os.path.join("runs", time.strftime("sweep-%Y%m%d-%H%M%S"))

@@ -219,13 +219,7 @@ def _tune_runs(out, recorder, address, retries, resources, scheduler, param_spac
     from dsmnas.trainables.ray_utils import ensure_ray
     from dsmnas.trainables.tune_trainable import search_trainable, with_resources
 
-    try:
-        ensure_ray(address=address)
-    except ConnectionError as e:
-        raise ConfigError(
-            f"cannot connect to the Ray cluster at {address!r} ({e}); is it running, and is "
-            "RAY_AUTH_MODE=token set when the cluster uses token authentication?"
-        ) from None
+    ensure_ray(address=address)
     name = time.strftime("compare-%Y%m%d-%H%M%S")
     tuner = tune.Tuner(
         with_resources(resources, trainable or search_trainable),

@@ -43,6 +43,9 @@ class SearchCommand:
         "RLlib iteration end past each multiple, up to 16 queries later), for `dsmnas resume "
         "OUT`; 0: never", metavar="N")
     quiet: bool = setting(False, "no progress lines")
+    address: str | None = setting(
+        None, "address of a running Ray cluster for the evaluator actors (e.g. auto or "
+        "HOST:6379); default: a local Ray (the search itself runs in this process)")
 
     def __post_init__(self):
         if self.checkpoint_every < 0:
@@ -61,6 +64,15 @@ class EvaluatorSettings:
     gpus_per_evaluator: float | None = setting(
         None, "GPUs per evaluator actor, fractions allowed (default: the cluster's GPUs shared "
         "evenly)", metavar="G")
+    evaluator_wait: float = setting(
+        600.0, "on a cluster joined with --address that has no node with the resource "
+        "supernet_evaluator yet, ask its autoscaler for one and wait up to this many seconds "
+        "(a GPU node may take minutes to boot); 0: place the actors on the nodes there are",
+        metavar="SECONDS")
+
+    def __post_init__(self):
+        if not self.evaluator_wait >= 0:
+            raise ConfigError(f"--evaluator-wait must be >= 0 seconds, got {self.evaluator_wait}")
 
 
 @dataclass(frozen=True)

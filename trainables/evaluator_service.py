@@ -57,9 +57,16 @@ class SupernetEvaluatorActor:
         factory: EvaluatorFactory | None = None,
         num_threads: int | None = None,
     ):
-        if num_threads:
-            import torch
+        import torch
 
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            # placed by a GPU resource that torch cannot see (Ray's fake multi-node
+            # cluster, cluster-local.yaml, declares GPUs that are only resources): run on CPU
+            logger.warning("evaluator actor: placed for %s, but torch sees no CUDA: CPU",
+                           device)
+            device = "cpu"
+            num_threads = num_threads or 1
+        if num_threads:
             torch.set_num_threads(int(num_threads))
         factory = factory or _default_factory
         self.checkpoint = str(checkpoint)
@@ -179,6 +186,7 @@ def start_evaluators(
     max_restarts: int = -1,
     factory: EvaluatorFactory | None = None,
     start_timeout_s: float = 600.0,
+    wait_for_resource_s: float = 0.0,
 ) -> EvaluatorService:
     """Start `n_actors` named evaluator actors `{name}-{i}` in `namespace`; call once, from
     the driver, after Ray is initialised (`trainables.ray_utils.ensure_ray`).
@@ -189,6 +197,11 @@ def start_evaluators(
         `require_gpu`.
     resource: a custom resource each actor takes one unit of, only if the cluster
         advertises it (None: never).
+    wait_for_resource_s: on a cluster that does not advertise `resource` yet, ask its
+        autoscaler for one unit per actor (`ray.autoscaler.sdk.request_resources`) and wait
+        up to this long for a node that carries it, then place the actors on the grown
+        cluster; ConfigError if none came. 0: take the cluster as it is now (a private
+        local Ray, or a fixed cluster without the resource: the actors run anywhere).
     require_gpu: never fall back to CPU; the actors wait for GPUs (an autoscaler may add
         them) and TimeoutError is raised if they have not started after `start_timeout_s`.
     data, evaluator_kwargs, factory: passed on to build each actor's evaluator, see
@@ -206,6 +219,8 @@ def start_evaluators(
         )
     if n_actors < 1:
         raise ConfigError(f"n_actors must be >= 1, got {n_actors!r}")
+    if resource and wait_for_resource_s > 0:
+        _wait_for_resource(resource, n_actors, wait_for_resource_s)
     options, device = actor_options(
         ray.cluster_resources(), n_actors, gpus_per_actor, cpus_per_actor, resource, require_gpu
     )
@@ -250,6 +265,34 @@ def start_evaluators(
         service.shutdown()
         raise RuntimeError(f"an evaluator actor failed to start: {err}") from err
     return service
+
+
+def _wait_for_resource(resource: str, n_actors: int, wait_s: float, poll_s: float = 0.5) -> None:
+    """Return once the cluster advertises `resource`, having asked its autoscaler for
+    `n_actors` units of it; ConfigError after `wait_s` seconds without it. The placement
+    (GPU shares included) is then read off the nodes that came, as on a fixed cluster."""
+    import ray
+    from ray.autoscaler.sdk import request_resources
+
+    if float(ray.cluster_resources().get(resource, 0)) > 0:
+        return
+    request_resources(bundles=[{resource: 1}] * n_actors)
+    deadline = time.monotonic() + wait_s
+    try:
+        while float(ray.cluster_resources().get(resource, 0)) <= 0:
+            if time.monotonic() > deadline:
+                raise ConfigError(
+                    f"no node of the Ray cluster carries {resource!r} after {wait_s:g} s "
+                    f"(cluster resources: {_resource_names(ray.cluster_resources())}): the "
+                    f"evaluator actors need a node type with it, as cluster.yaml's gpu_worker; "
+                    f"--evaluator-wait 0 runs them on any node")
+            time.sleep(poll_s)
+    finally:
+        request_resources(bundles=[])  # the actors hold their node from now on
+
+
+def _resource_names(resources: dict) -> str:
+    return ", ".join(sorted(k for k in resources if not k.startswith("node:"))) or "none"
 
 
 __all__ = ["EvaluatorFactory", "EvaluatorService", "SupernetEvaluatorActor", "start_evaluators"]

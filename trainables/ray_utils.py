@@ -16,7 +16,8 @@ def quiet_ray_logs() -> None:
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Connect to `address` (a running cluster), else start a private local instance.
+    """Connect to `address` (a running cluster; ConfigError if there is none), else start a
+    private local instance.
 
     `address="local"` is used rather than a plain `ray.init()`: a stale cluster file left by
     a killed head node makes the plain call try to connect to a dead cluster.
@@ -32,7 +33,15 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     quiet_ray_logs()
     kwargs = dict(log_to_driver=False, logging_level=logging.ERROR)
     if address:
-        ray.init(address=address, **kwargs)
+        try:
+            ray.init(address=address, **kwargs)
+        except ConnectionError as e:
+            from dsmnas.envs.errors import ConfigError
+
+            raise ConfigError(
+                f"cannot connect to the Ray cluster at {address!r} ({e}); is it running, and "
+                "is RAY_AUTH_MODE=token set when the cluster uses token authentication?"
+            ) from None
     else:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **kwargs)
 
