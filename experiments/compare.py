@@ -35,6 +35,7 @@ import pandas as pd
 
 from dsmnas.envs.errors import ConfigError
 from dsmnas.experiments import report
+from dsmnas.experiments.trackers import parse_trackers, tracker_callbacks
 from dsmnas.trainables.live import LiveSettings
 # plan_compare is re-exported for `from dsmnas.experiments.compare import plan_compare,
 # run_compare` (the Python API in the docs), split_set for code written against 0.3
@@ -118,6 +119,7 @@ def run_compare(
     resume: bool = False,
     live: LiveSettings = LiveSettings(),
     scheduler=None,
+    trackers: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Run the plan through Ray Tune and write every output; returns the runs table.
     Welch t-tests compare every method with `reference`. `resources` is what each trial
@@ -125,11 +127,13 @@ def run_compare(
     earlier run of the same plan in `out_dir` and run only the others (see the module doc).
     `live`: how often trials report and checkpoint while they search (`trainables.live`;
     it changes no result, so a resume may change it). `scheduler`: a Tune trial scheduler
-    (a sweep's ASHA); the runs of a trial it stops are `stopped` rows, kept by a resume."""
+    (a sweep's ASHA); the runs of a trial it stops are `stopped` rows, kept by a resume.
+    `trackers`: also log every report to these (`experiments.trackers`: mlflow, wandb)."""
     if not (isinstance(retries, int) and retries >= 0):
         raise ConfigError(f"--retries must be an integer >= 0, got {retries!r}")
     if max_concurrent is not None and max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be >= 1, got {max_concurrent!r}")
+    trackers = parse_trackers(trackers)
     out = Path(out_dir).expanduser().resolve()
     previous = previous_rows(plan, out, resume)
     done = (report.OK, report.STOPPED)
@@ -149,12 +153,12 @@ def run_compare(
                    if rerun > len(todo) else ""))
     if todo:
         _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, printer,
-                   resources, live, scheduler)
+                   resources, live, scheduler, trackers)
     return _finish(plan, out, recorder, retries, printer, reference)
 
 
 def _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, printer,
-               resources, live, scheduler) -> None:
+               resources, live, scheduler, trackers=()) -> None:
     from ray import tune
 
     from dsmnas.trainables.ray_utils import ensure_ray
@@ -196,7 +200,7 @@ def _tune_runs(plan, out, todo, recorder, address, max_concurrent, retries, prin
             name=name,
             failure_config=tune.FailureConfig(max_failures=retries),
             verbose=0,
-            callbacks=[recorder],
+            callbacks=[recorder, *tracker_callbacks(trackers, out)],
         ),
     )
     with _quiet_tune():

@@ -338,7 +338,8 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path,
     runs = run_compare(plan.compare, out_dir, address=s.address,
                        max_concurrent=s.max_concurrent, retries=s.retries, printer=printer,
                        reference=plan.reference, resources=plan.resources, resume=resume,
-                       scheduler=plan.scheduler(), **({} if live is None else {"live": live}))
+                       scheduler=plan.scheduler(), trackers=s.trackers,
+                       **({} if live is None else {"live": live}))
     c = plan.compare
     notes = [f"Data: {c.source}; {c.env.space} / {c.env.dataset}; budget {c.budget_text} "
              f"per run; seeds {c.seeds[0]}–{c.seeds[-1]}; mode {s.mode}"
