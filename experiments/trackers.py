@@ -13,6 +13,10 @@ folder OUT; nothing goes to the network:
   under `OUT/wandb/offline-run-*`, project `$WANDB_PROJECT` (default "dsmnas"), grouped by OUT's
   name; `wandb sync` uploads them later, from a machine that is online.
 
+Checked with strace on `dsmnas compare --tracker mlflow,wandb` (2 trials): the only
+connections to addresses other than this node's own are the ones Ray makes without trackers
+(the dashboard's cloud-metadata probe, a route lookup); W&B adds local sockets only.
+
 `parse_trackers` checks names and installed packages (one `ConfigError`, before Ray starts);
 importing this module imports neither package, nor Ray.
 """
