@@ -484,7 +484,8 @@ def _compare(args) -> int:
     )
     out = run.out or os.path.join("runs", time.strftime("compare-%Y%m%d-%H%M%S"))
     runs = run_compare(plan, out, address=run.address, max_concurrent=run.max_concurrent,
-                       retries=run.retries, resume=command.resume, live=_live(args))
+                       retries=run.retries, resume=command.resume, live=_live(args),
+                       trackers=run.trackers)
     return _exit_code(runs)
 
 
@@ -521,7 +522,7 @@ def _ablate(args) -> int:
     out = run.out or os.path.join("runs", time.strftime(f"ablate-{args.name}-%Y%m%d-%H%M%S"))
     runs = run_compare(plan, out, address=run.address, max_concurrent=run.max_concurrent,
                        retries=run.retries, reference=reference(args.name, space) or REFERENCE,
-                       resume=command.resume, live=_live(args))
+                       resume=command.resume, live=_live(args), trackers=run.trackers)
     paths = write_ablation(args.name, runs, out, K=plan.env.K, space=plan.env.space)
     print("wrote " + ", ".join(str(p) for p in paths))
     return _exit_code(runs)

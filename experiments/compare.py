@@ -35,6 +35,7 @@ import pandas as pd
 
 from dsmnas.envs.errors import ConfigError
 from dsmnas.experiments import report
+from dsmnas.experiments.trackers import parse_trackers, tracker_callbacks
 from dsmnas.trainables.live import LiveSettings
 # plan_compare is re-exported for `from dsmnas.experiments.compare import plan_compare,
 # run_compare` (the Python API in the docs), split_set for code written against 0.3
@@ -124,6 +125,7 @@ def run_compare(
     live: LiveSettings = LiveSettings(),
     scheduler=None,
     trials=None,
+    trackers: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Run the plan through Ray Tune and write every output; returns the runs table.
     Welch t-tests compare every method with `reference`. `resources` is what each trial
@@ -134,15 +136,17 @@ def run_compare(
     (a sweep's ASHA); the runs of a trial it stops are `stopped` rows, kept by a resume.
     `trials`: a sweep whose search algorithm draws the configurations
     (`experiments.tune_search.SearcherTrials`) instead of the plan's grid of runs; the plan's
-    methods are then replaced by the configurations drawn (no resume)."""
+    methods are then replaced by the configurations drawn (no resume). `trackers`: also log
+    every report to these (`experiments.trackers`: mlflow, wandb)."""
     if not (isinstance(retries, int) and retries >= 0):
         raise ConfigError(f"--retries must be an integer >= 0, got {retries!r}")
     if max_concurrent is not None and max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be >= 1, got {max_concurrent!r}")
+    trackers = parse_trackers(trackers)
     out = Path(out_dir).expanduser().resolve()
     if trials is not None:
         return _searcher_runs(plan, out, trials, address, max_concurrent, retries, printer,
-                              reference, resources, resume, live, scheduler)
+                              reference, resources, resume, live, scheduler, trackers)
     previous = previous_rows(plan, out, resume)
     done = (report.OK, report.STOPPED)
     todo = [k for k in plan.runs if previous.get(k, {}).get("status") not in done]
@@ -172,14 +176,14 @@ def run_compare(
                       else f"all {len(plan.pooled)} methods")
             printer(f"population mode for {pooled}: at most {plan.population} searches per "
                     "trial, computed as one batch (--population 1: one per trial)")
-        _tune_runs(out, recorder, address, retries, resources, scheduler,
+        _tune_runs(out, recorder, address, retries, resources, scheduler, trackers,
                    param_space=param_space(plan, todo, live),
                    tune_config=dict(max_concurrent_trials=max_concurrent))
     return _finish(plan, out, recorder, retries, printer, reference)
 
 
 def _searcher_runs(plan, out, trials, address, max_concurrent, retries, printer, reference,
-                   resources, resume, live, scheduler) -> pd.DataFrame:
+                   resources, resume, live, scheduler, trackers) -> pd.DataFrame:
     """`run_compare` of a sweep whose search algorithm draws the configurations."""
     from dsmnas.experiments.recorder import RunsRecorder
 
@@ -197,7 +201,7 @@ def _searcher_runs(plan, out, trials, address, max_concurrent, retries, printer,
     printer(f"sweep: {s.search_alg} draws {trials.num_samples} configuration(s), each one "
             f"trial of {len(plan.seeds)} seed(s) on {plan.env.space}/{plan.env.dataset} "
             f"({plan.source}, budget {plan.budget_text}); retries {retries}; writing {out}")
-    grid = _tune_runs(out, recorder, address, retries, resources, scheduler,
+    grid = _tune_runs(out, recorder, address, retries, resources, scheduler, trackers,
                       param_space=trials.param_space(live), trainable=trials.trainable,
                       tune_config=dict(max_concurrent_trials=max_concurrent,
                                        search_alg=trials.search_alg(printer),
@@ -211,7 +215,7 @@ def _searcher_runs(plan, out, trials, address, max_concurrent, retries, printer,
     return _finish(plan, out, recorder, retries, printer, reference)
 
 
-def _tune_runs(out, recorder, address, retries, resources, scheduler, param_space,
+def _tune_runs(out, recorder, address, retries, resources, scheduler, trackers, param_space,
                tune_config, trainable=None):
     """Run the trials through `tune.Tuner`, `recorder` recording them; the ResultGrid."""
     from ray import tune
@@ -238,7 +242,7 @@ def _tune_runs(out, recorder, address, retries, resources, scheduler, param_spac
             name=name,
             failure_config=tune.FailureConfig(max_failures=retries),
             verbose=0,
-            callbacks=[recorder],
+            callbacks=[recorder, *tracker_callbacks(trackers, out)],
         ),
     )
     with _quiet_tune():

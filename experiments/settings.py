@@ -126,6 +126,16 @@ class RunSettings:
         (), "METHOD.KEY=VALUE (a setting of one method, e.g. dsm.lr=0.02; METHOD.env.KEY=VALUE "
         "its env), or env.KEY=VALUE (every run's env, e.g. env.K=8); a sweep takes env. and "
         "dsm. items", metavar="METHOD.KEY=VALUE", repeat=True)
+    trackers: tuple[str, ...] = setting(
+        (), "also log every trial's reports, offline, to an experiment tracker: mlflow "
+        "(OUT/mlflow.db) or wandb (OUT/wandb/); repeatable or comma-separated; each is an "
+        "optional extra (pip install 'dsmnas[mlflow]')", flag="--tracker", metavar="NAME",
+        repeat=True)
+
+    def __post_init__(self):
+        from dsmnas.experiments.trackers import parse_trackers
+
+        object.__setattr__(self, "trackers", parse_trackers(self.trackers))
 
 
 @dataclass(frozen=True)

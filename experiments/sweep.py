@@ -438,7 +438,7 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path,
     runs = run_compare(plan.compare, out_dir, address=s.address,
                        max_concurrent=s.max_concurrent, retries=s.retries, printer=printer,
                        reference=plan.reference, resources=plan.resources, resume=resume,
-                       scheduler=plan.scheduler(), trials=trials,
+                       scheduler=plan.scheduler(), trials=trials, trackers=s.trackers,
                        **({} if live is None else {"live": live}))
     configs = plan.configs if trials is None else trials.drawn
     c = plan.compare
