@@ -514,3 +514,20 @@ def test_a_search_algorithm_draws_distinct_configurations_as_one_trial_each(
     for label, rows in progress.items():
         whole = (table.loc[table["label"] == label, "status"] == "ok").all()
         assert len(rows) >= (3 if whole else 1), (label, len(rows))  # a short budget
+
+
+def test_a_sweep_file_takes_search_algorithms_and_ranges(tmp_path):
+    path = tmp_path / "tpe.yaml"
+    path.write_text("K: [2, 4]\nentropy: 1e-4..1e-2\nlr: [3e-3, 1e-2]\nsearch_alg: optuna\n"
+                    "num_samples: 5\nseeds: 3\npopulation: 3\nscheduler: asha\n")
+    s = resolve_settings(sweep.load_sweep_file(path))
+    assert (s.search_alg, s.num_samples, s.entropy, s.lr) == (
+        "optuna", 5, sweep.LogUniform(1e-4, 1e-2), (3e-3, 1e-2))
+    plan = sweep.plan_sweep(s)
+    assert plan.searcher and plan.configs == ()
+    # every K x M pair is checked before Ray starts (the first entropy and lr stand in)
+    assert [m.label for m in plan.compare.methods] == ["K2-M4-ent0.0001-lr0.003",
+                                                        "K4-M4-ent0.0001-lr0.003"]
+    path.write_text("entropy: 1e-2..1e-4\nsearch_alg: optuna\nnum_samples: 5\n")
+    with pytest.raises(ConfigError, match="needs 0 < LOW < HIGH"):
+        resolve_settings(sweep.load_sweep_file(path))
