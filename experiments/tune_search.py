@@ -14,9 +14,9 @@ results of the trials that ended before it:
   accuracy);
 - `Distinct` wraps the searcher so that no configuration runs twice: a suggestion that repeats
   one already run is answered with that run's result (the searcher learns it again and draws
-  anew), one that repeats a running trial is answered as failed. Optuna's TPE draws repeats
-  often over a finite grid once it has converged; 100 repeats in a row end the sweep early
-  (said in the log).
+  anew), one that repeats a running trial is answered as failed. A TPE sampler may suggest
+  a configuration of a finite grid again; 100 repeats in a row end the sweep early (said in
+  the log).
 
 Samplers: Optuna's `TPESampler(seed=draw_seed)`, HyperOpt's TPE with
 `random_state_seed=draw_seed`. What they draw depends on the order trials end, so a sweep is
