@@ -9,7 +9,8 @@ summaries and plots.
 
 Output folder: `runs.csv`, `plan.json` (what was planned: methods, env settings, budget;
 checked on `--resume`), `histories/<method>-<seed>.csv`, `summary.md`, `summary.csv`,
-`anytime_val.png`, `test_acc.png`, and `tune/` (Tune's own trial folders, with the full
+`anytime_val.png`, `test_acc.png` (with `--objectives` also `fronts/<method>-<seed>.csv` and
+`hypervolume_val.png`; `envs.objectives`), and `tune/` (Tune's own trial folders, with the full
 traceback of every failed attempt in `error.txt`).
 
 Resuming (`resume=True`, `--resume`): a folder that already holds `runs.csv` and `plan.json`
@@ -282,6 +283,8 @@ def _finish(plan, out, recorder, retries, printer, reference) -> pd.DataFrame:
         title=f"{plan.env.space} / {plan.env.dataset}: "
               + ", ".join(m.label for m in plan.methods),
         notes=notes,
+        objectives=plan.objectives,
+        limits=dict(plan.env.limits or ()),
     )
     n_failed = int((runs["status"] == report.FAILED).sum())
     n_stopped = int((runs["status"] == report.STOPPED).sum())

@@ -42,6 +42,8 @@ from dsmnas.experiments.settings import (  # noqa: E402,F401
     FAILED, OK, STOPPED, TEST_PREFIX, VISITED_PREFIX)
 ANYTIME_PNG = "anytime_val.png"
 TEST_PNG = "test_acc.png"
+FRONTS = "fronts"
+"""With `--objectives`: the folder of each run's front, `fronts/<method>-<seed>.csv`."""
 
 
 def test_columns(runs: pd.DataFrame) -> list[str]:
@@ -136,13 +138,16 @@ def summary_markdown(
     reference: str = "dsm",
     title: str = "Comparison",
     notes: Sequence[str] = (),
+    lead: Sequence[str] = (),
 ) -> str:
     """Table II layout: methods as rows, datasets as columns, "mean ± std"; then the Welch
-    p-values against `reference`, then every failed run with its error."""
+    p-values against `reference`, then every failed run with its error. `lead`: lines
+    before the table (with `--objectives`, the hypervolume ranking)."""
     tests = test_columns(runs)
     datasets = [c[len(TEST_PREFIX):] for c in tests]
     lines = [f"# {title}", ""]
     lines += [f"{n}" for n in notes] + ([""] if notes else [])
+    lines += list(lead)
     header = ["method", "runs", "failed", "val", *datasets, "queries", "wall s"]
     rows = [
         [
@@ -348,16 +353,33 @@ def write_report(
     reference: str = "dsm",
     title: str = "Comparison",
     notes: Sequence[str] = (),
+    objectives=None,
+    limits: Mapping[str, float] | None = None,
 ) -> list[Path]:
-    """summary.csv, summary.md and the two plots in `out_dir`; returns their paths."""
+    """summary.csv, summary.md and the two plots in `out_dir`; returns their paths. With
+    `objectives` (`envs.objectives.Objectives`; `limits`: the runs' limits), the summary
+    ranks the methods by hypervolume first and `hypervolume_val.png` is drawn too
+    (`experiments.report_objectives`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(runs, reference)
+    lead: list[str] = []
+    if objectives is not None:
+        from dsmnas.experiments import report_objectives
+
+        figures = report_objectives.summarize(runs, reference)
+        summary = summary.merge(figures, on="method", how="left")
+        lead = report_objectives.markdown(figures, objectives, reference)
     summary.to_csv(out / "summary.csv", index=False)
-    (out / "summary.md").write_text(summary_markdown(summary, runs, reference, title, notes))
+    (out / "summary.md").write_text(summary_markdown(summary, runs, reference, title, notes,
+                                                     lead))
     paths = [out / "summary.csv", out / "summary.md"]
     if histories:
         paths.append(plot_anytime(histories, out / ANYTIME_PNG, methods=method_order(runs)))
+    if histories and objectives is not None:
+        paths.append(report_objectives.plot_anytime_hypervolume(
+            histories, objectives, limits, out / report_objectives.HYPERVOLUME_PNG,
+            methods=method_order(runs)))
     if not finished(runs).empty:
         paths.append(plot_test_distribution(runs, out / TEST_PNG))
     return paths
