@@ -275,17 +275,17 @@ def _finish(plan, out, recorder, retries, printer, reference) -> pd.DataFrame:
         )
     if (runs["status"] == report.FAILED).any():
         notes.append(f"Full tracebacks of failed runs: `{out / 'tune'}/*/*/error.txt`.")
-    paths = report.write_report(
-        runs,
-        report.load_histories(runs, out / "histories"),
-        out,
-        reference=reference,
-        title=f"{plan.env.space} / {plan.env.dataset}: "
-              + ", ".join(m.label for m in plan.methods),
-        notes=notes,
-        objectives=plan.objectives,
-        limits=dict(plan.env.limits or ()),
-    )
+    histories = report.load_histories(runs, out / "histories")
+    title = f"{plan.env.space} / {plan.env.dataset}: " + ", ".join(m.label for m in plan.methods)
+    if plan.objectives is None:
+        paths = report.write_report(runs, histories, out, reference=reference, title=title,
+                                    notes=notes)
+    else:
+        from dsmnas.experiments import report_objectives
+
+        paths = report_objectives.write_report(
+            runs, histories, out, plan.objectives, dict(plan.env.limits or ()),
+            reference=reference, title=title, notes=notes)
     n_failed = int((runs["status"] == report.FAILED).sum())
     n_stopped = int((runs["status"] == report.STOPPED).sum())
     printer(

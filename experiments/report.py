@@ -353,33 +353,23 @@ def write_report(
     reference: str = "dsm",
     title: str = "Comparison",
     notes: Sequence[str] = (),
-    objectives=None,
-    limits: Mapping[str, float] | None = None,
+    lead: Sequence[str] = (),
+    figures: pd.DataFrame | None = None,
 ) -> list[Path]:
-    """summary.csv, summary.md and the two plots in `out_dir`; returns their paths. With
-    `objectives` (`envs.objectives.Objectives`; `limits`: the runs' limits), the summary
-    ranks the methods by hypervolume first and `hypervolume_val.png` is drawn too
-    (`experiments.report_objectives`)."""
+    """summary.csv, summary.md and the two plots in `out_dir`; returns their paths. `lead`:
+    summary.md's lines before its table, `figures`: more columns per method for summary.csv
+    (with `--objectives`: `experiments.report_objectives.write_report`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(runs, reference)
-    lead: list[str] = []
-    if objectives is not None:
-        from dsmnas.experiments import report_objectives
-
-        figures = report_objectives.summarize(runs, reference)
+    if figures is not None:
         summary = summary.merge(figures, on="method", how="left")
-        lead = report_objectives.markdown(figures, objectives, reference)
     summary.to_csv(out / "summary.csv", index=False)
     (out / "summary.md").write_text(summary_markdown(summary, runs, reference, title, notes,
                                                      lead))
     paths = [out / "summary.csv", out / "summary.md"]
     if histories:
         paths.append(plot_anytime(histories, out / ANYTIME_PNG, methods=method_order(runs)))
-    if histories and objectives is not None:
-        paths.append(report_objectives.plot_anytime_hypervolume(
-            histories, objectives, limits, out / report_objectives.HYPERVOLUME_PNG,
-            methods=method_order(runs)))
     if not finished(runs).empty:
         paths.append(plot_test_distribution(runs, out / TEST_PNG))
     return paths

@@ -10,7 +10,8 @@ and, where the space knows its true front, `igd_plus_val` (`envs.objectives`).
   highest mean validation hypervolume);
 - `markdown`: the methods ranked by mean validation hypervolume;
 - `plot_anytime_hypervolume`: validation hypervolume of the feasible queries made so far
-  against simulated time (queries when the budget counts queries), mean ± std over seeds.
+  against simulated time (queries when the budget counts queries), mean ± std over seeds;
+- `write_report`: `experiments.report.write_report` with all of these.
 """
 
 from __future__ import annotations
@@ -161,3 +162,19 @@ def plot_anytime_hypervolume(histories: Mapping[tuple[str, int], pd.DataFrame],
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def write_report(runs: pd.DataFrame, histories: Mapping[tuple[str, int], pd.DataFrame],
+                 out_dir: str | Path, objectives: Objectives,
+                 limits: Mapping[str, float] | None = None, reference: str = "dsm",
+                 title: str = "Comparison", notes: Sequence[str] = ()) -> list[Path]:
+    """A comparison's report (`experiments.report.write_report`) led by the hypervolume
+    ranking, the figures in summary.csv, and `hypervolume_val.png`; returns the paths."""
+    figures = summarize(runs, reference)
+    paths = report.write_report(runs, histories, out_dir, reference, title, notes,
+                                lead=markdown(figures, objectives, reference), figures=figures)
+    if histories:
+        paths.append(plot_anytime_hypervolume(histories, objectives, limits,
+                                              Path(out_dir) / HYPERVOLUME_PNG,
+                                              methods=report.method_order(runs)))
+    return paths
