@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.objectives import objectives_text, parse_objectives
 from dsmnas.envs.settings import setting
 from dsmnas.envs.registry import SpaceSpec, get_spec, normalize
 
@@ -78,6 +79,11 @@ class EnvConfig:
         None, "a proposal over a limit: 'query' it (the paper: reward as usual, never a "
         "center) or give it a 'penalty' without a query (dsm-macs); default query"
     )
+    objectives: str | tuple[tuple[str, str], ...] | None = setting(
+        None, "search 2 or 3 objectives at once, METRIC:max|min comma-separated: val_acc:max "
+        "(the reward) and metrics the space serves, e.g. val_acc:max,latency_s:min; the "
+        "result is then a front (docs: Several objectives); methods with a multi-objective "
+        "form only", metavar="METRIC:DIR,...")
     options: tuple[tuple[str, Any], ...] = setting(
         (), "the space's own settings (its SpaceSpec.settings), given as plain keys"
     )
@@ -122,6 +128,11 @@ class EnvConfig:
             merged["init_centers"] = tuple(merged["init_centers"])
         if merged["limits"] is not None:
             merged["limits"] = tuple(sorted(parse_limits(merged["limits"]).items()))
+        merged["objectives"] = parse_objectives(merged["objectives"])
+        if merged["objectives"] is not None and spec.objectives is None:
+            raise ConfigError(f"the {spec.name} space declares no normalisation for "
+                              f"--objectives (SpaceSpec.objectives); it cannot search several "
+                              f"objectives")
         for name, value in merged.items():
             object.__setattr__(self, name, value)
 
@@ -161,6 +172,10 @@ class EnvConfig:
             d["init_centers"] = list(d["init_centers"])
         if d["limits"] is not None:
             d["limits"] = dict(d["limits"])
+        if d["objectives"] is None:  # absent: configs of single-objective searches as before
+            del d["objectives"]
+        else:
+            d["objectives"] = objectives_text(d["objectives"])
         d.update(self.options)
         return d
 

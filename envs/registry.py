@@ -33,6 +33,7 @@ from dsmnas.envs.errors import ConfigError
 if TYPE_CHECKING:
     from dsmnas.envs.benchmarks.base import Benchmark
     from dsmnas.envs.config import EnvConfig
+    from dsmnas.envs.objectives import ObjectiveScale
     from dsmnas.envs.spaces.base import SearchSpace
 
 ENTRY_POINT_GROUP = "dsmnas.spaces"
@@ -86,6 +87,10 @@ class SpaceSpec:
     """Fills defaults that depend on other settings (given the merged values, returns the
     values to set where they are None)."""
     description: str = ""
+    objectives: Callable[["Benchmark"], "ObjectiveScale"] | None = None
+    """The fixed normalisation of the metrics that `--objectives` may name
+    (`envs.objectives.ObjectiveScale`, given the built benchmark: from the data, never from
+    a run); None: the space refuses `--objectives`."""
 
     def __post_init__(self):
         if self.budget not in BUDGETS:

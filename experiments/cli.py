@@ -45,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 _ENV_FLAGS = ("space", "dataset", "budget_s", "budget_queries", "workers", "limits",
-              "over_limit")
+              "over_limit", "objectives")
 """The env settings that compare, ablate and sweep take as flags (the rest: --set env.KEY=V)."""
 
 
@@ -152,6 +152,10 @@ def _search(args) -> int:
         raise ConfigError(f"dsmnas search runs dsm, which does not run over parallel workers "
                           f"(--workers {env_cfg.workers}); use dsmnas compare --methods "
                           f"dsm-sync or dsm-async --workers {env_cfg.workers}")
+    if env_cfg.objectives is not None:
+        from dsmnas.trainables.methods import check_method
+
+        check_method("dsm", env_cfg, label="dsmnas search runs dsm, which")
     service = _evaluator_service(env_cfg, evaluators, command.address)
     if service is not None:
         env_cfg = dataclasses.replace(env_cfg, evaluator_service=service)
@@ -528,7 +532,7 @@ def _ablate(args) -> int:
     return _exit_code(runs)
 
 
-_SWEEP_ENV = ("budget_queries", "workers", "limits", "over_limit")
+_SWEEP_ENV = ("budget_queries", "workers", "limits", "over_limit", "objectives")
 """Env flags a sweep passes to every run as env.KEY=VALUE items (space, dataset, table and
 budget are the sweep's own keys)."""
 

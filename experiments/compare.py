@@ -9,7 +9,8 @@ summaries and plots.
 
 Output folder: `runs.csv`, `plan.json` (what was planned: methods, env settings, budget;
 checked on `--resume`), `histories/<method>-<seed>.csv`, `summary.md`, `summary.csv`,
-`anytime_val.png`, `test_acc.png`, and `tune/` (Tune's own trial folders, with the full
+`anytime_val.png`, `test_acc.png` (with `--objectives` also `fronts/<method>-<seed>.csv` and
+`hypervolume_val.png`; `envs.objectives`), and `tune/` (Tune's own trial folders, with the full
 traceback of every failed attempt in `error.txt`).
 
 Resuming (`resume=True`, `--resume`): a folder that already holds `runs.csv` and `plan.json`
@@ -274,15 +275,17 @@ def _finish(plan, out, recorder, retries, printer, reference) -> pd.DataFrame:
         )
     if (runs["status"] == report.FAILED).any():
         notes.append(f"Full tracebacks of failed runs: `{out / 'tune'}/*/*/error.txt`.")
-    paths = report.write_report(
-        runs,
-        report.load_histories(runs, out / "histories"),
-        out,
-        reference=reference,
-        title=f"{plan.env.space} / {plan.env.dataset}: "
-              + ", ".join(m.label for m in plan.methods),
-        notes=notes,
-    )
+    histories = report.load_histories(runs, out / "histories")
+    title = f"{plan.env.space} / {plan.env.dataset}: " + ", ".join(m.label for m in plan.methods)
+    if plan.objectives is None:
+        paths = report.write_report(runs, histories, out, reference=reference, title=title,
+                                    notes=notes)
+    else:
+        from dsmnas.experiments import report_objectives
+
+        paths = report_objectives.write_report(
+            runs, histories, out, plan.objectives, dict(plan.env.limits or ()),
+            reference=reference, title=title, notes=notes)
     n_failed = int((runs["status"] == report.FAILED).sum())
     n_stopped = int((runs["status"] == report.STOPPED).sum())
     printer(

@@ -27,6 +27,7 @@ import pandas as pd
 from dsmnas.envs.benchmarks.base import budget_text
 from dsmnas.envs.config import EnvConfig
 from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.objectives import Objectives, figure_names
 from dsmnas.experiments.settings import TEST_PREFIX, VISITED_PREFIX
 from dsmnas.experiments.settings import MethodSpec, RunSettings
 from dsmnas.trainables.methods import check_method, method_names, population_refusal
@@ -54,6 +55,12 @@ class ComparePlan:
     pooled: tuple[str, ...] = ()
     """Labels whose seeds run in population mode (`trainables.population`): the methods that
     support it with these settings, when `population` > 1."""
+    objectives: Objectives | None = None
+    """With `--objectives`: the objectives and their fixed normalisation (the probe's
+    benchmark's), for the reports; None: one objective."""
+    figures: tuple[str, ...] = ()
+    """With `--objectives`: the runs.csv columns of the fronts' figures
+    (`envs.objectives.figure_names`: hypervolume_val, hypervolume_test[, igd_plus_val])."""
 
     @property
     def budget_text(self) -> str:
@@ -81,6 +88,7 @@ class ComparePlan:
         return [
             "method", "seed", "status", "arch", "val_acc",
             *[f"{TEST_PREFIX}{d}" for d in self.datasets],
+            *self.figures,
             "queries", "sim_time_s", "wall_time_s",
             "best_visited_arch", "best_visited_val_acc",
             *[f"{VISITED_PREFIX}{TEST_PREFIX}{d}" for d in self.datasets],
@@ -211,6 +219,8 @@ def plan_compare(
                 population_refusal(spec.method, own_cfg, spec.settings) is None:
             pooled.append(spec.label)
     datasets = tuple(probe.benchmark.report(probe.space.sample(np.random.default_rng(0))))
+    objectives = probe.benchmark.objectives
+    figures = () if objectives is None else figure_names(probe.benchmark.objective_scale)
     return ComparePlan(
         methods=tuple(specs),
         seeds=tuple(range(first_seed, first_seed + seeds)),
@@ -221,6 +231,8 @@ def plan_compare(
         budget_queries=probe.benchmark.clock.budget_queries,
         population=population if pooled else 1,
         pooled=tuple(pooled),
+        objectives=objectives,
+        figures=figures,
     )
 
 

@@ -3,7 +3,8 @@
 It keeps one row per (label, seed) run of a `ComparePlan`, rewrites `runs.csv` after every
 result or final failure (write-then-rename, so an interrupted comparison keeps every finished
 run and never a half-written file), writes each finished run's history to
-`histories/<label>-<seed>.csv`, and prints one progress line per finished or failed run and a
+`histories/<label>-<seed>.csv` (and, with `--objectives`, its front to
+`fronts/<label>-<seed>.csv`), and prints one progress line per finished or failed run and a
 heartbeat. A population trial reports once per search, each result with its seed, and fails
 as a whole. Imports Ray (a Tune callback is a `tune.Callback`); the plan does not
 (`experiments.plan`).
@@ -23,7 +24,7 @@ from ray import tune
 
 from dsmnas.experiments import report
 from dsmnas.experiments.plan import ComparePlan, split_run
-from dsmnas.trainables.tune_trainable import HISTORY_FILE, HISTORY_KEY
+from dsmnas.trainables.tune_trainable import FRONT_KEY, HISTORY_FILE, HISTORY_KEY
 
 
 class RunsRecorder(tune.Callback):
@@ -73,6 +74,11 @@ class RunsRecorder(tune.Callback):
             path.write_text(history)
         elif trial_path and Path(trial_path, HISTORY_FILE).exists():
             path.write_bytes(Path(trial_path, HISTORY_FILE).read_bytes())
+        front = result.get(FRONT_KEY)
+        if front is not None:
+            path = self.out_dir / report.FRONTS / report.history_name(*key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(front)
         self.write()
         return row
 

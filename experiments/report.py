@@ -42,6 +42,8 @@ from dsmnas.experiments.settings import (  # noqa: E402,F401
     FAILED, OK, STOPPED, TEST_PREFIX, VISITED_PREFIX)
 ANYTIME_PNG = "anytime_val.png"
 TEST_PNG = "test_acc.png"
+FRONTS = "fronts"
+"""With `--objectives`: the folder of each run's front, `fronts/<method>-<seed>.csv`."""
 
 
 def test_columns(runs: pd.DataFrame) -> list[str]:
@@ -136,13 +138,16 @@ def summary_markdown(
     reference: str = "dsm",
     title: str = "Comparison",
     notes: Sequence[str] = (),
+    lead: Sequence[str] = (),
 ) -> str:
     """Table II layout: methods as rows, datasets as columns, "mean ± std"; then the Welch
-    p-values against `reference`, then every failed run with its error."""
+    p-values against `reference`, then every failed run with its error. `lead`: lines
+    before the table (with `--objectives`, the hypervolume ranking)."""
     tests = test_columns(runs)
     datasets = [c[len(TEST_PREFIX):] for c in tests]
     lines = [f"# {title}", ""]
     lines += [f"{n}" for n in notes] + ([""] if notes else [])
+    lines += list(lead)
     header = ["method", "runs", "failed", "val", *datasets, "queries", "wall s"]
     rows = [
         [
@@ -348,13 +353,20 @@ def write_report(
     reference: str = "dsm",
     title: str = "Comparison",
     notes: Sequence[str] = (),
+    lead: Sequence[str] = (),
+    figures: pd.DataFrame | None = None,
 ) -> list[Path]:
-    """summary.csv, summary.md and the two plots in `out_dir`; returns their paths."""
+    """summary.csv, summary.md and the two plots in `out_dir`; returns their paths. `lead`:
+    summary.md's lines before its table, `figures`: more columns per method for summary.csv
+    (with `--objectives`: `experiments.report_objectives.write_report`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(runs, reference)
+    if figures is not None:
+        summary = summary.merge(figures, on="method", how="left")
     summary.to_csv(out / "summary.csv", index=False)
-    (out / "summary.md").write_text(summary_markdown(summary, runs, reference, title, notes))
+    (out / "summary.md").write_text(summary_markdown(summary, runs, reference, title, notes,
+                                                     lead))
     paths = [out / "summary.csv", out / "summary.md"]
     if histories:
         paths.append(plot_anytime(histories, out / ANYTIME_PNG, methods=method_order(runs)))

@@ -48,6 +48,10 @@ class Method:
     """"module:function" `fn(env_config, settings) -> str | None` (light: called before Ray
     starts): why these settings cannot run as a population (then the searches run one by
     one), None when they can."""
+    objectives: bool = False
+    """Whether it has a multi-objective form (`EnvConfig.objectives`, `--objectives`): its
+    answer is then the front of what it visited (`envs.objectives`). One that has none is
+    refused there."""
 
 
 _LEARNER = "dsmnas.trainables.search:LearnerSettings"
@@ -64,7 +68,8 @@ METHODS: dict[str, Method] = {
                   population="dsmnas.trainables.population:run_dsm_population",
                   population_check=_POPULATION_CHECK),
     "random": Method("dsmnas.trainables.searchers.random_search:run_random", "random search over the whole space",
-                     ("dsmnas.trainables.searchers.random_search:RandomSettings",), workers=True),
+                     ("dsmnas.trainables.searchers.random_search:RandomSettings",), workers=True,
+                     objectives=True),
     "reinforce": Method("dsmnas.trainables.searchers.reinforce:run_reinforce", "REINFORCE, NAS-Bench-201's RL baseline (no RLlib)",
                         ("dsmnas.trainables.searchers.reinforce:ReinforceSettings",),
                         "dsmnas.trainables.searchers.reinforce:check_reinforce"),
@@ -147,6 +152,10 @@ def check_method(method: str, env_config: EnvConfig, settings: dict[str, Any] | 
         able = ", ".join(name for name, other in METHODS.items() if other.workers)
         raise ConfigError(f"{label or method} does not run over parallel workers (workers = "
                           f"{env_config.workers}); methods that do: {able}")
+    if env_config.objectives is not None and not m.objectives:
+        able = ", ".join(name for name, other in METHODS.items() if other.objectives)
+        raise ConfigError(f"{label or method} has no multi-objective form (--objectives); "
+                          f"methods that have one so far: {able}")
     if m.check is not None:
         try:
             _import(m.check)(env_config, dict(settings or {}))

@@ -42,6 +42,10 @@ def learner_for_space(space: str, learner: LearnerSettings, given=()) -> Learner
     return dataclasses.replace(learner, **defaults)
 
 
+FRONT_FILE = "front.csv"
+"""A multi-objective search's front, beside result.json and history.csv."""
+
+
 @dataclass
 class SearchResult:
     arch: str
@@ -64,10 +68,17 @@ class SearchResult:
     best_visited: dict[str, Any] | None = None
     """The best architecture the search visited (`best_visited`): {"arch", "val_acc",
     "test_acc"}; its val_acc is at least the answer's."""
+    front: pd.DataFrame | None = None
+    """With `--objectives`: the front of the search (`envs.objectives.search_front`), `arch`
+    and one column per objective; written to front.csv. None: one objective."""
+    front_figures: dict[str, float] | None = None
+    """With `--objectives`: hypervolume_val, hypervolume_test (and igd_plus_val where the
+    space knows its true front); in result.json."""
 
     def to_json(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k not in ("history", "final_centers")}
-        for optional in ("test_acc", "metrics", "best_visited"):
+        skip = ("history", "final_centers", "front")
+        d = {k: v for k, v in asdict(self).items() if k not in skip}
+        for optional in ("test_acc", "metrics", "best_visited", "front_figures"):
             if d[optional] is None:
                 del d[optional]
         d.update(d.pop("metrics", {}))
@@ -78,6 +89,8 @@ class SearchResult:
         out.mkdir(parents=True, exist_ok=True)
         (out / "result.json").write_text(json.dumps(self.to_json(), indent=2) + "\n")
         self.history.to_csv(out / "history.csv", index=False)
+        if self.front is not None:
+            self.front.to_csv(out / FRONT_FILE, index=False)
         return out
 
 

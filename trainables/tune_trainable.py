@@ -31,6 +31,8 @@ from dsmnas.trainables.search import SearchResult
 HISTORY_FILE = "history.csv"
 HISTORY_KEY = "history_csv"
 """Result key of the history as CSV text."""
+FRONT_KEY = "front_csv"
+"""Result key of a multi-objective search's front as CSV text (absent otherwise)."""
 RESULT_FIELDS = ("method", "seed", "arch", "val_acc", "queries", "sim_time_s", "wall_time_s")
 """Fields of a run's row, besides one `test_acc_<dataset>` per dataset the data has, and the
 best visited architecture's `best_visited_arch`, `best_visited_val_acc` and
@@ -54,6 +56,7 @@ def result_row(result: SearchResult, label: str) -> dict[str, Any]:
         row.update(best_visited_arch=visited["arch"], best_visited_val_acc=visited["val_acc"])
         row.update({f"best_visited_test_acc_{ds}": float(v)
                     for ds, v in (visited["test_acc"] or {}).items()})
+    row.update(result.front_figures or {})
     return row
 
 
@@ -74,6 +77,8 @@ def search_trainable(config: dict[str, Any]) -> None:
     # progress reports carry the final rows' keys (runs.csv's columns), empty until the end
     row = {**dict.fromkeys(config.get("columns") or ()), "method": label,
            "seed": seeds[0] if len(seeds) == 1 else None, HISTORY_KEY: None}
+    if env.objectives is not None:
+        row[FRONT_KEY] = None
     for key in ("status", "error"):
         row.pop(key, None)
     live = TrialReporter(LiveSettings(**(config.get("live") or {})), row=row)
@@ -90,7 +95,10 @@ def search_trainable(config: dict[str, Any]) -> None:
         result.history.to_csv(trial_dir / name, index=False)
         row = result_row(result, label)
         row["seed"] = seed
-        rows.append({**row, HISTORY_KEY: result.history.to_csv(index=False)})
+        row[HISTORY_KEY] = result.history.to_csv(index=False)
+        if result.front is not None:
+            row[FRONT_KEY] = result.front.to_csv(index=False)
+        rows.append(row)
     if live.last is not None:
         live.final(*live.last[:1], rows, entropy=live.last[1])
     else:  # a method that reports nothing while it searches

@@ -8,12 +8,19 @@ from dsmnas.envs.benchmarks.nb201 import DATASETS, NB201Benchmark, NB201Data, lo
 
 
 def make_benchmark(cfg) -> Benchmark:
-    """The benchmark an `EnvConfig` describes, with its limits and its clock (budget, cache,
-    workers); ConfigError naming a bad value."""
+    """The benchmark an `EnvConfig` describes, with its limits, its objectives (when
+    `--objectives` names some) and its clock (budget, cache, workers); ConfigError naming a
+    bad value."""
     spec = cfg.spec
     cfg.validate(spec.space().L)
     benchmark = spec.benchmark(cfg)
     benchmark.set_limits(dict(cfg.limits or ()))
+    if cfg.objectives is not None:
+        from dsmnas.envs.objectives import Objectives
+
+        scale = None if spec.objectives is None else spec.objectives(benchmark)
+        benchmark.objectives = Objectives.build(cfg.objectives, benchmark, scale, spec.name)
+        benchmark.objective_scale = scale
     benchmark.start_clock(cfg)
     return benchmark
 

