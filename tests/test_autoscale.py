@@ -211,10 +211,13 @@ def test_scale_up_starts_cpu_workers_for_pending_trials(cluster, nb201_data, tmp
     assert len(runs) == 4 and (runs["status"] == "ok").all()
     launched = [n for n in cluster.nodes() if n["joined"] > t0]
     assert sum(n["type"] == "cpu_worker" for n in launched) >= 2, launched
-    assert not any(n["type"] == "gpu_worker" for n in launched), launched
+    # Ray only ranks a GPU node type last for CPU-only demand (AUTOSCALER_CONSERVE_GPU_NODES):
+    # when cpu_worker launches lag behind the pending trials it may start the gpu_worker for
+    # its CPUs too (seen in CI), so trials run on worker nodes, never on the head
     types = cluster.node_types()
     trials = [a for a in cluster.actors() if a["cls"] == "ImplicitFunc"]
-    assert trials and {types[a["node"]] for a in trials} == {"cpu_worker"}, trials
+    assert trials and "cpu_worker" in {types[a["node"]] for a in trials}, trials
+    assert {types[a["node"]] for a in trials} <= {"cpu_worker", "gpu_worker"}, trials
 
 
 def test_scale_down_after_the_idle_timeout(cluster):
