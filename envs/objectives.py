@@ -42,6 +42,16 @@ REFERENCE = 1.0
 """The hypervolume's reference point in every normalised objective."""
 
 
+def require_moocore() -> None:
+    """--objectives needs moocore (the optional extra `mo`): ConfigError in one line if it
+    does not import, so that the CLI refuses before Ray starts."""
+    try:
+        import moocore  # noqa: F401
+    except ImportError:
+        raise ConfigError("--objectives needs the package 'moocore', which is not installed: "
+                          "pip install 'dsmnas[mo]'") from None
+
+
 def parse_objectives(value: Any) -> tuple[tuple[str, str], ...] | None:
     """(metric, direction) pairs from `"val_acc:max,latency_s:min"`, a mapping
     {metric: direction}, or a list of "metric:direction" items or pairs; None for None or "".

@@ -27,7 +27,7 @@ import pandas as pd
 from dsmnas.envs.benchmarks.base import budget_text
 from dsmnas.envs.config import EnvConfig
 from dsmnas.envs.errors import ConfigError
-from dsmnas.envs.objectives import Objectives, figure_names
+from dsmnas.envs.objectives import Objectives, figure_names, require_moocore
 from dsmnas.experiments.settings import TEST_PREFIX, VISITED_PREFIX
 from dsmnas.experiments.settings import MethodSpec, RunSettings
 from dsmnas.trainables.methods import check_method, method_names, population_refusal
@@ -221,6 +221,8 @@ def plan_compare(
     datasets = tuple(probe.benchmark.report(probe.space.sample(np.random.default_rng(0))))
     objectives = probe.benchmark.objectives
     figures = () if objectives is None else figure_names(probe.benchmark.objective_scale)
+    if objectives is not None:  # last: the settings' own errors are said first
+        require_moocore()
     return ComparePlan(
         methods=tuple(specs),
         seeds=tuple(range(first_seed, first_seed + seeds)),

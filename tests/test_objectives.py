@@ -33,6 +33,17 @@ from dsmnas.trainables.methods import METHODS, check_method, run_method
 LATENCY = "val_acc:max,latency_s:min"
 
 
+def _has_moocore() -> bool:
+    try:
+        import moocore  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_moocore = pytest.mark.skipif(not _has_moocore(), reason="needs the extra mo (moocore)")
+
+
 def exit_code(argv):
     try:
         return main(argv)
@@ -179,6 +190,7 @@ def test_the_other_spaces_declare_theirs_and_a_plug_in_without_one_refuses():
 UNIT = Objectives(("a", "b"), ("min", "min"), (0.0, 0.0), (1.0, 1.0))
 
 
+@needs_moocore
 def test_hypervolume_and_non_dominated_points_on_a_hand_made_set():
     assert UNIT.hypervolume([[0.2, 0.5], [0.4, 0.1]]) == pytest.approx(0.64)
     # a dominated point, a point outside the reference box and a repeat add nothing
@@ -193,6 +205,7 @@ def test_hypervolume_and_non_dominated_points_on_a_hand_made_set():
     assert UNIT.igd_plus([[0.3, 0.5], [0.4, 0.1]], truth) == pytest.approx(0.05)
 
 
+@needs_moocore
 def test_a_maximised_accuracy_is_normalised_to_the_error():
     obj = Objectives(("val_acc", "latency_s"), ("max", "min"), (0.0, 0.0), (100.0, 0.02))
     np.testing.assert_allclose(obj.normalise([[80.0, 0.01], [90.0, 0.002]]),
@@ -205,6 +218,7 @@ def history(rows):
     return pd.DataFrame(rows, columns=["arch", "val_acc", "latency_s", "sim_time_s"])
 
 
+@needs_moocore
 def test_the_front_holds_the_feasible_non_dominated_architectures_visited():
     obj = Objectives(("val_acc", "latency_s"), ("max", "min"), (0.0, 0.0), (100.0, 0.02))
     h = history([
@@ -228,6 +242,7 @@ def test_the_front_holds_the_feasible_non_dominated_architectures_visited():
     assert np.all(np.diff(hv) >= 0)
 
 
+@needs_moocore
 def test_the_true_front_is_from_every_architecture_within_the_limits():
     obj = Objectives(("val_acc", "latency_s"), ("max", "min"), (0.0, 0.0), (100.0, 1.0))
     every = {"val_acc": np.array([90.0, 80.0, 70.0, 95.0, np.nan]),
@@ -240,6 +255,7 @@ def test_the_true_front_is_from_every_architecture_within_the_limits():
 
 # -- searches -------------------------------------------------------------------------------
 
+@needs_moocore
 def test_random_search_reads_no_test_accuracy_until_it_has_finished(nb201_data, monkeypatch):
     """Every `report` (test accuracy) call comes after the last query; the front's accuracy
     is validation accuracy, and its test hypervolume re-scores the same architectures."""
@@ -267,6 +283,7 @@ def test_random_search_reads_no_test_accuracy_until_it_has_finished(nb201_data, 
         assert np.isnan(figures["hypervolume_test"])
 
 
+@needs_moocore
 def test_a_search_result_writes_its_front_beside_the_history(tmp_path):
     result = run_method("random", EnvConfig(objectives=LATENCY, seed=1, budget_s=30000))
     result.save(tmp_path)
@@ -281,8 +298,30 @@ def test_a_search_result_writes_its_front_beside_the_history(tmp_path):
     assert "front_figures" not in json.loads((tmp_path / "plain" / "result.json").read_text())
 
 
+def test_objectives_without_moocore_are_refused_before_ray(monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_moocore(name, *args, **kwargs):
+        if name == "moocore":
+            raise ImportError("no moocore here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_moocore)
+    monkeypatch.setattr("dsmnas.trainables.ray_utils.ensure_ray",
+                        lambda *a, **k: pytest.fail("Ray must not start"))
+    assert exit_code(["compare", "--methods", "random", "--objectives", LATENCY,
+                      "--seeds", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["dsmnas compare: error: --objectives needs the package 'moocore', which is "
+                   "not installed: pip install 'dsmnas[mo]'"], err
+
+
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory, ray_session):
+    if not _has_moocore():
+        pytest.skip("needs the extra mo (moocore)")
     out = tmp_path_factory.mktemp("mo") / "cmp"
     rc = main(["compare", "--methods", "random", "--objectives", LATENCY, "--seeds", "2",
                "--budget", "40000", "--out", str(out)])
