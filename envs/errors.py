@@ -14,3 +14,18 @@ class ConfigError(ValueError):
 
 class MissingFileError(ConfigError, FileNotFoundError):
     """A file or folder the user named (or a default location) does not exist."""
+
+
+def require_extra(needed_by: str, modules: tuple[str, ...] | list[str], extra: str) -> None:
+    """Bad input if a package of an optional extra is missing, said in one line with the extra
+    to install: `--search-alg hyperopt needs the package 'hyperopt', which is not installed:
+    pip install 'dsmnas[hyperopt]'`. The packages are looked up, not imported (a heavy one is
+    imported where it is used), so that a command refuses at once, before Ray starts."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        names = ", ".join(repr(m) for m in missing)
+        raise ConfigError(f"{needed_by} needs the package{'s' * (len(missing) > 1)} {names}, "
+                          f"which {'are' if len(missing) > 1 else 'is'} not installed: "
+                          f"pip install 'dsmnas[{extra}]'")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.errors import ConfigError, require_extra
 
 if TYPE_CHECKING:  # pandas is imported where a frame is made: the CLI's help needs none
     import pandas as pd
@@ -43,13 +43,9 @@ REFERENCE = 1.0
 
 
 def require_moocore() -> None:
-    """--objectives needs moocore (the optional extra `mo`): ConfigError in one line if it
-    does not import, so that the CLI refuses before Ray starts."""
-    try:
-        import moocore  # noqa: F401
-    except ImportError:
-        raise ConfigError("--objectives needs the package 'moocore', which is not installed: "
-                          "pip install 'dsmnas[mo]'") from None
+    """--objectives needs moocore (the optional extra `mo`): ConfigError in one line if it is
+    not installed, so that the CLI refuses before Ray starts."""
+    require_extra("--objectives", ["moocore"], "mo")
 
 
 def parse_objectives(value: Any) -> tuple[tuple[str, str], ...] | None:

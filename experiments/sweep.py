@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from dsmnas.envs.errors import ConfigError, MissingFileError
+from dsmnas.envs.errors import ConfigError, MissingFileError, require_extra
 from dsmnas.envs.registry import get_spec
 from dsmnas.envs.settings import parse_settings, read_values
 from dsmnas.experiments import report
@@ -257,17 +257,8 @@ def _check(s: SweepSettings) -> None:
         raise ConfigError(f"cpus_per_trial must be > 0, got {s.cpus_per_trial}")
     if not s.gpus_per_trial >= 0:
         raise ConfigError(f"gpus_per_trial must be >= 0, got {s.gpus_per_trial}")
-    if s.search_alg in SEARCHERS:
-        _check_installed(s.search_alg)
-
-
-def _check_installed(search_alg: str) -> None:
-    """A Tune searcher's package must import (before Ray starts)."""
-    import importlib.util
-
-    if importlib.util.find_spec(search_alg) is None:
-        raise ConfigError(f"--search-alg {search_alg} needs the package {search_alg!r}, which "
-                          f"is not installed: pip install 'dsmnas[{search_alg}]'")
+    if s.search_alg in SEARCHERS:  # Tune's searcher imports its package when it is made
+        require_extra(f"--search-alg {s.search_alg}", [s.search_alg], s.search_alg)
 
 
 # --------------------------------------------------------------------------------- plan

@@ -24,7 +24,6 @@ importing this module imports neither package, nor Ray.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import time
@@ -32,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.errors import ConfigError, require_extra
 
 WANDB_PROJECT = "dsmnas"
 """The W&B project of the offline runs when `WANDB_PROJECT` is not set."""
@@ -53,17 +52,9 @@ def parse_trackers(names: str | Iterable[str] | None) -> tuple[str, ...]:
                 continue
             if name not in TRACKERS:
                 raise ConfigError(f"unknown tracker {name!r}; allowed: {', '.join(TRACKERS)}")
-            missing = [m for m in TRACKERS[name].modules if not _installed(m)]
-            if missing:
-                raise ConfigError(
-                    f"tracker {name!r} needs {', '.join(missing)}, not installed: "
-                    f"pip install 'dsmnas[{name}]'")
+            require_extra(f"tracker {name!r}", TRACKERS[name].modules, name)
             out.append(name)
     return tuple(out)
-
-
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
 
 
 def tracker_callbacks(names: Iterable[str], out_dir: str | Path) -> list[Any]:

@@ -299,16 +299,11 @@ def test_a_search_result_writes_its_front_beside_the_history(tmp_path):
 
 
 def test_objectives_without_moocore_are_refused_before_ray(monkeypatch, capsys):
-    import builtins
+    import importlib.util
 
-    real_import = builtins.__import__
-
-    def no_moocore(name, *args, **kwargs):
-        if name == "moocore":
-            raise ImportError("no moocore here")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_moocore)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "moocore" else find_spec(name, *a))
     monkeypatch.setattr("dsmnas.trainables.ray_utils.ensure_ray",
                         lambda *a, **k: pytest.fail("Ray must not start"))
     assert exit_code(["compare", "--methods", "random", "--objectives", LATENCY,

@@ -39,7 +39,7 @@ def exit_code(argv):
 
 
 def test_names_are_items_or_comma_separated_each_once_in_order(monkeypatch):
-    monkeypatch.setattr(trackers, "_installed", lambda module: True)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: object())
     assert trackers.parse_trackers(["wandb,mlflow", " mlflow "]) == ("wandb", "mlflow")
     assert trackers.parse_trackers("mlflow") == ("mlflow",)
     assert trackers.parse_trackers(()) == ()
@@ -52,9 +52,11 @@ def test_names_are_items_or_comma_separated_each_once_in_order(monkeypatch):
     (["--tracker", "tensorboard"], None, "unknown tracker 'tensorboard'; allowed: mlflow, wandb"),
     (["--tracker", "mlflow,nope"], None, "unknown tracker 'nope'; allowed: mlflow, wandb"),
     (["--tracker", "wandb"], "wandb",
-     "tracker 'wandb' needs wandb, not installed: pip install 'dsmnas[wandb]'"),
+     "tracker 'wandb' needs the package 'wandb', which is not installed: "
+     "pip install 'dsmnas[wandb]'"),
     (["--tracker", "mlflow"], "alembic",
-     "tracker 'mlflow' needs alembic, not installed: pip install 'dsmnas[mlflow]'"),
+     "tracker 'mlflow' needs the package 'alembic', which is not installed: "
+     "pip install 'dsmnas[mlflow]'"),
 ])
 def test_bad_tracker_is_one_line_and_exit_2_before_ray_starts(argv, missing, message, capsys,
                                                               monkeypatch):
@@ -62,7 +64,11 @@ def test_bad_tracker_is_one_line_and_exit_2_before_ray_starts(argv, missing, mes
         raise AssertionError("Ray must not start for bad input")
 
     monkeypatch.setattr("dsmnas.trainables.ray_utils.ensure_ray", no_ray)
-    monkeypatch.setattr(trackers, "_installed", lambda module: module != missing)
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == missing else find_spec(name, *a))
     for command in (["compare", "--methods", "dsm"], ["ablate", "update"], ["sweep"]):
         assert exit_code([*command, *argv]) == 2
         err = capsys.readouterr().err
