@@ -209,8 +209,8 @@ def _searcher_runs(plan, out, trials, address, max_concurrent, retries, printer,
                                        num_samples=trials.num_samples))
     # the report covers the configurations drawn, in the order their trials were made
     methods = trials.record(grid)
-    plan = dataclasses.replace(plan, methods=methods, pooled=tuple(m.label for m in methods))
-    labels = [m.label for m in methods]
+    labels = tuple(m.label for m in methods)
+    plan = dataclasses.replace(plan, methods=methods, pooled=labels)
     reference = reference if reference in labels or not labels else labels[0]
     recorder.plan = plan
     return _finish(plan, out, recorder, retries, printer, reference)
