@@ -84,6 +84,11 @@ class EnvConfig:
         "(the reward) and metrics the space serves, e.g. val_acc:max,latency_s:min; the "
         "result is then a front (docs: Several objectives); methods with a multi-objective "
         "form only", metavar="METRIC:DIR,...")
+    mo_form: str | None = setting(
+        None, "with --objectives, how DSM-NAS scores a proposal: 'tchebycheff' (each center "
+        "its own weight vector, reward = the drop of its augmented Tchebycheff value) or "
+        "'hypervolume' (reward = the hypervolume the proposal adds to the visited front; "
+        "dsm-hv); default tchebycheff")
     options: tuple[tuple[str, Any], ...] = setting(
         (), "the space's own settings (its SpaceSpec.settings), given as plain keys"
     )
@@ -176,6 +181,8 @@ class EnvConfig:
             del d["objectives"]
         else:
             d["objectives"] = objectives_text(d["objectives"])
+        if d["mo_form"] is None:
+            del d["mo_form"]
         d.update(self.options)
         return d
 
@@ -201,6 +208,15 @@ class EnvConfig:
             raise ConfigError(
                 f"unknown over_limit {self.over_limit!r}; allowed: {', '.join(OVER_LIMIT)}"
             )
+        if self.mo_form is not None:
+            from dsmnas.envs.objectives import MO_FORMS
+
+            if self.mo_form not in MO_FORMS:
+                raise ConfigError(f"unknown mo_form {self.mo_form!r}; allowed: "
+                                  f"{', '.join(MO_FORMS)}")
+            if self.objectives is None:
+                raise ConfigError(f"mo_form={self.mo_form!r} scores several objectives: pass "
+                                  f"--objectives too (e.g. val_acc:max,latency_s:min)")
         if self.over_limit == "penalty" and not self.limits:
             raise ConfigError("over_limit='penalty' needs a limit (e.g. --limit latency_s=0.02)")
         for metric, value in self.limits or ():

@@ -16,22 +16,25 @@ from dsmnas.envs.benchmarks import make_benchmark
 from dsmnas.envs.config import EnvConfig
 from dsmnas.envs.errors import ConfigError
 from dsmnas.envs.graph import SubspaceGraph
+from dsmnas.envs.mo_subspaces import OBSERVATION_KEY, SubspaceObjectives
 from dsmnas.envs.records import HISTORY_COLUMNS, QueryRecord
 from dsmnas.envs.registry import get_space
 
 
-def dsm_spaces(K: int, L: int, C: int, M: int) -> tuple[spaces.Dict, spaces.MultiDiscrete]:
+def dsm_spaces(K: int, L: int, C: int, M: int, objectives: int = 0
+               ) -> tuple[spaces.Dict, spaces.MultiDiscrete]:
     """DSMNAS-v0's (observation, action) spaces for K subspaces, L positions, C choices and
-    M edits: what a module built without an env (tests, benchmarks) is given."""
-    observation = spaces.Dict(
-        {
-            "tokens": spaces.Box(0, C - 1, (K, L), np.int64),
-            "val_acc": spaces.Box(0.0, 1.0, (K,), np.float32),
-            "adj": spaces.Box(0.0, 1.0, (K, K), np.float32),
-            "op_mask": spaces.Box(0.0, 1.0, (L, C), np.float32),
-        }
-    )
-    return observation, spaces.MultiDiscrete([K] + [L, C] * M)
+    M edits (and `objectives` m > 0: the multi-objective form's `objectives` key, (K, 2m)):
+    what a module built without an env (tests, benchmarks) is given."""
+    keys = {
+        "tokens": spaces.Box(0, C - 1, (K, L), np.int64),
+        "val_acc": spaces.Box(0.0, 1.0, (K,), np.float32),
+        "adj": spaces.Box(0.0, 1.0, (K, K), np.float32),
+        "op_mask": spaces.Box(0.0, 1.0, (L, C), np.float32),
+    }
+    if objectives:
+        keys[OBSERVATION_KEY] = spaces.Box(0.0, 1.0, (K, 2 * objectives), np.float32)
+    return spaces.Dict(keys), spaces.MultiDiscrete([K] + [L, C] * M)
 
 
 class DSMNASEnv(gym.Env):
@@ -56,11 +59,16 @@ class DSMNASEnv(gym.Env):
     - `val_acc` (K,) float32: the centers' validation accuracies as fractions in [0, 1];
     - `adj` (K, K) float32: adj[i, j] = 1 iff edge i -> j (center i weaker than j, ties by
       index);
-    - `op_mask` (L, C) float32: 1 where an op is allowed at a position (the policy masks).
+    - `op_mask` (L, C) float32: 1 where an op is allowed at a position (the policy masks);
+    - with `objectives` set (m of them), `objectives` (K, 2m) float32: each center's
+      normalised objectives, then its weight vector (`envs.mo_subspaces`).
 
     ## Rewards
     `improvement` (default): R(beta|alpha) = val(beta) - val(alpha), in accuracy points;
-    `absolute`: val(beta) (the paper's Fig. 8a ablation).
+    `absolute`: val(beta) (the paper's Fig. 8a ablation). With several objectives the
+    reward is `envs.mo_subspaces`' (`mo_form`): the drop of center i's augmented Tchebycheff
+    value, or the hypervolume beta adds to the known front; `info["objectives"]` holds
+    beta's raw objective values.
 
     ## Starting State
     K centers drawn uniformly from the space with the reset seed, or `init_centers` (DSM-NAS+).
@@ -114,7 +122,12 @@ class DSMNASEnv(gym.Env):
         L, C, K, M = self.space.L, self.space.C, cfg.K, cfg.M
         self._op_mask = self.space.op_mask()
         self._acc_scale = self.benchmark.acc_scale
-        self.observation_space, self.action_space = dsm_spaces(K, L, C, M)
+        objectives = self.benchmark.objectives
+        self.mo = (None if objectives is None
+                   else SubspaceObjectives(objectives, K, cfg.mo_form))
+        """DSM-NAS's multi-objective form (`envs.mo_subspaces`), None with one objective."""
+        self.observation_space, self.action_space = dsm_spaces(
+            K, L, C, M, 0 if objectives is None else len(objectives.names))
         self._seeded = False
         self.graph: SubspaceGraph | None = None
         self.history: list[QueryRecord] = []
@@ -150,6 +163,11 @@ class DSMNASEnv(gym.Env):
                 )
             vals.append(q.val_acc)
         self.graph = SubspaceGraph(centers, np.array(vals))
+        if self.mo is not None:
+            bench = self.benchmark
+            self.mo.start(np.array([self.mo.raw(v, bench.query_metrics(c))
+                                    for c, v in zip(centers, vals)]),
+                          np.array([bench.feasible(c) for c in centers]))
         self.history = []
         self.steps = 0
         self.skipped_over_limit = 0
@@ -192,18 +210,30 @@ class DSMNASEnv(gym.Env):
         if q is None:
             self._finish()
             return self._obs(), 0.0, True, False, self._info(i, beta, queried=False)
-        improvement = q.val_acc - val_alpha
-        # the mobile setting: a center is only replaced by an architecture within the limits
-        accepted = improvement > 0 and self.config.update_subspaces and bench.feasible(beta)
+        metrics = bench.query_metrics(beta)
+        if self.mo is None:
+            improvement = q.val_acc - val_alpha
+            # the mobile setting: a center is only replaced by an architecture within the
+            # limits
+            accepted = improvement > 0 and self.config.update_subspaces and bench.feasible(beta)
+            reward = improvement if self.config.reward == "improvement" else q.val_acc
+        else:
+            raw = self.mo.raw(q.val_acc, metrics)
+            reward, better = self.mo.judge(i, raw, bench.feasible(beta),
+                                           self.config.reward == "absolute")
+            accepted = better and self.config.update_subspaces
+            if accepted:
+                self.mo.replace(i, raw)
         if accepted:
             self.graph.replace(i, beta, q.val_acc)
-        reward = improvement if self.config.reward == "improvement" else q.val_acc
         self.history.append(QueryRecord(
             step=len(self.history), subspace=i, arch=self.space.format(beta),
             val_acc=q.val_acc, reward=reward, accepted=accepted, cost_s=q.cost_s,
-            sim_time_s=bench.clock.sim_time_s, metrics=bench.query_metrics(beta),
+            sim_time_s=bench.clock.sim_time_s, metrics=metrics,
         ))
         info = self._info(i, beta, q.val_acc, q.cost_s, accepted)
+        if self.mo is not None:
+            info["objectives"] = self.mo.info(raw)
         return self._obs(), float(reward), False, False, info
 
     def step_batch(self, actions) -> tuple[np.ndarray, bool]:
@@ -223,6 +253,8 @@ class DSMNASEnv(gym.Env):
         `over_limit="penalty"`."""
         if self.config.over_limit == "penalty":
             raise ConfigError("step_batch does not support over_limit='penalty'")
+        if self.mo is not None:
+            raise ConfigError("step_batch does not support several objectives (--objectives)")
         bench, graph = self.benchmark, self.graph
         centers, start_val = graph.centers, graph.val_acc.copy()
         proposals = []
@@ -281,6 +313,7 @@ class DSMNASEnv(gym.Env):
             "seeded": self._seeded,
             "episodes_finished": self.episodes_finished,
             "last_finished": last,
+            **({} if self.mo is None else {"objectives": self.mo.get_state()}),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -301,6 +334,8 @@ class DSMNASEnv(gym.Env):
             bits.state = state["np_random"]
             self.np_random = np.random.Generator(bits)
         self._seeded = bool(state["seeded"])
+        if self.mo is not None:
+            self.mo.set_state(state["objectives"])
         self.episodes_finished = int(state["episodes_finished"])
         last = state["last_finished"]
         self.last_finished = (
@@ -329,12 +364,15 @@ class DSMNASEnv(gym.Env):
 
     def _obs(self) -> dict[str, np.ndarray]:
         g = self.graph
-        return {
+        obs = {
             "tokens": g.centers.copy(),
             "val_acc": (g.val_acc / self._acc_scale).astype(np.float32),
             "adj": g.adjacency.copy(),
             "op_mask": self._op_mask.copy(),
         }
+        if self.mo is not None:
+            obs[OBSERVATION_KEY] = self.mo.observation()
+        return obs
 
     def _info(self, subspace=None, beta=None, val_acc=None, cost_s=0.0, accepted=False,
               queried=True) -> dict[str, Any]:

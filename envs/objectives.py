@@ -40,6 +40,9 @@ DIRECTIONS = ("min", "max")
 MIN_OBJECTIVES, MAX_OBJECTIVES = 2, 3
 REFERENCE = 1.0
 """The hypervolume's reference point in every normalised objective."""
+MO_FORMS = ("tchebycheff", "hypervolume")
+"""How DSM-NAS scores a proposal with several objectives (`EnvConfig.mo_form`,
+`envs.mo_subspaces`); the first is the default."""
 
 
 def require_moocore() -> None:

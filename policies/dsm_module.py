@@ -67,6 +67,7 @@ from ray.rllib.utils.torch_utils import FLOAT_MIN
 from dsmnas.policies.gnn import MESSAGE_PASSING, SubspaceGraphEncoder
 from dsmnas.policies.layers import TORCH_LAYERS
 from dsmnas.envs.errors import ConfigError
+from dsmnas.envs.mo_subspaces import OBSERVATION_KEY
 
 __all__ = ["DSMController", "DSMModuleConfig", "DSMNASModule", "OBS_KEYS", "dsm_module_spec"]
 
@@ -144,6 +145,13 @@ class DSMModuleConfig:
         return cls(**{k: v for k, v in model_config.items() if k in allowed})
 
 
+def node_features(observation_space: gym.Space) -> int:
+    """Per-center features besides the tokens and accuracy: the width of the observation's
+    `objectives` key (DSM-NAS with several objectives, `envs.mo_subspaces`), else 0."""
+    spaces = getattr(observation_space, "spaces", {})
+    return int(spaces[OBSERVATION_KEY].shape[-1]) if OBSERVATION_KEY in spaces else 0
+
+
 def _read_spaces(
     observation_space: gym.Space, action_space: gym.Space
 ) -> tuple[int, int, int, int]:
@@ -203,7 +211,7 @@ class DSMController(nn.Module):
 
     def __init__(
         self, num_nodes: int, num_positions: int, num_ops: int, num_edits: int,
-        cfg: DSMModuleConfig, layers=TORCH_LAYERS,
+        cfg: DSMModuleConfig, layers=TORCH_LAYERS, node_features: int = 0,
     ) -> None:
         super().__init__()
         self.num_nodes, self.num_positions = num_nodes, num_positions
@@ -214,7 +222,7 @@ class DSMController(nn.Module):
         hidden = cfg.hidden_size
         self.encoder = SubspaceGraphEncoder(
             num_positions, num_ops, hidden, cfg.token_dim, cfg.use_graph, layers,
-            cfg.message_passing,
+            cfg.message_passing, node_features,
         )
         self.lstm = layers.lstm_cell(hidden, hidden)
         self.pointer_query = layers.linear(hidden, hidden, bias=False)
@@ -228,7 +236,9 @@ class DSMController(nn.Module):
 
     def encode(self, obs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Node features (B, K, hidden) and graph feature (B, hidden) of a Dict obs batch."""
-        return self.encoder(obs["tokens"].long(), obs["val_acc"].float(), obs["adj"].float())
+        extra = obs[OBSERVATION_KEY].float() if OBSERVATION_KEY in obs else None
+        return self.encoder(obs["tokens"].long(), obs["val_acc"].float(), obs["adj"].float(),
+                            extra)
 
     def forward(
         self,
@@ -365,6 +375,7 @@ class DSMNASModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
     def setup(self) -> None:
         self._sampled: Optional[_SampledStep] = None
         self.dsm_config = DSMModuleConfig.from_dict(self._controller_settings())
+        self.node_features = node_features(self.observation_space)
         self.num_nodes, self.num_positions, self.num_ops, self.num_edits = _read_spaces(
             self.observation_space, self.action_space
         )
@@ -384,7 +395,8 @@ class DSMNASModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
 
     def _make_controller(self) -> DSMController:
         return DSMController(
-            self.num_nodes, self.num_positions, self.num_ops, self.num_edits, self.dsm_config
+            self.num_nodes, self.num_positions, self.num_ops, self.num_edits, self.dsm_config,
+            node_features=self.node_features,
         )
 
     def _pi_kwargs(self, batch: dict, sampling: bool) -> dict:

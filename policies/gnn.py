@@ -136,6 +136,7 @@ class SubspaceGraphEncoder(nn.Module):
         use_graph: bool = True,
         layers=TORCH_LAYERS,
         message_passing: str = MESSAGE_PASSING[0],
+        node_features: int = 0,
     ) -> None:
         super().__init__()
         if message_passing not in MESSAGE_PASSING:
@@ -153,7 +154,7 @@ class SubspaceGraphEncoder(nn.Module):
             "position_offsets", torch.arange(num_positions) * num_ops, persistent=False
         )
         concat_dim = num_positions * token_dim
-        self.node_input = layers.linear(concat_dim + 1, hidden_size)
+        self.node_input = layers.linear(concat_dim + 1 + node_features, hidden_size)
         if use_graph:
             self.gnn = nn.ModuleList(
                 [
@@ -172,20 +173,24 @@ class SubspaceGraphEncoder(nn.Module):
         """Per-token vectors of `tokens` (..., L) -> (..., L, token_dim)."""
         return self.token_embedding(tokens + self.position_offsets)
 
-    def forward(self, tokens: Tensor, val_acc: Tensor, adj: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, tokens: Tensor, val_acc: Tensor, adj: Tensor,
+                extra: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Encode a batch of graphs.
 
         Args:
             tokens: (B, K, L) int64, the centers' op indices.
             val_acc: (B, K) float, the centers' validation accuracies as fractions.
             adj: (B, K, K) float, adj[b, i, j] = 1 iff edge i -> j.
+            extra: (B, K, node_features) float, more per-center inputs (DSM-NAS with several
+                objectives: each center's normalised objectives and weights), or None.
 
         Returns:
             node features (B, K, hidden_size) and graph features (B, hidden_size).
         """
         batch_size, num_nodes, _ = tokens.shape
         concat = self.embed_tokens(tokens).flatten(-2)  # (B, K, L * token_dim)
-        h = torch.relu(self.node_input(torch.cat([concat, val_acc.unsqueeze(-1)], dim=-1)))
+        inputs = [concat, val_acc.unsqueeze(-1)] + ([] if extra is None else [extra])
+        h = torch.relu(self.node_input(torch.cat(inputs, dim=-1)))
         if not self.use_graph:
             for layer in self.node_mlp:
                 h = torch.relu(layer(h))

@@ -44,11 +44,13 @@ class PopulationDSMModule(DSMNASModule):
     def _make_controller(self) -> DSMController:
         dims = (self.num_nodes, self.num_positions, self.num_ops, self.num_edits)
         self.layers = PopulationLayers(len(self.seeds))
-        population = DSMController(*dims, self.dsm_config, layers=self.layers)
+        extra = self.node_features
+        population = DSMController(*dims, self.dsm_config, layers=self.layers,
+                                   node_features=extra)
         lone = []
         for seed in self.seeds:
             torch.manual_seed(seed)
-            lone.append(DSMController(*dims, self.dsm_config))
+            lone.append(DSMController(*dims, self.dsm_config, node_features=extra))
         stack_members(population, lone)
         self.generators = [torch.Generator().manual_seed(seed) for seed in self.seeds]
         return population

