@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from dsmnas.envs import DSMNASEnv, EnvConfig
+from dsmnas.envs import DSMNASEnv
 from dsmnas.envs.mo_subspaces import OBSERVATION_KEY, RHO, center_weights, tchebycheff
 from dsmnas.experiments.cli import main
 
