@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from dsmnas.envs import DSMNASEnv
+from dsmnas.envs import DSMNASEnv, EnvConfig
 from dsmnas.envs.mo_subspaces import OBSERVATION_KEY, RHO, center_weights, tchebycheff
 from dsmnas.experiments.cli import main
 
@@ -145,9 +145,53 @@ def test_dsm_search_writes_its_front_and_the_same_seed_gives_the_same_history(tm
     assert set(result["front_figures"]) >= {"hypervolume_val", "igd_plus_val"}
     history = pd.read_csv(out[0] / "history.csv")
     assert len(front) >= 2
+    assert replay_tchebycheff(make(budget_s=40000, seed=3), history) >= 3
     values = front[["val_acc", "latency_s"]].to_numpy()
     assert moocore.is_nondominated(np.column_stack([-values[:, 0], values[:, 1]])).all()
     for _, row in front.iterrows():  # the benchmark's values, as queried
         rows = history[history["arch"] == row["arch"]]
         assert row["val_acc"] == rows["val_acc"].max()
         assert row["latency_s"] == rows["latency_s"].iloc[0]
+
+
+@pytest.mark.parametrize("method", ["dsm", "dsm-hv"])
+def test_a_population_of_multi_objective_searches_is_reproducible(ray_session, method):
+    from dsmnas.trainables.methods import run_method_population
+
+    cfg = EnvConfig(objectives=LATENCY, budget_s=30000)
+    a = run_method_population(method, cfg, {}, [4, 5])
+    b = run_method_population(method, cfg, {}, [4, 5])
+    for seed, x, y in zip([4, 5], a, b):
+        assert x.history.equals(y.history) and x.front.equals(y.front)
+        assert x.front_figures == y.front_figures and x.front_figures["hypervolume_val"] > 0
+        if method == "dsm":  # each member follows the Tchebycheff rule from its seed's centers
+            assert replay_tchebycheff(make(budget_s=30000, seed=seed), x.history) >= 1
+    assert not a[0].history.equals(a[1].history)
+
+
+def test_ppo_flat_searches_the_tchebycheff_env(ray_session):
+    from dsmnas.trainables.methods import run_method
+
+    result = run_method("ppo-flat", EnvConfig(objectives=LATENCY, budget_s=30000, seed=0))
+    assert result.front_figures["hypervolume_val"] > 0 and len(result.front) >= 2
+    assert replay_tchebycheff(make(budget_s=30000), result.history) >= 1
+
+
+def replay_tchebycheff(env: DSMNASEnv, history) -> int:
+    """Check every history row's reward and `accepted` against the Tchebycheff rule, from the
+    env's initial centers (its seed's); the number of center moves."""
+    env.reset()
+    objectives = env.mo.objectives
+    f = objectives.normalise([env.mo.raw(v, env.benchmark.query_metrics(c))
+                              for c, v in zip(env.graph.centers, env.graph.val_acc)])
+    w = center_weights(env.config.K, 2)
+    moves = 0
+    for row in history.itertuples():
+        i = int(row.subspace)
+        beta = objectives.normalise([[row.val_acc, row.latency_s]])[0]
+        gain = tchebycheff(f[i], w[i]) - tchebycheff(beta, w[i])
+        assert row.reward == pytest.approx(100 * gain, abs=1e-9)
+        assert bool(row.accepted) == (gain > 0)
+        if gain > 0:
+            f[i], moves = beta, moves + 1
+    return moves
