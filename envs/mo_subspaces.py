@@ -6,9 +6,9 @@ The design, stated before it was measured (README, docs/manual/objectives.md):
   normalised objectives f (each minimised, 0 best and 1 worst, with the space's fixed range:
   `envs.objectives`). For m = 2, w_i = (1 - l_i, l_i) with l_i = (i + 0.5) / K: K directions
   evenly spread between the first objective and the second, none of them ignoring one. For
-  m = 3 the K points u = (i + 0.5) / K, v = frac(0.5 + i / golden ratio) of the unit square, mapped to the
-  simplex by (1 - sqrt(u), sqrt(u) (1 - v), sqrt(u) v) (the uniform map; a Kronecker
-  sequence, so the K vectors are spread and fixed for a given K).
+  m = 3 the K points u = (i + 0.5) / K, v = frac(0.5 + i / golden ratio) of the unit
+  square, mapped to the simplex by (1 - sqrt(u), sqrt(u) (1 - v), sqrt(u) v) (the uniform
+  map; a Kronecker sequence, so the K vectors are spread and fixed for a given K).
 - **`tchebycheff` (the default, `dsm`)**: an architecture's value for center i is its
   augmented Tchebycheff value g_i(x) = max_j w_ij f_j(x) + rho sum_j w_ij f_j(x), rho = 0.05,
   with the ideal point at the normalisation's 0 (fixed, never from a run). The reward keeps
