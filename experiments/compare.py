@@ -9,9 +9,10 @@ summaries and plots.
 
 Output folder: `runs.csv`, `plan.json` (what was planned: methods, env settings, budget;
 checked on `--resume`), `histories/<method>-<seed>.csv`, `summary.md`, `summary.csv`,
-`anytime_val.png`, `test_acc.png` (with `--objectives` also `fronts/<method>-<seed>.csv` and
-`hypervolume_val.png`; `envs.objectives`), and `tune/` (Tune's own trial folders, with the full
-traceback of every failed attempt in `error.txt`).
+`anytime_val.png`, `test_acc.png` (with `--objectives` also `fronts/<method>-<seed>.csv`,
+`hypervolume_val.png`, `fronts.png` and, where the space knows it, `true_front.csv`;
+`envs.objectives`, `experiments.report_fronts`), and `tune/` (Tune's own trial folders, with
+the full traceback of every failed attempt in `error.txt`).
 
 Resuming (`resume=True`, `--resume`): a folder that already holds `runs.csv` and `plan.json`
 of the same plan keeps its ok rows; only the failed and missing (label, seed) runs are run,
@@ -281,11 +282,15 @@ def _finish(plan, out, recorder, retries, printer, reference) -> pd.DataFrame:
         paths = report.write_report(runs, histories, out, reference=reference, title=title,
                                     notes=notes)
     else:
-        from dsmnas.experiments import report_objectives
+        from dsmnas.experiments import report_fronts, report_objectives
 
-        paths = report_objectives.write_report(
+        # the report reads the true front from the folder, as it reads the runs' fronts
+        truth = report_fronts.write_true_front(plan.true_front, plan.objectives, out)
+        paths = ([truth] if truth else []) + report_objectives.write_report(
             runs, histories, out, plan.objectives, dict(plan.env.limits or ()),
-            reference=reference, title=title, notes=notes)
+            reference=reference, title=title, notes=notes,
+            fronts=report_fronts.load_fronts(runs, out / report.FRONTS),
+            true_front=report_fronts.load_true_front(out, plan.objectives))
     n_failed = int((runs["status"] == report.FAILED).sum())
     n_stopped = int((runs["status"] == report.STOPPED).sum())
     printer(

@@ -27,7 +27,7 @@ import pandas as pd
 from dsmnas.envs.benchmarks.base import budget_text
 from dsmnas.envs.config import EnvConfig
 from dsmnas.envs.errors import ConfigError
-from dsmnas.envs.objectives import Objectives, figure_names, require_moocore
+from dsmnas.envs.objectives import Objectives, figure_names, require_moocore, true_front
 from dsmnas.experiments.settings import TEST_PREFIX, VISITED_PREFIX
 from dsmnas.experiments.settings import MethodSpec, RunSettings
 from dsmnas.trainables.methods import check_method, method_names, population_refusal
@@ -61,6 +61,10 @@ class ComparePlan:
     figures: tuple[str, ...] = ()
     """With `--objectives`: the runs.csv columns of the fronts' figures
     (`envs.objectives.figure_names`: hypervolume_val, hypervolume_test[, igd_plus_val])."""
+    true_front: tuple[tuple[float, ...], ...] | None = None
+    """With `--objectives`, where the space knows it: the true front's raw values (every
+    architecture within the limits that no other dominates; `envs.objectives.true_front`),
+    for the reports' `fronts.png`."""
 
     @property
     def budget_text(self) -> str:
@@ -221,8 +225,10 @@ def plan_compare(
     datasets = tuple(probe.benchmark.report(probe.space.sample(np.random.default_rng(0))))
     objectives = probe.benchmark.objectives
     figures = () if objectives is None else figure_names(probe.benchmark.objective_scale)
+    truth = None
     if objectives is not None:  # last: the settings' own errors are said first
         require_moocore()
+        truth = true_front(objectives, probe.benchmark.objective_scale, probe.benchmark.limits)
     return ComparePlan(
         methods=tuple(specs),
         seeds=tuple(range(first_seed, first_seed + seeds)),
@@ -235,6 +241,7 @@ def plan_compare(
         pooled=tuple(pooled),
         objectives=objectives,
         figures=figures,
+        true_front=None if truth is None else tuple(map(tuple, truth.tolist())),
     )
 
 

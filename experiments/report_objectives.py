@@ -11,6 +11,8 @@ and, where the space knows its true front, `igd_plus_val` (`envs.objectives`).
 - `markdown`: the methods ranked by mean validation hypervolume;
 - `plot_anytime_hypervolume`: validation hypervolume of the feasible queries made so far
   against simulated time (queries when the budget counts queries), mean ± std over seeds;
+- `experiments.report_fronts.plot_fronts`: the methods' median attainment surfaces and the
+  true front (`fronts.png`);
 - `write_report`: `experiments.report.write_report` with all of these.
 """
 
@@ -167,9 +169,15 @@ def plot_anytime_hypervolume(histories: Mapping[tuple[str, int], pd.DataFrame],
 def write_report(runs: pd.DataFrame, histories: Mapping[tuple[str, int], pd.DataFrame],
                  out_dir: str | Path, objectives: Objectives,
                  limits: Mapping[str, float] | None = None, reference: str = "dsm",
-                 title: str = "Comparison", notes: Sequence[str] = ()) -> list[Path]:
+                 title: str = "Comparison", notes: Sequence[str] = (),
+                 fronts: Mapping[tuple[str, int], pd.DataFrame] | None = None,
+                 true_front: np.ndarray | None = None) -> list[Path]:
     """A comparison's report (`experiments.report.write_report`) led by the hypervolume
-    ranking, the figures in summary.csv, and `hypervolume_val.png`; returns the paths."""
+    ranking, the figures in summary.csv, `hypervolume_val.png` and, given the runs' `fronts`
+    (`report_fronts.load_fronts`), `fronts.png` with the `true_front` (raw values) where
+    known; returns the paths."""
+    from dsmnas.experiments import report_fronts
+
     figures = summarize(runs, reference)
     paths = report.write_report(runs, histories, out_dir, reference, title, notes,
                                 lead=markdown(figures, objectives, reference), figures=figures)
@@ -177,4 +185,8 @@ def write_report(runs: pd.DataFrame, histories: Mapping[tuple[str, int], pd.Data
         paths.append(plot_anytime_hypervolume(histories, objectives, limits,
                                               Path(out_dir) / HYPERVOLUME_PNG,
                                               methods=report.method_order(runs)))
+    if fronts:
+        paths.append(report_fronts.plot_fronts(fronts, objectives,
+                                               Path(out_dir) / report_fronts.FRONTS_PNG,
+                                               true_front, methods=report.method_order(runs)))
     return paths
