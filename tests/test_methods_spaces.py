@@ -60,6 +60,11 @@ REFUSED = {
     # only nb201 and mobilenet have had a validation-only sweep
     **{("dsm-tuned", space): "space has no tuned settings"
        for space in (TOY, TABLE, "nasbench-graph", "nasbench-graph-proteins", "fcnet")},
+    # multi-objective only (tests/test_mo_searchers.py runs it with --objectives)
+    **{("nsga2", space): "nsga2 searches several objectives: pass --objectives"
+       for space in SPACES},
+    # (tests/test_mo_dsm.py runs it with --objectives)
+    **{("dsm-hv", space): "dsm-hv searches several objectives" for space in SPACES},
 }
 
 

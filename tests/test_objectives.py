@@ -96,7 +96,7 @@ def test_a_metric_the_data_does_not_serve_is_refused_with_the_allowed_ones():
      "objective 'val_acc' has no direction"),
     (["compare", "--methods", "random,reinforce", "--objectives", LATENCY],
      "reinforce has no multi-objective form (--objectives); methods that have one so far: "
-     "dsm, random"),
+     "dsm, random, evolution, local, nsga2, ppo-flat, dsm-hv"),
     (["compare", "--methods", "random", "--space", "examples.toy_space:SPEC", "--objectives",
       "val_acc:max,params_k:min"], "the toy space declares no normalisation for --objectives"),
     (["ablate", "update", "--objectives", LATENCY], "random-mined has no multi-objective form"),
@@ -124,7 +124,7 @@ def test_cli_refuses_in_one_line_and_exit_2_before_ray_starts(argv, message, cap
 
 def test_methods_without_a_multi_objective_form_refuse_objectives():
     cfg = EnvConfig(objectives=LATENCY)
-    for name in ("dsm", "dsm-hv", "random", "ppo-flat"):
+    for name in ("dsm", "dsm-hv", "random", "evolution", "local", "nsga2", "ppo-flat"):
         assert METHODS[name].objectives
         check_method(name, cfg)
     for name in ("reinforce", "dsm-sync", "dsm-plus", "ppo"):

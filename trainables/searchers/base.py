@@ -154,8 +154,22 @@ class QueryLog:
                 return
             heapq.heappush(pending, (self.last_end_s, len(self.rows) - 1, tokens, val))
 
+    def objective_point(self, step: int) -> tuple[np.ndarray, bool]:
+        """Query `step`'s objectives (with `--objectives`) as minimised, normalised values
+        (`Objectives.normalise`: 0 best, 1 worst in each), and whether it is within the
+        limits; from its history record, so a noisy answer counts as it was answered."""
+        from dsmnas.envs.objectives import REWARD
+
+        row = self.rows[step]
+        metrics = dict(row.metrics)  # the objectives' and the limits' metrics are recorded
+        objectives = self.benchmark.objectives
+        raw = [row.val_acc if name == REWARD else metrics[name] for name in objectives.names]
+        feasible = all(metrics[name] <= v for name, v in self.benchmark.limits.items())
+        return objectives.normalise(raw)[0], feasible
+
     def mark_accepted(self, step: int) -> None:
-        """Set the `accepted` field of the record of query `step` (local search's moves)."""
+        """Set the `accepted` field of the record of query `step` (local search's moves, the
+        Pareto local search's archive entries)."""
         self.rows[step] = dataclasses.replace(self.rows[step], accepted=True)
 
     def history(self) -> pd.DataFrame:
