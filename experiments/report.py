@@ -115,10 +115,10 @@ def failures(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.loc[runs["status"] == FAILED, ["method", "seed", "error"]]
 
 
-def _mean_std(mean: float, std: float) -> str:
+def _mean_std(mean: float, std: float, digits: int = 2) -> str:
     if math.isnan(mean):
         return "–"
-    return f"{mean:.2f} ± {'–' if math.isnan(std) else f'{std:.2f}'}"
+    return f"{mean:.{digits}f} ± {'–' if math.isnan(std) else f'{std:.{digits}f}'}"
 
 
 def _p(p: float) -> str:
@@ -386,21 +386,27 @@ MIN_COLOR_RANGE = 0.2
 """Smallest accuracy range (points) the sweep heatmap's colours span."""
 
 
+FRONT_FIGURES = ("hypervolume_val", "hypervolume_test")
+"""A multi-objective sweep's figures of each run (`envs.objectives.FIGURES`)."""
+_FRONT_NAMES = {"hypervolume_val": "HV val", "hypervolume_test": "HV test"}
+
+
 def sweep_table(runs: pd.DataFrame, configs: Sequence[Config]) -> pd.DataFrame:
     """One row per trial: K, M, entropy, seed, the result fields of `dsmnas search`, status
     and the configuration's label; in the plan's order."""
     by_label = {c.label: c for c in configs}
     tests = test_columns(runs)
+    fronts = [c for c in FRONT_FIGURES if c in runs]  # with --objectives
     rows = []
     for r in runs.to_dict("records"):
         c = by_label[r["method"]]
         rows.append({"K": c.K, "M": c.M, "entropy": c.entropy, "lr": c.lr,
                      "seed": int(r["seed"]),
-                     **{k: r.get(k) for k in ("arch", "val_acc", *tests, "queries",
+                     **{k: r.get(k) for k in ("arch", "val_acc", *tests, *fronts, "queries",
                                               "sim_time_s", "wall_time_s", "status")},
                      "label": c.label})
-    cols = ["K", "M", "entropy", "lr", "seed", "arch", "val_acc", *tests, "queries", "sim_time_s",
-            "wall_time_s", "status", "label"]
+    cols = ["K", "M", "entropy", "lr", "seed", "arch", "val_acc", *tests, *fronts, "queries",
+            "sim_time_s", "wall_time_s", "status", "label"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -409,7 +415,7 @@ def config_summary(table: pd.DataFrame) -> pd.DataFrame:
     scheduler, queries spent by all its runs, mean and sample std of the validation and
     every test accuracy."""
     done = finished(table)
-    accs = accuracy_columns(table)
+    accs = accuracy_columns(table) + [c for c in FRONT_FIGURES if c in table]
     rows = []
     for label in dict.fromkeys(table["label"]):
         mine = table[table["label"] == label].iloc[0]
@@ -427,14 +433,20 @@ def config_summary(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def rank_key(summary: pd.DataFrame) -> str:
+    """What a sweep ranks by: the mean validation hypervolume of the fronts with
+    `--objectives`, else the mean validation accuracy."""
+    return "hypervolume_val_mean" if "hypervolume_val_mean" in summary else "val_acc_mean"
+
+
 def best_config(summary: pd.DataFrame) -> pd.Series:
-    """The configuration with the highest mean validation accuracy (the first one on a tie).
-    Test accuracy is not looked at: choosing on it would make the reported test accuracy
-    an optimistic estimate."""
+    """The configuration with the highest mean validation accuracy (with `--objectives`, the
+    highest mean validation hypervolume; the first one on a tie). Test figures are not looked
+    at: choosing on them would make the reported test figures optimistic estimates."""
     ranked = summary[summary["n"] > 0]
     if ranked.empty:
         raise ConfigError("no configuration has a finished run")
-    return ranked.loc[ranked["val_acc_mean"].idxmax()]
+    return ranked.loc[ranked[rank_key(summary)].idxmax()]
 
 
 def plot_metric(table: pd.DataFrame, dataset: str) -> str:
@@ -538,10 +550,13 @@ def plot_heatmap(table: pd.DataFrame, metric: str, path: str | Path) -> Path:
 def sweep_markdown(summary: pd.DataFrame, title: str, notes: Sequence[str] = ()) -> str:
     """The configurations ranked by mean validation accuracy, and the best one."""
     best = best_config(summary)
-    accs = ["val_acc", *[c[:-5] for c in summary.columns
-                         if c.startswith(TEST_PREFIX) and c.endswith("_mean")]]
-    names = ["val", *[c[len(TEST_PREFIX):] + " test" for c in accs[1:]]]
-    ranked = summary.sort_values("val_acc_mean", ascending=False, kind="stable")
+    tests = [c[:-5] for c in summary.columns
+             if c.startswith(TEST_PREFIX) and c.endswith("_mean")]
+    fronts = [c for c in FRONT_FIGURES if f"{c}_mean" in summary]
+    accs = [*fronts, "val_acc", *tests]
+    names = [*[_FRONT_NAMES[c] for c in fronts], "val",
+             *[c[len(TEST_PREFIX):] + " test" for c in tests]]
+    ranked = summary.sort_values(rank_key(summary), ascending=False, kind="stable")
     lr = ["lr"] if summary["lr"].notna().any() else []
     lines = [f"# {title}", "", *([*notes, ""] if notes else []),
              "| rank | configuration | K | M | entropy | " + "".join(f"{c} | " for c in lr)
@@ -551,16 +566,19 @@ def sweep_markdown(summary: pd.DataFrame, title: str, notes: Sequence[str] = ())
         n = str(r["n"]) + (f" ({r['stopped']} stopped)" if r["stopped"] else "")
         cells = [str(rank), r["label"], str(r["K"]), str(r["M"]), f"{r['entropy']:g}",
                  *[f"{r['lr']:g}" for _ in lr], n, f"{r['queries']:,.0f}",
-                 *[_mean_std(r[f"{c}_mean"], r[f"{c}_std"]) for c in accs]]
+                 *[_mean_std(r[f"{c}_mean"], r[f"{c}_std"], 4 if c in fronts else 2)
+                   for c in accs]]
         lines.append("| " + " | ".join(cells) + " |")
     stopped = int(summary["stopped"].sum())
     lines += ["", f"**Best: {describe_best(best)}**", "",
               f"Compute: {summary['queries'].sum():,.0f} queries in all, over "
               f"{len(summary)} configurations ({int(summary['n'].sum())} runs finished"
               + (f", {stopped} stopped by the scheduler" if stopped else "") + ").", "",
-              "Ranked by mean validation accuracy over the runs that finished (stopped runs "
-              "are never ranked); queries: all the configuration's runs spent; test accuracy "
-              "is reported, never used to choose. Accuracy in %, mean ± sample std (ddof = 1)."]
+              "Ranked by mean validation "
+              + ("hypervolume of the fronts (--objectives)" if fronts else "accuracy")
+              + " over the runs that finished (stopped runs are never ranked); queries: all "
+              "the configuration's runs spent; test figures are reported, never used to "
+              "choose. Accuracy in %, mean ± sample std (ddof = 1)."]
     return "\n".join(lines) + "\n"
 
 
@@ -568,7 +586,10 @@ def describe_best(best: pd.Series) -> str:
     tests = [c[:-5] for c in best.index if c.startswith(TEST_PREFIX) and c.endswith("_mean")]
     lr = "" if pd.isna(best["lr"]) else f", lr={best['lr']:g}"
     text = (f"{best['label']} (K={best['K']}, M={best['M']}, entropy={best['entropy']:g}{lr}): "
-            f"val {_mean_std(best['val_acc_mean'], best['val_acc_std'])} over {best['n']} seed(s)")
+            + (f"HV val {best['hypervolume_val_mean']:.4f} ± {best['hypervolume_val_std']:.4f}, "
+               if "hypervolume_val_mean" in best.index else "")
+            + f"val {_mean_std(best['val_acc_mean'], best['val_acc_std'])} over {best['n']} "
+            f"seed(s)")
     if tests:
         text += "; test " + ", ".join(
             f"{c[len(TEST_PREFIX):]} {_mean_std(best[c + '_mean'], best[c + '_std'])}"

@@ -353,6 +353,11 @@ def plan_sweep(settings: SweepSettings) -> SweepPlan:
                         (settings.search_alg in SEARCHERS, f"--search-alg {settings.search_alg}")):
         if not asked:
             continue
+        if compare.objectives is not None:
+            raise ConfigError(
+                f"{what} ranks configurations by their best validation accuracy as they run; "
+                f"with --objectives a sweep runs the grid or random draws (--search-alg grid|"
+                f"random, no scheduler) and ranks them by mean validation hypervolume")
         if compare.population < len(compare.seeds):
             raise ConfigError(
                 f"{what} compares configurations, each one trial of all its seeds: "
@@ -444,8 +449,10 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path,
     if best is None:
         printer("no configuration ran its whole budget: no best configuration")
     else:
-        printer("best configuration (highest mean validation accuracy; test accuracy not "
-                "used to choose): " + report.describe_best(best))
+        by = ("validation hypervolume" if "hypervolume_val_mean" in best.index
+              else "validation accuracy")
+        printer(f"best configuration (highest mean {by}; test figures not used to choose): "
+                + report.describe_best(best))
     return report.sweep_table(runs, configs)
 
 

@@ -195,3 +195,28 @@ def replay_tchebycheff(env: DSMNASEnv, history) -> int:
         if gain > 0:
             f[i], moves = beta, moves + 1
     return moves
+
+
+def test_a_sweep_with_objectives_ranks_configurations_by_validation_hypervolume(tmp_path,
+                                                                                  capsys):
+    import pandas as pd
+
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--K", "2,4", "--objectives", LATENCY, "--seeds", "2", "--budget",
+                 "30000", "--out", str(out)]) in (0, None)
+    table = pd.read_csv(out / "sweep.csv")
+    means = table.groupby("label")["hypervolume_val"].mean()
+    printed = capsys.readouterr().out
+    assert f"best configuration (highest mean validation hypervolume" in printed
+    assert f": {means.idxmax()} (K=" in printed
+    assert "Ranked by mean validation hypervolume" in (out / "sweep.md").read_text()
+
+
+@pytest.mark.parametrize("flags", [["--scheduler", "asha"],
+                                   ["--search-alg", "optuna", "--num-samples", "2"]])
+def test_a_sweep_with_objectives_refuses_what_ranks_by_accuracy_as_it_runs(flags, capsys):
+    argv = ["sweep", "--K", "2,4", "--objectives", LATENCY, "--seeds", "2", "--population",
+            "2", *flags]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "ranks configurations by their best" in err
