@@ -207,7 +207,7 @@ def test_a_sweep_with_objectives_ranks_configurations_by_validation_hypervolume(
     table = pd.read_csv(out / "sweep.csv")
     means = table.groupby("label")["hypervolume_val"].mean()
     printed = capsys.readouterr().out
-    assert f"best configuration (highest mean validation hypervolume" in printed
+    assert "best configuration (highest mean validation hypervolume" in printed
     assert f": {means.idxmax()} (K=" in printed
     assert "Ranked by mean validation hypervolume" in (out / "sweep.md").read_text()
 
