@@ -13,9 +13,11 @@ Each case is one `dsmnas compare --objectives ...` at the space's default budget
 - MobileNet-like: OFA's accuracy predictor (../shared/models/ofa) vs `macs_m`.
 
 A case whose `runs.csv` already holds every run is not run again (so the script can be
-stopped and restarted); `ppo-flat`, the slowest method by far (RLlib PPO, about 25 s a search
-on 2 cores), runs only in the cases `--ppo-cases` names. `DIR/objectives.md` gets one table per
-case: per method, mean ± std over the seeds of the front's hypervolume on validation and on
+stopped and restarted; each method runs in its own folder `DIR/<case>/<method>`, and
+`DIR/<case>/` gets the combined report: summary.md, fronts.png, hypervolume_val.png);
+`ppo-flat`, the slowest method by far (RLlib PPO, about 25 s a search
+on 2 cores), runs only in the cases `--ppo-cases` names. `DIR/objectives-<cases>.md` gets one table
+per case: per method, mean ± std over the seeds of the front's hypervolume on validation and on
 test (NAS-Bench-201: the front re-scored with the 200-epoch test accuracy; reports only) and
 IGD+ to the true front where the space knows it, with Welch's p against `dsm`, and the true
 front's hypervolume (the ceiling of the validation figure) where the space knows it.
@@ -56,14 +58,14 @@ CASES: dict[str, list[str]] = {
 FIGURES = ("hypervolume_val", "hypervolume_test", "igd_plus_val")
 
 
-def run_case(name: str, out: Path, methods: str, seeds: int, extra: list[str]) -> Path:
-    """`dsmnas compare` of one case, unless its runs.csv already has every run."""
-    folder = out / name
+def run_method(name: str, method: str, out: Path, seeds: int, extra: list[str]) -> Path:
+    """`dsmnas compare` of one method in one case (its own folder, so that a method can be
+    added later), unless its runs.csv already has every run."""
+    folder = out / name / method
     runs = folder / "runs.csv"
-    want = len(methods.split(",")) * seeds
-    if runs.exists() and (pd.read_csv(runs)["status"] == "ok").sum() >= want:
+    if runs.exists() and (pd.read_csv(runs)["status"] == "ok").sum() >= seeds:
         return folder
-    cmd = [sys.executable, "-m", "dsmnas.experiments.cli", "compare", "--methods", methods,
+    cmd = [sys.executable, "-m", "dsmnas.experiments.cli", "compare", "--methods", method,
            "--seeds", str(seeds), "--population", str(seeds), "--max-concurrent", "2",
            *CASES[name], *extra, "--out", str(folder)]
     if runs.exists():
@@ -73,25 +75,46 @@ def run_case(name: str, out: Path, methods: str, seeds: int, extra: list[str]) -
     return folder
 
 
-def ceiling(name: str) -> float:
-    """The true front's validation hypervolume of a case (NaN where the space has none)."""
+def benchmark_of(name: str):
+    """The benchmark of a case (its objectives, normalisation and true front)."""
     from dsmnas.envs import EnvConfig
     from dsmnas.envs.benchmarks import make_benchmark
-    from dsmnas.envs.objectives import true_front
 
     args = CASES[name]
     pairs = dict(zip(args[::2], args[1::2]))
-    space = pairs.get("--space", "nb201")
-    kwargs = {"space": space, "objectives": pairs["--objectives"], "seed": 0}
-    if "--dataset" in pairs:
-        kwargs["dataset"] = pairs["--dataset"]
-    if "--table" in pairs:
-        kwargs["table"] = pairs["--table"]
-    if space == "mobilenet" or space == "fcnet":
-        return math.nan
-    bench = make_benchmark(EnvConfig(**kwargs))
-    front = true_front(bench.objectives, bench.objective_scale, bench.limits)
-    return math.nan if front is None else bench.objectives.hypervolume(front)
+    kwargs = {"space": pairs.get("--space", "nb201"), "objectives": pairs["--objectives"],
+              "seed": 0}
+    for flag, key in (("--dataset", "dataset"), ("--table", "table")):
+        if flag in pairs:
+            kwargs[key] = pairs[flag]
+    if kwargs["space"] == "mobilenet":
+        kwargs["predictor"] = str(PREDICTOR)
+    return make_benchmark(EnvConfig(**kwargs))
+
+
+def combine(name: str, out: Path, folders: list[Path]) -> tuple[pd.DataFrame, float]:
+    """The case's methods in one report (`DIR/<case>/summary.md`, `fronts.png`,
+    `hypervolume_val.png`, Welch p against dsm); (runs, the true front's hypervolume)."""
+    from dsmnas.envs.objectives import true_front
+    from dsmnas.experiments import report, report_fronts, report_objectives
+
+    bench = benchmark_of(name)
+    objectives = bench.objectives
+    runs = pd.concat([pd.read_csv(f / "runs.csv") for f in folders], ignore_index=True)
+    histories, fronts = {}, {}
+    for f in folders:
+        mine = pd.read_csv(f / "runs.csv")
+        histories.update(report.load_histories(mine, f / "histories"))
+        fronts.update(report_fronts.load_fronts(mine, f / report.FRONTS))
+    scale = bench.objective_scale
+    truth = None if scale is None or scale.every is None else true_front(
+        objectives, scale, bench.limits)
+    report_objectives.write_report(
+        runs, histories, out / name, objectives, bench.limits, title=name,
+        notes=[f"`{' '.join(CASES[name])}`; seeds {runs['seed'].min()}–{runs['seed'].max()}; "
+               f"each method from its own `dsmnas compare` (benchmarks/bench_objectives.py)."],
+        fronts=fronts, true_front=truth)
+    return runs, (math.nan if truth is None else objectives.hypervolume(truth))
 
 
 def _cell(mean, std, p=math.nan) -> str:
@@ -103,20 +126,25 @@ def _cell(mean, std, p=math.nan) -> str:
     return text
 
 
-def case_table(name: str, folder: Path) -> str:
-    summary = pd.read_csv(folder / "summary.csv")
+def case_table(name: str, out: Path, folders: list[Path]) -> str:
+    from dsmnas.experiments import report_objectives
+
+    runs, ceiling = combine(name, out, folders)
+    summary = report_objectives.summarize(runs, "dsm")
     summary = summary.sort_values("hypervolume_val_mean", ascending=False)
+    queries = runs.groupby("method")["queries"].mean()
     columns = [f for f in FIGURES if f"{f}_mean" in summary]
     lines = [f"### {name}", "",
              f"`{' '.join(CASES[name])}`; true front's hypervolume (val): "
-             f"{ceiling(name):.4f}", "",
+             + ("–" if math.isnan(ceiling) else f"{ceiling:.4f}"), "",
              "| method | runs | " + " | ".join(columns) + " | queries |",
              "|---|---|" + "---|" * len(columns) + "---|"]
     for row in summary.itertuples():
+        n = int((runs[(runs["method"] == row.method)]["status"] == "ok").sum())
         cells = [_cell(getattr(row, f"{f}_mean"), getattr(row, f"{f}_std"),
                        getattr(row, f"{f}_p", math.nan)) for f in columns]
-        lines.append(f"| {row.method} | {row.n_ok} | " + " | ".join(cells)
-                     + f" | {row.queries_mean:.0f} |")
+        lines.append(f"| {row.method} | {n} | " + " | ".join(cells)
+                     + f" | {queries[row.method]:.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -139,10 +167,11 @@ def main() -> None:
             methods = [m for m in methods if m != "ppo-flat"]
         extra = [a for item in args.set for a in item.split("=", 1)]
         if name == "mobilenet-macs":
-            extra += ["--predictor", str(PREDICTOR)]
-        folder = run_case(name, out, ",".join(methods), args.seeds, extra)
-        tables.append(case_table(name, folder))
-        (out / "objectives.md").write_text("\n".join(tables))
+            extra += ["--set", f"env.predictor={PREDICTOR}"]
+        folders = [run_method(name, m, out, args.seeds, extra) for m in methods]
+        tables.append(case_table(name, out, folders))
+        (out / f"objectives-{args.cases.replace(',', '+')[:60]}.md").write_text(
+            "\n".join(tables))
         print(tables[-1], flush=True)
 
 
