@@ -4,8 +4,8 @@ How to run:  python benchmarks/bench_objectives.py [--cases nb201-cifar10-latenc
              [--seeds 30] [--out runs/objectives] [--methods dsm,dsm-hv,random,...]
 
 Each case is one `dsmnas compare --objectives ...` per method, at the space's default budget
-(MobileNet-like: 1,000 queries, below), seeds
-0..S-1 (S = `--seeds`), DSM-NAS and its variants in population mode:
+(MobileNet-like: 1,000 queries, below), seeds 0..S-1 (S = `--seeds`), DSM-NAS and its variants
+in population mode:
 
 - NAS-Bench-201 (the shared table, the paper's 25,000 s budget): validation accuracy vs
   `latency_s` and vs `params_mb`, on cifar10, cifar100 and ImageNet16-120;
