@@ -153,6 +153,33 @@ def case_table(name: str, out: Path, folders: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def headline(out: Path, names: list[str], methods: list[str]) -> str:
+    """One row per case: each method's mean test hypervolume (validation where the data has
+    no test accuracy), the best in bold, and whether a DSM-NAS form (dsm, dsm-hv) leads."""
+    lines = ["| case | figure | " + " | ".join(methods) + " | DSM-NAS form first? |",
+             "|---|---|" + "---|" * (len(methods) + 1)]
+    for name in names:
+        path = out / name / "summary.csv"
+        if not path.exists():
+            continue
+        summary = pd.read_csv(path).set_index("method")
+        figure = ("hypervolume_test" if summary["hypervolume_test_mean"].notna().all()
+                  else "hypervolume_val")
+        means = summary[f"{figure}_mean"]
+        best = means.idxmax()
+        cells = ["–" if m not in means else
+                 (f"**{means[m]:.4f}**" if m == best else f"{means[m]:.4f}") for m in methods]
+        ours = [m for m in ("dsm", "dsm-hv") if m in means]
+        others = means.drop(ours)
+        lead = means[ours].max() - others.max()
+        pvalue = summary.loc[others.idxmax(), f"{figure}_p"]  # against dsm
+        verdict = (f"yes, +{lead:.4f} over {others.idxmax()}" if lead > 0
+                   else f"no, {others.idxmax()} +{-lead:.4f}")
+        lines.append(f"| {name} | {figure.split('_')[1]} | " + " | ".join(cells)
+                     + f" | {verdict} (p vs dsm {pvalue:.2g}) |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", default=",".join(CASES))
@@ -161,6 +188,8 @@ def main() -> None:
                    help="cases in which ppo-flat runs too ('all' for every case)")
     p.add_argument("--seeds", type=int, default=30)
     p.add_argument("--out", default="runs/objectives")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: the tables from what DIR holds, and the headline table")
     p.add_argument("--set", action="append", default=[],
                    help="extra `dsmnas compare` arguments, e.g. --set=--max-concurrent=1")
     args = p.parse_args()
@@ -173,11 +202,20 @@ def main() -> None:
         extra = [a for item in args.set for a in item.split("=", 1)]
         if name == "mobilenet-macs":
             extra += ["--set", f"env.predictor={PREDICTOR}"]
-        folders = [run_method(name, m, out, args.seeds, extra) for m in methods]
+        if args.report_only:
+            folders = [out / name / m for m in methods if (out / name / m / "runs.csv").exists()]
+            if not folders:
+                continue
+        else:
+            folders = [run_method(name, m, out, args.seeds, extra) for m in methods]
         tables.append(case_table(name, out, folders))
         (out / f"objectives-{args.cases.replace(',', '+')[:60]}.md").write_text(
             "\n".join(tables))
         print(tables[-1], flush=True)
+    if args.report_only:
+        table = headline(out, args.cases.split(","), args.methods.split(","))
+        (out / "objectives-headline.md").write_text(table)
+        print(table)
 
 
 if __name__ == "__main__":

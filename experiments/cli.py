@@ -133,9 +133,15 @@ def _run_recorded(env_cfg, learner, out, checkpoint_every, quiet, resume=False) 
         print(f"best visited (not a center at the end): {visited['arch']}  val "
               f"{visited['val_acc']:.3f}" + "".join(
                   f"  {k} {v:.2f}" for k, v in (visited["test_acc"] or {}).items()))
+    if result.front is not None:
+        figures = "  ".join(f"{k} {v:.4f}" for k, v in result.front_figures.items()
+                            if v == v)  # NaN: the data has no test accuracy
+        print(f"front: {len(result.front)} architectures (non-dominated, on validation)  "
+              f"{figures}")
     simulated = f"{result.sim_time_s:,.0f} s simulated, " if result.config["budget_s"] else ""
     print(f"{result.queries} queries, {simulated}{result.wall_time_s:.1f} s wall; "
-          f"wrote {path}/result.json and history.csv")
+          f"wrote {path}/result.json, history.csv"
+          + (", front.csv" if result.front is not None else ""))
     return 0
 
 
