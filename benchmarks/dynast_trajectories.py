@@ -134,11 +134,27 @@ def markdown(summary: pd.DataFrame, at: Sequence[int] = AT_EVALUATIONS) -> list[
     return lines
 
 
-def comparison_curves(folder: str | Path, grid: np.ndarray) -> dict[str, np.ndarray]:
-    """Per method of a `dsmnas compare --space mobilenet --objectives val_acc:max,macs_m:min`
-    folder, an array (runs x grid) of its validation hypervolume after each number of queries
-    of `grid` (a query is one evaluation: the history's rows, counted in order; the mobilenet
-    budget counts queries); ConfigError for another space or other objectives."""
+def _folders(folders: str | Path | Sequence[str | Path]) -> list[Path]:
+    if isinstance(folders, (str, Path)):
+        return [Path(folders)]
+    return [Path(f) for f in folders]
+
+
+def comparison_curves(folders: str | Path | Sequence[str | Path], grid: np.ndarray
+                      ) -> dict[str, np.ndarray]:
+    """Per method of `dsmnas compare --space mobilenet --objectives val_acc:max,macs_m:min`
+    folders (one or several, e.g. one per method), an array (runs x grid) of its validation
+    hypervolume after each number of queries of `grid` (a query is one evaluation: the
+    history's rows, counted in order; the mobilenet budget counts queries); ConfigError for
+    another space or other objectives."""
+    curves: dict[str, list[np.ndarray]] = {}
+    for folder in _folders(folders):
+        for method, c in _folder_curves(folder, grid).items():
+            curves.setdefault(method, []).append(c)
+    return {m: np.vstack(c) for m, c in curves.items()}
+
+
+def _folder_curves(folder: Path, grid: np.ndarray) -> dict[str, np.ndarray]:
     from dsmnas.envs.errors import ConfigError
     from dsmnas.envs.objectives import anytime_hypervolume as by_queries
     from dsmnas.envs.objectives import parse_objectives
@@ -161,8 +177,25 @@ def comparison_curves(folder: str | Path, grid: np.ndarray) -> dict[str, np.ndar
     return {m: np.vstack(c) for m, c in curves.items()}
 
 
-def plot_with_comparison(trajectories: Mapping[str, pd.DataFrame], folder: str | Path,
-                         path: str | Path) -> Path:
+def equal_evaluations(folders: str | Path | Sequence[str | Path],
+                      at: Sequence[int] = AT_EVALUATIONS) -> list[str]:
+    """Markdown lines: each method's validation hypervolume (mean ± std over its runs) after
+    each number of queries of `at`, to set beside DyNAS-T's table (– beyond the budget)."""
+    grid = np.array(at, dtype=float)
+    curves = comparison_curves(folders, grid)
+    runs = pd.concat([pd.read_csv(f / "runs.csv") for f in _folders(folders)])
+    spent = runs.groupby("method")["queries"].min()
+    lines = ["| method (ours, w1.2 predictor) | runs | " + " | ".join(f"HV@{n}" for n in at)
+             + " |", "|---|---|" + "---|" * len(at)]
+    for method, c in curves.items():
+        cells = [f"{c[:, j].mean():.4f} ± {c[:, j].std(ddof=1):.4f}" if n <= spent[method]
+                 else "–" for j, n in enumerate(at)]
+        lines.append(f"| {method} | {len(c)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot_with_comparison(trajectories: Mapping[str, pd.DataFrame],
+                         folder: str | Path | Sequence[str | Path], path: str | Path) -> Path:
     """A PNG of the comparison's validation hypervolume by queries (mean ± std over seeds per
     method) with each DyNAS-T trajectory's hypervolume by evaluations, on a log axis.
     Caveat: DyNAS-T measured w1.0 subnets on ImageNet, the comparison's reward is OFA's w1.2
@@ -174,7 +207,7 @@ def plot_with_comparison(trajectories: Mapping[str, pd.DataFrame], folder: str |
 
     from dsmnas.experiments import report
 
-    runs = pd.read_csv(Path(folder) / "runs.csv")
+    runs = pd.concat([pd.read_csv(f / "runs.csv") for f in _folders(folder)])
     end = int(max([*report.finished(runs)["queries"].fillna(0).astype(int), 1,
                    *[len(t) for t in trajectories.values()]]))
     grid = np.unique(np.round(np.geomspace(1, end, 300)))
@@ -208,16 +241,17 @@ def plot_with_comparison(trajectories: Mapping[str, pd.DataFrame], folder: str |
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=str(DATA), help="folder of the trajectory CSV files")
-    p.add_argument("--compare", default=None,
-                   help="a `dsmnas compare --space mobilenet --objectives "
-                        f"{OBJECTIVES_TEXT}` folder to plot against")
-    p.add_argument("--out", default=None, help=f"the PNG (default COMPARE/{PNG})")
+    p.add_argument("--compare", default=None, nargs="+",
+                   help="`dsmnas compare --space mobilenet --objectives "
+                        f"{OBJECTIVES_TEXT}` folders (one or several) to set beside them")
+    p.add_argument("--out", default=None, help=f"the PNG (default FIRST_COMPARE/{PNG})")
     args = p.parse_args(argv)
     trajectories = load_trajectories(args.data)
     print("\n".join(markdown(table(trajectories))))
     if args.compare:
+        print("\n" + "\n".join(equal_evaluations(args.compare)))
         out = plot_with_comparison(trajectories, args.compare,
-                                   args.out or Path(args.compare) / PNG)
+                                   args.out or Path(args.compare[0]) / PNG)
         print(f"\nwrote {out}")
     return 0
 

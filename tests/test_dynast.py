@@ -112,6 +112,23 @@ def test_a_comparisons_hypervolume_by_queries_and_the_plot(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
 
 
+def test_several_folders_make_one_comparison_and_the_equal_evaluations_table(tmp_path):
+    first = _comparison(tmp_path / "a")
+    second = _comparison(tmp_path / "b")
+    runs = pd.read_csv(second / "runs.csv").assign(method="evolution")
+    runs.to_csv(second / "runs.csv", index=False)
+    for seed in (0, 1):
+        (second / "histories" / f"random-{seed}.csv").rename(
+            second / "histories" / f"evolution-{seed}.csv")
+    curves = dynast.comparison_curves([first, second], np.array([2.0, 3.0]))
+    assert set(curves) == {"random", "evolution"}
+    np.testing.assert_allclose(curves["evolution"], curves["random"])
+    lines = dynast.equal_evaluations([first, second], at=(2, 3, 4))
+    # after 2 queries: 0.4 and 0.4; after 3: 0.45 and 0.6; 4 is beyond the budget
+    assert lines[2] == "| random | 2 | 0.4000 ± 0.0000 | 0.5250 ± 0.1061 | – |"
+    assert lines[3].startswith("| evolution | 2 | 0.4000 ± 0.0000")
+
+
 def test_another_space_is_refused(tmp_path):
     folder = _comparison(tmp_path / "cmp", space="nb201")
     with pytest.raises(ConfigError, match="--space mobilenet"):
