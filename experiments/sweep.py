@@ -91,17 +91,19 @@ class SweepPlan:
     def scheduler(self):
         """The Tune scheduler the settings ask for (None: FIFO, every trial to its end).
         ASHA compares trials on their mean best validation accuracy so far at milestones of
-        the budget (`trainables.live`: TIME_ATTR, OBJECTIVE), never on test accuracy."""
+        the budget (`trainables.live`: TIME_ATTR, OBJECTIVE; with --objectives the mean
+        validation hypervolume so far, FRONT_OBJECTIVE), never on test figures."""
         s = self.settings
         if s.scheduler == "fifo":
             return None
         from ray.tune.schedulers import ASHAScheduler
 
-        from dsmnas.trainables.live import OBJECTIVE, TIME_ATTR
+        from dsmnas.trainables.live import TIME_ATTR, objective
 
         c = self.compare
         budget = c.budget_s if c.budget_s is not None else c.budget_queries
-        return ASHAScheduler(time_attr=TIME_ATTR, metric=OBJECTIVE, mode="max", max_t=budget,
+        return ASHAScheduler(time_attr=TIME_ATTR, metric=objective(c.objectives), mode="max",
+                             max_t=budget,
                              grace_period=s.asha_grace * budget,
                              reduction_factor=s.asha_reduction)
 
@@ -353,11 +355,6 @@ def plan_sweep(settings: SweepSettings) -> SweepPlan:
                         (settings.search_alg in SEARCHERS, f"--search-alg {settings.search_alg}")):
         if not asked:
             continue
-        if compare.objectives is not None:
-            raise ConfigError(
-                f"{what} ranks configurations by their best validation accuracy as they run; "
-                f"with --objectives a sweep runs the grid or random draws (--search-alg grid|"
-                f"random, no scheduler) and ranks them by mean validation hypervolume")
         if compare.population < len(compare.seeds):
             raise ConfigError(
                 f"{what} compares configurations, each one trial of all its seeds: "

@@ -10,8 +10,8 @@ results of the trials that ended before it:
   names its runs (the label of its `settings.Config` and all the sweep's seeds);
 - `sweep_trainable` turns a drawn configuration into the config `search_trainable` takes: one
   trial runs all the sweep's seeds as one population, and reports their mean best validation
-  accuracy so far (`trainables.live.OBJECTIVE`), which the searcher maximises (never test
-  accuracy);
+  accuracy so far (`trainables.live.OBJECTIVE`; with --objectives their mean validation
+  hypervolume so far, `FRONT_OBJECTIVE`), which the searcher maximises (never test figures);
 - `Distinct` wraps the searcher so that no configuration runs twice: a suggestion that repeats
   one already run is answered with that run's result (the searcher learns it again and draws
   anew), one that repeats a running trial is answered as failed. A TPE sampler may suggest
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from ray.tune.search import Searcher
 
 from dsmnas.experiments.settings import RANGED, Config, LogUniform, MethodSpec, rounded
-from dsmnas.trainables.live import OBJECTIVE, LiveSettings
+from dsmnas.trainables.live import LiveSettings, objective
 
 if TYPE_CHECKING:
     from dsmnas.experiments.sweep import SweepPlan
@@ -90,21 +90,22 @@ def _label(config: dict[str, Any], ranged: Sequence[str]) -> str:
 
 
 def make_searcher(name: str, seed: int, ranged: Sequence[str] = (), limit: int | None = None,
-                  printer: Callable[[str], None] = print):
-    """Tune's searcher `name` ("optuna": TPE; "hyperopt": TPE), seeded, maximising the trial's
-    mean best validation accuracy, wrapped in `Distinct` (`ranged`: the parameters drawn
-    from a range)."""
+                  printer: Callable[[str], None] = print, metric: str = objective(None)):
+    """Tune's searcher `name` ("optuna": TPE; "hyperopt": TPE), seeded, maximising `metric`,
+    the trial's mean best validation accuracy (with --objectives, its mean validation
+    hypervolume: `trainables.live.objective`), wrapped in `Distinct` (`ranged`: the
+    parameters drawn from a range)."""
     if name == "optuna":
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        inner = OptunaSearch(metric=OBJECTIVE, mode="max",
+        inner = OptunaSearch(metric=metric, mode="max",
                              sampler=optuna.samplers.TPESampler(seed=seed))
     elif name == "hyperopt":
         from ray.tune.search.hyperopt import HyperOptSearch
 
-        inner = HyperOptSearch(metric=OBJECTIVE, mode="max", random_state_seed=seed)
+        inner = HyperOptSearch(metric=metric, mode="max", random_state_seed=seed)
     else:
         raise ValueError(f"unknown search algorithm {name!r}")
     return Distinct(inner, key=functools.partial(_label, ranged=tuple(ranged)), limit=limit,
@@ -219,7 +220,8 @@ class SearcherTrials:
         s = self.plan.settings
         ranged = [k for k in RANGED if isinstance(getattr(s, k), LogUniform)]
         size = None if ranged else len(s.K) * len(s.M) * len(s.entropy) * max(1, len(s.lr))
-        return make_searcher(s.search_alg, s.draw_seed, ranged, limit=size, printer=printer)
+        return make_searcher(s.search_alg, s.draw_seed, ranged, limit=size, printer=printer,
+                             metric=objective(self.plan.compare.objectives))
 
     def identity(self) -> dict[str, Any]:
         """What plan.json records of the search."""

@@ -214,9 +214,47 @@ def test_a_sweep_with_objectives_ranks_configurations_by_validation_hypervolume(
 
 @pytest.mark.parametrize("flags", [["--scheduler", "asha"],
                                    ["--search-alg", "optuna", "--num-samples", "2"]])
-def test_a_sweep_with_objectives_refuses_what_ranks_by_accuracy_as_it_runs(flags, capsys):
+def test_asha_and_tunes_searchers_rank_by_the_hypervolume_so_far(flags, tmp_path, capsys):
+    import pandas as pd
+
+    pytest.importorskip("optuna")
+    out = tmp_path / "sweep"
     argv = ["sweep", "--K", "2,4", "--objectives", LATENCY, "--seeds", "2", "--population",
-            "2", *flags]
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "ranks configurations by their best" in err
+            "2", "--budget", "30000", "--max-concurrent", "1", *flags, "--out", str(out)]
+    assert main(argv) in (0, None)
+    assert "highest mean validation hypervolume" in capsys.readouterr().out
+    progress = [pd.read_csv(f) for f in (out / "tune").glob("*/*/progress.csv")]
+    assert progress
+    firsts = []
+    for frame in progress:  # each trial reported the hypervolume so far, as it searched
+        live = frame[frame["report"] == "progress"]
+        hv = live["front_hypervolume"].to_numpy()
+        assert len(hv) >= 1 and np.all(np.diff(hv) >= 0) and hv[-1] > 0
+        firsts.append((len(live), hv[0], live["best_val_acc"].iloc[0]))
+    if flags[0] == "--scheduler":  # ASHA stopped the trial of the lower hypervolume, which
+        (_, hv_stopped, acc_stopped), (_, hv_kept, acc_kept) = sorted(firsts)
+        assert hv_stopped < hv_kept  # on these seeds had the higher best accuracy: ASHA
+        assert acc_stopped > acc_kept  # ranked by hypervolume, not by accuracy
+
+
+def test_a_report_carries_the_hypervolume_of_the_feasible_queries_so_far():
+    from dsmnas.envs.objectives import Objectives
+    from dsmnas.envs.records import QueryRecord
+    from dsmnas.trainables.live import SearchState, TrialReporter
+
+    objectives = Objectives(("val_acc", "latency_s"), ("max", "min"), (0.0, 0.0), (100.0, 1.0))
+
+    def record(step, acc, latency):
+        return QueryRecord(step=step, arch=str(step), val_acc=acc, cost_s=1.0, sim_time_s=step,
+                           metrics=(("latency_s", latency),))
+
+    history = [record(0, 80.0, 0.5), record(1, 90.0, 0.9), record(2, 95.0, 0.3)]
+    # normalised: (0.2, 0.5), (0.1, 0.9), (0.05, 0.3); the limit latency 0.6 drops the second,
+    # and the third dominates the first: 0.95 * 0.7; without a limit, the first two alone:
+    # 0.8 * 0.5 + 0.9 * 0.1 - 0.8 * 0.1
+    a = SearchState(3.0, 10.0, 90.0, history, objectives=objectives, limits={"latency_s": 0.6})
+    b = SearchState(3.0, 10.0, 90.0, history[:2], objectives=objectives, limits={})
+    metrics = TrialReporter().metrics([a, b])
+    assert metrics["front_hypervolume"] == pytest.approx((0.665 + 0.41) / 2)
+    assert metrics["front_hypervolume_std"] == pytest.approx(np.std([0.665, 0.41], ddof=1))
+    assert "front_hypervolume" not in TrialReporter().metrics([SearchState(3, 10, 90, history)])

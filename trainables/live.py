@@ -20,6 +20,9 @@ budget counts queries (the MobileNet-like space, NAS-Bench-Graph). A report hold
     budget_fraction    budget_spent / budget
     best_val_acc       best validation accuracy so far (a feasible answer; the objective of
                        sweeps, `OBJECTIVE`), with best_val_acc_std over the trial's searches
+    front_hypervolume  with --objectives only: the validation hypervolume of the feasible
+                       queries so far (the front's; `FRONT_OBJECTIVE`, what a sweep with
+                       objectives maximises), with front_hypervolume_std
     queries            answered queries so far
     new_centers        centers replaced so far (DSM-NAS's subspace update; 0 for methods
                        without subspaces)
@@ -56,6 +59,9 @@ TIME_ATTR = "budget_spent"
 """The time attribute of every report: the budget spent, in the budget's own unit."""
 OBJECTIVE = "best_val_acc"
 """What a sweep maximises: best validation accuracy so far, mean over the trial's seeds."""
+FRONT_OBJECTIVE = "front_hypervolume"
+"""What a sweep with --objectives maximises: the validation hypervolume of the feasible
+queries so far (the front's), mean over the trial's seeds."""
 PROGRESS_KEYS = (TIME_ATTR, "budget_fraction", OBJECTIVE, "best_val_acc_std", "queries",
                  "new_centers", "mean_reward", "policy_entropy", "searches_done", "report")
 STATE_FILE = "live.json"
@@ -90,6 +96,30 @@ class SearchState:
     history: Sequence[Any]
     """The search's `QueryRecord`s so far (queries, accepted, reward)."""
     done: bool = False
+    objectives: Any = None
+    """With --objectives: the search's `envs.objectives.Objectives` (then a report has the
+    hypervolume so far), with the benchmark's `limits`."""
+    limits: Any = None
+
+
+def objective(objectives: Any) -> str:
+    """The report key a sweep maximises: `FRONT_OBJECTIVE` with objectives, else
+    `OBJECTIVE`."""
+    return OBJECTIVE if objectives is None else FRONT_OBJECTIVE
+
+
+def front_hypervolume(state: SearchState) -> float:
+    """The validation hypervolume of a search's feasible queries so far (dominated ones add
+    nothing: the front's), from its history records."""
+    from dsmnas.envs.objectives import REWARD
+
+    objectives, limits = state.objectives, dict(state.limits or {})
+    points = []
+    for r in state.history:
+        metrics = dict(r.metrics)
+        if all(metrics[m] <= v for m, v in limits.items()):
+            points.append([r.val_acc if n == REWARD else metrics[n] for n in objectives.names])
+    return objectives.hypervolume(np.array(points).reshape(-1, len(objectives.names)))
 
 
 def clock_spent(clock_state: dict) -> tuple[float, float]:
@@ -109,7 +139,9 @@ def env_state(env) -> SearchState:
     else:
         graph, history, clock = env.graph, env.history, env.benchmark.clock.state()
     spent, budget = clock_spent(clock)
-    return SearchState(spent, budget, float(np.max(graph.val_acc)), history, done)
+    bench = env.benchmark
+    return SearchState(spent, budget, float(np.max(graph.val_acc)), history, done,
+                       bench.objectives, bench.limits)
 
 
 class TrialReporter:
@@ -159,6 +191,12 @@ class TrialReporter:
             self._rewards_seen[i] = len(s.history)
         spent = float(np.mean([s.spent for s in searches]))
         best = [s.best_val for s in searches]
+        fronts = {}
+        if searches and searches[0].objectives is not None:
+            hv = [front_hypervolume(s) for s in searches]
+            fronts = {FRONT_OBJECTIVE: float(np.mean(hv)),
+                      f"{FRONT_OBJECTIVE}_std": float(np.std(hv, ddof=1)) if len(hv) > 1
+                      else 0.0}
         return {
             TIME_ATTR: spent,
             "timesteps_total": int(round(spent)),
@@ -171,6 +209,7 @@ class TrialReporter:
             "mean_reward": float(np.mean(new_rewards)) if new_rewards else math.nan,
             "policy_entropy": math.nan if entropy is None else float(entropy),
             "searches_done": int(sum(s.done for s in searches)),
+            **fronts,
             "report": kind,
         }
 

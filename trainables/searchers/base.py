@@ -129,7 +129,8 @@ class QueryLog:
     def state(self) -> SearchState:
         """What a live report says of this search (`trainables.live`)."""
         spent, budget = clock_spent(self.clock.state())
-        return SearchState(spent, budget, self.best_val, self.rows)
+        return SearchState(spent, budget, self.best_val, self.rows,
+                           objectives=self.benchmark.objectives, limits=self.benchmark.limits)
 
     def run_async(self, ask: Callable[[], tuple[np.ndarray, dict[str, Any]]],
                   tell: Callable[[int, np.ndarray, float], None]) -> None:
