@@ -30,6 +30,10 @@ import pandas as pd  # noqa: E402
 from dsmnas.experiments import report  # noqa: E402
 from dsmnas.experiments.settings import ABLATIONS, variants  # noqa: E402
 
+HYPERVOLUMES = ("hypervolume_val", "hypervolume_test")
+"""With `--objectives`: the fronts' figures an ablation reports (`envs.objectives.FIGURES`)."""
+
+
 def centers_explored(history: pd.DataFrame, K: int) -> int:
     """Distinct subspace centers a search had: the K initial ones plus every distinct
     architecture that replaced a center."""
@@ -41,14 +45,15 @@ def ablation_table(
     name: str, runs: pd.DataFrame, histories: dict[tuple[str, int], pd.DataFrame], K: int,
     space: str = "nb201",
 ) -> pd.DataFrame:
-    """Per variant: n, mean ± std of val and test accuracy (and, for `reward`, the mean
-    number of centers explored), in the ablation's order."""
+    """Per variant: n, mean ± std of val and test accuracy (with `--objectives`, of the
+    fronts' validation and test hypervolume first) and, for `reward`, the mean number of
+    centers explored, in the ablation's order."""
     done = report.finished(runs)
     rows = []
     for spec in variants(name, space):
         sub = done[done["method"] == spec.label]
         row = {"variant": spec.label, "n": len(sub)}
-        for col in report.accuracy_columns(done):
+        for col in [*hypervolume_columns(done), *report.accuracy_columns(done)]:
             row[col] = sub[col].mean()
             row[f"{col}_std"] = sub[col].std(ddof=1)
         if name == "K":
@@ -64,15 +69,22 @@ def ablation_table(
     return pd.DataFrame(rows)
 
 
+def hypervolume_columns(runs: pd.DataFrame) -> list[str]:
+    """The fronts' hypervolume columns that have values (with `--objectives`)."""
+    return [c for c in HYPERVOLUMES if c in runs and runs[c].notna().any()]
+
+
 def ablation_markdown(name: str, table: pd.DataFrame) -> str:
-    cols = [c for c in table.columns if c.endswith("acc") or c.startswith("test_acc_")]
+    cols = [c for c in table.columns if c.endswith("acc") or c.startswith("test_acc_")
+            or c in HYPERVOLUMES]
     cols = [c for c in cols if not c.endswith("_std")]
     header = ["variant", "n", *cols] + (["centers explored"] if "centers_explored" in table else [])
     lines = [f"# Ablation `{name}`: {ABLATIONS[name][0]}", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, r in table.iterrows():
         cells = [r["variant"], str(int(r["n"]))]
-        cells += [f"{r[c]:.2f} ± {r[c + '_std']:.2f}" if r["n"] else "–" for c in cols]
+        cells += [("–" if not r["n"] else f"{r[c]:.4f} ± {r[c + '_std']:.4f}"
+                   if c in HYPERVOLUMES else f"{r[c]:.2f} ± {r[c + '_std']:.2f}") for c in cols]
         if "centers_explored" in table:
             cells.append(f"{r['centers_explored']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -80,9 +92,11 @@ def ablation_markdown(name: str, table: pd.DataFrame) -> str:
 
 
 def plot_ablation(name: str, table: pd.DataFrame, path: str | Path) -> Path:
-    """K / M: mean ± std accuracy against the swept value; others: one bar per variant."""
-    cols = [c for c in table.columns if c.startswith("test_acc_") and not c.endswith("_std")]
-    cols = cols or ["val_acc"]
+    """K / M: mean ± std accuracy (with `--objectives`, hypervolume) against the swept value;
+    others: one bar per variant."""
+    cols = ([c for c in HYPERVOLUMES if c in table]
+            or [c for c in table.columns if c.startswith("test_acc_") and not c.endswith("_std")]
+            or ["val_acc"])
     fig, axes = plt.subplots(1, len(cols), figsize=(4.2 * len(cols), 3.6), squeeze=False)
     for ax, col in zip(axes[0], cols):
         mean = table[col].to_numpy(dtype=float)
@@ -99,10 +113,11 @@ def plot_ablation(name: str, table: pd.DataFrame, path: str | Path) -> Path:
             ax.set_xticks(xs, table["variant"], rotation=30, ha="right")
             finite = mean[np.isfinite(mean)]
             if finite.size:
-                pad = max(std.max(), 0.1)
+                pad = max(std.max(), 0.001 if col in HYPERVOLUMES else 0.1)
                 ax.set_ylim(finite.min() - 3 * pad, finite.max() + 2 * pad)
-        ax.set_title(col.replace("test_acc_", "test accuracy, ").replace("val_acc", "validation accuracy"))
-        ax.set_ylabel("accuracy (%)")
+        ax.set_title(col.replace("test_acc_", "test accuracy, ").replace("val_acc", "validation accuracy")
+                     .replace("hypervolume_", "hypervolume, "))
+        ax.set_ylabel("hypervolume" if col in HYPERVOLUMES else "accuracy (%)")
         ax.grid(alpha=0.3)
     fig.suptitle(f"ablation {name}: mean ± std over seeds")
     fig.tight_layout()

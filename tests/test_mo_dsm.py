@@ -258,3 +258,16 @@ def test_a_report_carries_the_hypervolume_of_the_feasible_queries_so_far():
     assert metrics["front_hypervolume"] == pytest.approx((0.665 + 0.41) / 2)
     assert metrics["front_hypervolume_std"] == pytest.approx(np.std([0.665, 0.41], ddof=1))
     assert "front_hypervolume" not in TrialReporter().metrics([SearchState(3, 10, 90, history)])
+
+
+def test_an_ablation_with_objectives_reports_the_fronts_hypervolume(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "ablate"
+    assert main(["ablate", "reward", "--objectives", LATENCY, "--seeds", "2", "--budget",
+                 "30000", "--out", str(out)]) in (0, None)
+    runs = pd.read_csv(out / "runs.csv")
+    table = pd.read_csv(out / "ablation.csv").set_index("variant")
+    for variant, mean in runs.groupby("method")["hypervolume_val"].mean().items():
+        assert table.loc[variant, "hypervolume_val"] == pytest.approx(mean)
+    assert "| variant | n | hypervolume_val | val_acc |" in (out / "ablation.md").read_text()
