@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -278,20 +276,6 @@ def test_the_registry_marks_the_multi_objective_forms():
     assert {name for name, m in METHODS.items() if m.objectives} == {
         "random", *MO, "dsm", "dsm-hv", "ppo-flat"}
     assert all(METHODS[name].workers for name in MO)
-
-
-def test_the_single_objective_forms_import_neither_moocore_nor_pymoo():
-    code = (
-        "import sys\n"
-        "from dsmnas.envs import EnvConfig\n"
-        "from dsmnas.trainables.methods import run_method\n"
-        "for m in ('evolution', 'local'):\n"
-        "    run_method(m, EnvConfig(seed=0, budget_s=20000))\n"
-        "print(sorted(m for m in ('moocore', 'pymoo') if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "[]"
 
 
 # -- what the multi-objective form buys -------------------------------------------------------

@@ -147,19 +147,23 @@ def test_without_objectives_configs_plans_and_histories_are_as_before():
     assert make_benchmark(mo).history_metrics == ("latency_s",)
 
 
-def test_code_without_objectives_imports_no_moocore():
+def test_code_without_objectives_imports_neither_moocore_nor_pymoo():
     code = (
         "import sys\n"
-        "from dsmnas.envs import EnvConfig\n"
+        "from dsmnas.envs import DSMNASEnv, EnvConfig\n"
         "from dsmnas.experiments.plan import plan_compare\n"
         "from dsmnas.trainables.methods import run_method\n"
         "plan_compare('random', 1)\n"
-        "run_method('random', EnvConfig(seed=0, budget_s=20000))\n"
-        "print('moocore' in sys.modules)\n"
+        "for m in ('random', 'evolution', 'local'):\n"
+        "    run_method(m, EnvConfig(seed=0, budget_s=20000))\n"
+        "env = DSMNASEnv(seed=0)\n"
+        "env.reset()\n"
+        "env.step(env.action_space.sample())\n"
+        "print(sorted(m for m in ('moocore', 'pymoo') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "[]"
 
 
 # -- each space's fixed normalisation ------------------------------------------------------
