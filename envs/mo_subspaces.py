@@ -39,7 +39,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from dsmnas.envs.objectives import MO_FORMS, REFERENCE, REWARD, Objectives
+from dsmnas.envs.objectives import MO_FORMS, REFERENCE, Objectives
 
 RHO = 0.05
 """The augmented Tchebycheff term's weight."""
@@ -90,11 +90,9 @@ class SubspaceObjectives:
         self._front = np.zeros((0, len(objectives.names)))
 
     def raw(self, val_acc: float, metrics) -> np.ndarray:
-        """The raw objective vector of an architecture, from its validation accuracy and its
-        benchmark metrics (`Benchmark.query_metrics`' (name, value) pairs)."""
-        metrics = dict(metrics)
-        return np.array([val_acc if n == REWARD else float(metrics[n])
-                         for n in self.objectives.names])
+        """The raw objective vector of an architecture (`Objectives.raw`), from its validation
+        accuracy and its benchmark metrics (`Benchmark.query_metrics`)."""
+        return self.objectives.raw(val_acc, metrics)
 
     def start(self, raw: np.ndarray, feasible: np.ndarray) -> None:
         """The K initial centers' raw values (K, m) and which are within the limits."""

@@ -156,6 +156,12 @@ class Objectives:
     def text(self) -> str:
         return objectives_text(zip(self.names, self.directions))
 
+    def raw(self, val_acc: float, metrics) -> np.ndarray:
+        """An architecture's raw objective values, from its validation accuracy and its
+        metrics (a mapping, or `QueryRecord.metrics`' (name, value) pairs)."""
+        metrics = dict(metrics)
+        return np.array([val_acc if n == REWARD else float(metrics[n]) for n in self.names])
+
     def normalise(self, values) -> np.ndarray:
         """(n, objectives) raw values -> minimised values, 0 best and 1 worst."""
         v = np.asarray(values, dtype=float).reshape(-1, len(self.names))

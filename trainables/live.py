@@ -111,14 +111,12 @@ def objective(objectives: Any) -> str:
 def front_hypervolume(state: SearchState) -> float:
     """The validation hypervolume of a search's feasible queries so far (dominated ones add
     nothing: the front's), from its history records."""
-    from dsmnas.envs.objectives import REWARD
-
     objectives, limits = state.objectives, dict(state.limits or {})
     points = []
     for r in state.history:
         metrics = dict(r.metrics)
         if all(metrics[m] <= v for m, v in limits.items()):
-            points.append([r.val_acc if n == REWARD else metrics[n] for n in objectives.names])
+            points.append(objectives.raw(r.val_acc, metrics))
     return objectives.hypervolume(np.array(points).reshape(-1, len(objectives.names)))
 
 

@@ -159,14 +159,11 @@ class QueryLog:
         """Query `step`'s objectives (with `--objectives`) as minimised, normalised values
         (`Objectives.normalise`: 0 best, 1 worst in each), and whether it is within the
         limits; from its history record, so a noisy answer counts as it was answered."""
-        from dsmnas.envs.objectives import REWARD
-
         row = self.rows[step]
         metrics = dict(row.metrics)  # the objectives' and the limits' metrics are recorded
         objectives = self.benchmark.objectives
-        raw = [row.val_acc if name == REWARD else metrics[name] for name in objectives.names]
         feasible = all(metrics[name] <= v for name, v in self.benchmark.limits.items())
-        return objectives.normalise(raw)[0], feasible
+        return objectives.normalise(objectives.raw(row.val_acc, metrics))[0], feasible
 
     def mark_accepted(self, step: int) -> None:
         """Set the `accepted` field of the record of query `step` (local search's moves, the
