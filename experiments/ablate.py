@@ -27,12 +27,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from dsmnas.envs.objectives import FIGURES  # noqa: E402
 from dsmnas.experiments import report  # noqa: E402
 from dsmnas.experiments.settings import ABLATIONS, variants  # noqa: E402
-
-HYPERVOLUMES = ("hypervolume_val", "hypervolume_test")
-"""With `--objectives`: the fronts' figures an ablation reports (`envs.objectives.FIGURES`)."""
-
 
 def centers_explored(history: pd.DataFrame, K: int) -> int:
     """Distinct subspace centers a search had: the K initial ones plus every distinct
@@ -71,12 +68,12 @@ def ablation_table(
 
 def hypervolume_columns(runs: pd.DataFrame) -> list[str]:
     """The fronts' hypervolume columns that have values (with `--objectives`)."""
-    return [c for c in HYPERVOLUMES if c in runs and runs[c].notna().any()]
+    return [c for c in FIGURES if c in runs and runs[c].notna().any()]
 
 
 def ablation_markdown(name: str, table: pd.DataFrame) -> str:
     cols = [c for c in table.columns if c.endswith("acc") or c.startswith("test_acc_")
-            or c in HYPERVOLUMES]
+            or c in FIGURES]
     cols = [c for c in cols if not c.endswith("_std")]
     header = ["variant", "n", *cols] + (["centers explored"] if "centers_explored" in table else [])
     lines = [f"# Ablation `{name}`: {ABLATIONS[name][0]}", "",
@@ -84,7 +81,7 @@ def ablation_markdown(name: str, table: pd.DataFrame) -> str:
     for _, r in table.iterrows():
         cells = [r["variant"], str(int(r["n"]))]
         cells += [("–" if not r["n"] else f"{r[c]:.4f} ± {r[c + '_std']:.4f}"
-                   if c in HYPERVOLUMES else f"{r[c]:.2f} ± {r[c + '_std']:.2f}") for c in cols]
+                   if c in FIGURES else f"{r[c]:.2f} ± {r[c + '_std']:.2f}") for c in cols]
         if "centers_explored" in table:
             cells.append(f"{r['centers_explored']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -94,7 +91,7 @@ def ablation_markdown(name: str, table: pd.DataFrame) -> str:
 def plot_ablation(name: str, table: pd.DataFrame, path: str | Path) -> Path:
     """K / M: mean ± std accuracy (with `--objectives`, hypervolume) against the swept value;
     others: one bar per variant."""
-    cols = ([c for c in HYPERVOLUMES if c in table]
+    cols = ([c for c in FIGURES if c in table]
             or [c for c in table.columns if c.startswith("test_acc_") and not c.endswith("_std")]
             or ["val_acc"])
     fig, axes = plt.subplots(1, len(cols), figsize=(4.2 * len(cols), 3.6), squeeze=False)
@@ -113,11 +110,11 @@ def plot_ablation(name: str, table: pd.DataFrame, path: str | Path) -> Path:
             ax.set_xticks(xs, table["variant"], rotation=30, ha="right")
             finite = mean[np.isfinite(mean)]
             if finite.size:
-                pad = max(std.max(), 0.001 if col in HYPERVOLUMES else 0.1)
+                pad = max(std.max(), 0.001 if col in FIGURES else 0.1)
                 ax.set_ylim(finite.min() - 3 * pad, finite.max() + 2 * pad)
         ax.set_title(col.replace("test_acc_", "test accuracy, ").replace("val_acc", "validation accuracy")
                      .replace("hypervolume_", "hypervolume, "))
-        ax.set_ylabel("hypervolume" if col in HYPERVOLUMES else "accuracy (%)")
+        ax.set_ylabel("hypervolume" if col in FIGURES else "accuracy (%)")
         ax.grid(alpha=0.3)
     fig.suptitle(f"ablation {name}: mean ± std over seeds")
     fig.tight_layout()

@@ -34,6 +34,7 @@ import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from dsmnas.envs.errors import ConfigError  # noqa: E402
+from dsmnas.envs.objectives import FIGURES, IGD_PLUS  # noqa: E402
 
 if TYPE_CHECKING:
     from dsmnas.experiments.settings import Config
@@ -386,9 +387,9 @@ MIN_COLOR_RANGE = 0.2
 """Smallest accuracy range (points) the sweep heatmap's colours span."""
 
 
-FRONT_FIGURES = ("hypervolume_val", "hypervolume_test")
-"""A multi-objective sweep's figures of each run (`envs.objectives.FIGURES`)."""
-_FRONT_NAMES = {"hypervolume_val": "HV val", "hypervolume_test": "HV test"}
+FIGURE_NAMES = {"hypervolume_val": "HV val", "hypervolume_test": "HV test",
+                IGD_PLUS: "IGD+ val"}
+"""The fronts' figures (`envs.objectives.FIGURES`, IGD+) as tables name them."""
 
 
 def sweep_table(runs: pd.DataFrame, configs: Sequence[Config]) -> pd.DataFrame:
@@ -396,7 +397,7 @@ def sweep_table(runs: pd.DataFrame, configs: Sequence[Config]) -> pd.DataFrame:
     and the configuration's label; in the plan's order."""
     by_label = {c.label: c for c in configs}
     tests = test_columns(runs)
-    fronts = [c for c in FRONT_FIGURES if c in runs]  # with --objectives
+    fronts = [c for c in FIGURES if c in runs]  # with --objectives
     rows = []
     for r in runs.to_dict("records"):
         c = by_label[r["method"]]
@@ -415,7 +416,7 @@ def config_summary(table: pd.DataFrame) -> pd.DataFrame:
     scheduler, queries spent by all its runs, mean and sample std of the validation and
     every test accuracy."""
     done = finished(table)
-    accs = accuracy_columns(table) + [c for c in FRONT_FIGURES if c in table]
+    accs = accuracy_columns(table) + [c for c in FIGURES if c in table]
     rows = []
     for label in dict.fromkeys(table["label"]):
         mine = table[table["label"] == label].iloc[0]
@@ -552,9 +553,9 @@ def sweep_markdown(summary: pd.DataFrame, title: str, notes: Sequence[str] = ())
     best = best_config(summary)
     tests = [c[:-5] for c in summary.columns
              if c.startswith(TEST_PREFIX) and c.endswith("_mean")]
-    fronts = [c for c in FRONT_FIGURES if f"{c}_mean" in summary]
+    fronts = [c for c in FIGURES if f"{c}_mean" in summary]
     accs = [*fronts, "val_acc", *tests]
-    names = [*[_FRONT_NAMES[c] for c in fronts], "val",
+    names = [*[FIGURE_NAMES[c] for c in fronts], "val",
              *[c[len(TEST_PREFIX):] + " test" for c in tests]]
     ranked = summary.sort_values(rank_key(summary), ascending=False, kind="stable")
     lr = ["lr"] if summary["lr"].notna().any() else []

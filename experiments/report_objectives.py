@@ -30,7 +30,6 @@ from dsmnas.envs.objectives import FIGURES, IGD_PLUS, Objectives, anytime_hyperv
 from dsmnas.experiments import report
 
 HYPERVOLUME_PNG = "hypervolume_val.png"
-_NAMES = {"hypervolume_val": "HV val", "hypervolume_test": "HV test", IGD_PLUS: "IGD+ val"}
 
 
 def figure_columns(runs: pd.DataFrame) -> list[str]:
@@ -74,12 +73,6 @@ def summarize(runs: pd.DataFrame, reference: str = "dsm") -> pd.DataFrame:
     return summary
 
 
-def _value(mean: float, std: float) -> str:
-    if math.isnan(mean):
-        return "–"
-    return f"{mean:.4f} ± {'–' if math.isnan(std) else f'{std:.4f}'}"
-
-
 def markdown(summary: pd.DataFrame, objectives: Objectives, reference: str = "dsm") -> list[str]:
     """The summary's lines on the objectives: methods ranked by mean validation hypervolume,
     each figure as mean ± std and its Welch p-value."""
@@ -89,12 +82,12 @@ def markdown(summary: pd.DataFrame, objectives: Objectives, reference: str = "ds
                                  na_position="last")
     header = ["rank", "method"]
     for c in columns:
-        header += [_NAMES[c], "p"]
+        header += [report.FIGURE_NAMES[c], "p"]
     rows = []
     for rank, r in enumerate(ranked.to_dict("records"), 1):
         cells = [str(rank), r["method"]]
         for c in columns:
-            cells += [_value(r[f"{c}_mean"], r[f"{c}_std"]), report._p(r[f"{c}_p"])]
+            cells += [report._mean_std(r[f"{c}_mean"], r[f"{c}_std"], 4), report._p(r[f"{c}_p"])]
         rows.append(cells)
     bounds = ", ".join(
         f"{n}:{d} over ({lo:g}, {hi:g})"
