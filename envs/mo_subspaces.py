@@ -39,7 +39,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from dsmnas.envs.objectives import MO_FORMS, REFERENCE, Objectives
+from dsmnas.envs.objectives import MO_FORMS, Objectives, normalised_hypervolume
 
 RHO = 0.05
 """The augmented Tchebycheff term's weight."""
@@ -64,15 +64,6 @@ def tchebycheff(f: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Augmented Tchebycheff values of normalised points `f` (..., m) under weights `w`."""
     wf = np.asarray(w) * np.asarray(f)
     return wf.max(axis=-1) + RHO * wf.sum(axis=-1)
-
-
-def _hypervolume(points: np.ndarray) -> float:
-    import moocore
-
-    points = points[np.all(points < REFERENCE, axis=1)]
-    if not len(points):
-        return 0.0
-    return float(moocore.hypervolume(points, ref=np.full(points.shape[1], REFERENCE)))
 
 
 class SubspaceObjectives:
@@ -121,16 +112,16 @@ class SubspaceObjectives:
             gain = float(tchebycheff(self._f[i], w) - tchebycheff(f, w))
             reward = SCALE * (1.0 - float(tchebycheff(f, w))) if absolute else SCALE * gain
             return reward, gain > 0 and feasible
-        before = _hypervolume(self._front)
+        before = normalised_hypervolume(self._front)
         if feasible:
             self._add(f)
-        after = _hypervolume(self._front)
+        after = normalised_hypervolume(self._front)
         reward = SCALE * (after if absolute else after - before)
         if not feasible:
             return reward, False
         swapped = self._f.copy()
         swapped[i] = f
-        return reward, _hypervolume(swapped) > _hypervolume(self._f)
+        return reward, normalised_hypervolume(swapped) > normalised_hypervolume(self._f)
 
     def replace(self, i: int, raw: np.ndarray) -> None:
         self._f[i] = self.objectives.normalise(raw)[0]

@@ -172,11 +172,7 @@ class Objectives:
     def hypervolume(self, values) -> float:
         """Hypervolume of raw `values` (any points; dominated ones add nothing) in the
         normalised space, reference `REFERENCE`; 0 for no points."""
-        import moocore
-
-        points = self.normalise(values)
-        points = points[np.all(points < REFERENCE, axis=1)]
-        return float(moocore.hypervolume(points, ref=self.reference)) if len(points) else 0.0
+        return normalised_hypervolume(self.normalise(values))
 
     def nondominated(self, values) -> np.ndarray:
         """Boolean mask of the raw `values` that no other dominates (of equal points, the
@@ -193,6 +189,17 @@ class Objectives:
         import moocore
 
         return float(moocore.igd_plus(self.normalise(values), ref=self.normalise(true_front)))
+
+
+def normalised_hypervolume(points: np.ndarray) -> float:
+    """Hypervolume of normalised points (n, objectives) (`Objectives.normalise`), reference
+    `REFERENCE` in each; points beyond it add nothing; 0 for none."""
+    import moocore
+
+    points = points[np.all(points < REFERENCE, axis=1)]
+    if not len(points):
+        return 0.0
+    return float(moocore.hypervolume(points, ref=np.full(points.shape[1], REFERENCE)))
 
 
 def feasible_rows(history: pd.DataFrame, limits: Mapping[str, float] | None) -> np.ndarray:
