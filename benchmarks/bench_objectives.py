@@ -8,7 +8,9 @@ Each case is one `dsmnas compare --objectives ...` per method, at the space's de
 in population mode:
 
 - NAS-Bench-201 (the shared table, the paper's 25,000 s budget): validation accuracy vs
-  `latency_s` and vs `params_mb`, on cifar10, cifar100 and ImageNet16-120;
+  `latency_s` and vs `params_mb`, on cifar10, cifar100 and ImageNet16-120; and cifar10 vs
+  latency over 4 parallel workers (the 25,000 s as a makespan), DSM-NAS as `dsm-sync` and
+  `dsm-async` (`CASE_METHODS`);
 - NAS-Bench-Graph: cora and computers, vs `latency_s`;
 - FCNet: naval_propulsion, the reward (-10 log10 validation loss, dB) vs `model_size`;
 - MobileNet-like: OFA's accuracy predictor (../shared/models/ofa) vs `macs_m`, 1,000 queries
@@ -55,12 +57,18 @@ CASES: dict[str, list[str]] = {
                               "--objectives", "val_acc:max,latency_s:min"],
     "fcnet-naval-size": ["--space", "fcnet", "--dataset", "naval_propulsion",
                          "--objectives", "val_acc:max,model_size:min"],
+    # over 4 parallel workers: the same budget as a makespan (DSM-NAS as dsm-sync, dsm-async)
+    "nb201-cifar10-latency-w4": [*_nb201("cifar10", "latency_s"), "--workers", "4"],
     # 1,000 queries, not the space's 10,000: DyNAS-T's trajectories have 361-554 evaluations,
     # and 10,000 OFA-predictor queries take about 100 s per search on 2 cores
     "mobilenet-macs": ["--space", "mobilenet", "--budget-queries", "1000",
                        "--objectives", "val_acc:max,macs_m:min"],
 }
 FIGURES = ("hypervolume_val", "hypervolume_test", "igd_plus_val")
+CASE_METHODS = {"nb201-cifar10-latency-w4": "dsm-sync,dsm-async,random,evolution,local,nsga2,"
+                                            "ppo-flat"}
+"""Cases with their own methods (`dsm` and `dsm-hv` run on one worker only)."""
+DSM_FORMS = ("dsm", "dsm-hv", "dsm-sync", "dsm-async")
 
 
 def run_method(name: str, method: str, out: Path, seeds: int, extra: list[str]) -> Path:
@@ -135,7 +143,8 @@ def case_table(name: str, out: Path, folders: list[Path]) -> str:
     from dsmnas.experiments import report_objectives
 
     runs, ceiling = combine(name, out, folders)
-    summary = report_objectives.summarize(runs, "dsm")
+    summary = report_objectives.summarize(
+        runs, next(m for m in DSM_FORMS if m in set(runs["method"])))
     summary = summary.sort_values("hypervolume_val_mean", ascending=False)
     queries = runs.groupby("method")["queries"].mean()
     columns = [f for f in FIGURES if f"{f}_mean" in summary]
@@ -172,8 +181,8 @@ def headline(out: Path, names: list[str], methods: list[str]) -> str:
         best = means.idxmax()
         cells = ["–" if m not in means else
                  (f"**{means[m]:.4f}**" if m == best else f"{means[m]:.4f}") for m in methods]
-        ours = means[[m for m in ("dsm", "dsm-hv") if m in means]].idxmax()
-        other = means.drop(["dsm", "dsm-hv"], errors="ignore").idxmax()
+        ours = means[[m for m in DSM_FORMS if m in means]].idxmax()
+        other = means.drop(list(DSM_FORMS), errors="ignore").idxmax()
         p = report.welch_p(runs.loc[runs["method"] == ours, figure],
                            runs.loc[runs["method"] == other, figure])
         lead = means[ours] - means[other]
@@ -188,7 +197,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--methods", default=METHODS)
-    p.add_argument("--ppo-cases", default="nb201-cifar10-latency,nb201-cifar10-params",
+    p.add_argument("--ppo-cases", default="nb201-cifar10-latency,nb201-cifar10-params,"
+                                          "nb201-cifar10-latency-w4",
                    help="cases in which ppo-flat runs too ('all' for every case)")
     p.add_argument("--seeds", type=int, default=30)
     p.add_argument("--out", default="runs/objectives")
@@ -200,7 +210,7 @@ def main() -> None:
     out = Path(args.out)
     tables = []
     for name in args.cases.split(","):
-        methods = args.methods.split(",")
+        methods = CASE_METHODS.get(name, args.methods).split(",")
         if (not args.report_only and args.ppo_cases != "all"
                 and name not in args.ppo_cases.split(",")):
             methods = [m for m in methods if m != "ppo-flat"]
@@ -217,8 +227,13 @@ def main() -> None:
         (out / f"objectives-{args.cases.replace(',', '+')[:60]}.md").write_text(
             "\n".join(tables))
         print(tables[-1], flush=True)
-    if args.report_only:
-        table = headline(out, args.cases.split(","), args.methods.split(","))
+    if args.report_only:  # one headline table per list of methods
+        names = args.cases.split(",")
+        tables = [headline(out, [n for n in names if n not in CASE_METHODS],
+                           args.methods.split(","))]
+        tables += [headline(out, [n], CASE_METHODS[n].split(",")) for n in names
+                   if n in CASE_METHODS]
+        table = "\n".join(tables)
         (out / "objectives-headline.md").write_text(table)
         print(table)
 

@@ -250,12 +250,17 @@ class DSMNASEnv(gym.Env):
         A query the clock refuses is not made (reward 0) and ends the search after this
         step, as with one worker. History rows in action order, with `worker` and `start_s`
         when there is more than one worker; `sim_time_s` is each query's end. Not for
-        `over_limit="penalty"`."""
+        `over_limit="penalty"`.
+
+        With several objectives the same, in `envs.mo_subspaces`' terms: rewards and
+        improvements against the centers and the known front of the draw (the batch's results
+        join the front after all are judged); of the improving proposals on one center the
+        highest `score` wins; winners replace their centers in subspace order, each only if it
+        still improves on the centers moved so far (which matters for the hypervolume form
+        only: a Tchebycheff center's value does not depend on the others)."""
         if self.config.over_limit == "penalty":
             raise ConfigError("step_batch does not support over_limit='penalty'")
-        if self.mo is not None:
-            raise ConfigError("step_batch does not support several objectives (--objectives)")
-        bench, graph = self.benchmark, self.graph
+        bench, graph, mo = self.benchmark, self.graph, self.mo
         centers, start_val = graph.centers, graph.val_acc.copy()
         proposals = []
         for action in actions:
@@ -267,24 +272,42 @@ class DSMNASEnv(gym.Env):
         answers = bench.query_batch([beta for _, beta in proposals])
         rewards = np.zeros(len(proposals))
         ended = any(a is None for a in answers)
-        made = [(j, i, beta, *answer) for j, ((i, beta), answer)
+        made = [(j, i, beta, *answer, bench.query_metrics(beta)) for j, ((i, beta), answer)
                 in enumerate(zip(proposals, answers)) if answer is not None]
         bench.clock.barrier()
-        winners: dict[int, tuple[int, float, np.ndarray]] = {}
-        for j, i, beta, q, _ in made:
-            improvement = q.val_acc - start_val[i]
-            rewards[j] = improvement if self.config.reward == "improvement" else q.val_acc
-            if (improvement > 0 and self.config.update_subspaces and bench.feasible(beta)
-                    and (i not in winners or q.val_acc > winners[i][1])):
-                winners[i] = (j, q.val_acc, beta)
-        for i, (j, val, beta) in winners.items():
+        absolute = self.config.reward == "absolute"
+        winners: dict[int, tuple] = {}
+        known = []  # (raw, feasible) of the batch, for the front once all are judged
+        for j, i, beta, q, _, metrics in made:
+            feasible = bench.feasible(beta)
+            if mo is None:
+                improvement = q.val_acc - start_val[i]
+                rewards[j] = q.val_acc if absolute else improvement
+                better, score, raw = improvement > 0 and feasible, q.val_acc, None
+            else:  # against the centers and the front of the time the actions were drawn
+                raw = mo.raw(q.val_acc, metrics)
+                rewards[j] = mo.reward(i, raw, feasible, absolute)
+                better, score = mo.improves(i, raw, feasible), mo.score(i, raw)
+                known.append((raw, feasible))
+            if (better and self.config.update_subspaces
+                    and (i not in winners or score > winners[i][1])):
+                winners[i] = (j, score, beta, q.val_acc, raw)
+        for raw, feasible in known:
+            mo.learn(raw, feasible)
+        accepted = set()
+        for i in sorted(winners):
+            j, _, beta, val, raw = winners[i]
+            if mo is not None:  # hypervolume: still more with the centers moved so far
+                if not mo.improves(i, raw, True):
+                    continue
+                mo.replace(i, raw)
             graph.replace(i, beta, val)
-        accepted = {j for j, _, _ in winners.values()}
-        for j, i, beta, q, (worker, start, end) in made:
+            accepted.add(j)
+        for j, i, beta, q, (worker, start, end), metrics in made:
             self.history.append(QueryRecord(
                 step=len(self.history), subspace=i, arch=self.space.format(beta),
                 val_acc=q.val_acc, reward=float(rewards[j]), accepted=j in accepted,
-                cost_s=q.cost_s, sim_time_s=end, metrics=bench.query_metrics(beta),
+                cost_s=q.cost_s, sim_time_s=end, metrics=metrics,
                 extra=(("worker", worker), ("start_s", start)) if bench.clock.workers > 1 else (),
             ))
         if ended:

@@ -71,6 +71,9 @@ class SubspaceObjectives:
 
     The env calls `start` after its reset (the K initial centers' raw values), `judge` for
     each queried beta (reward, whether it replaces the center), and `replace` when it does.
+    Searches over several workers use `judge`'s parts (`envs.workers`, `DSMNASEnv.step_batch`):
+    `reward` and `improves` against the centers and front of the time the action was drawn,
+    `learn` once the result is known, `score` to pick one of several proposals on one center.
     """
 
     def __init__(self, objectives: Objectives, K: int, form: str | None):
@@ -93,35 +96,63 @@ class SubspaceObjectives:
             if ok:
                 self._add(f)
 
+    def _with(self, f: np.ndarray) -> np.ndarray:
+        """The known front with the feasible point `f` added."""
+        if len(self._front) and np.any(np.all(self._front <= f, axis=1)):
+            return self._front  # weakly dominated: the front is unchanged
+        keep = ~np.all(f <= self._front, axis=1)
+        return np.vstack([self._front[keep], f])
+
     def _add(self, f: np.ndarray) -> None:
         """Add a feasible point to the known front (hypervolume form only)."""
-        if self.form != "hypervolume":
-            return
-        if len(self._front) and np.any(np.all(self._front <= f, axis=1)):
-            return  # weakly dominated: the front is unchanged
-        keep = ~np.all(f <= self._front, axis=1)
-        self._front = np.vstack([self._front[keep], f])
+        if self.form == "hypervolume":
+            self._front = self._with(f)
 
-    def judge(self, i: int, raw: np.ndarray, feasible: bool, absolute: bool
-              ) -> tuple[float, bool]:
-        """(reward, whether beta may replace center i: before `update_subspaces`) of a
-        queried beta with raw values `raw` proposed in subspace i."""
+    def reward(self, i: int, raw: np.ndarray, feasible: bool, absolute: bool) -> float:
+        """The reward of a queried beta with raw values `raw` proposed in subspace i, against
+        the centers and the known front as they are now (neither changes)."""
         f = self.objectives.normalise(raw)[0]
         if self.form == "tchebycheff":
             w = self.weights[i]
-            gain = float(tchebycheff(self._f[i], w) - tchebycheff(f, w))
-            reward = SCALE * (1.0 - float(tchebycheff(f, w))) if absolute else SCALE * gain
-            return reward, gain > 0 and feasible
+            if absolute:
+                return SCALE * (1.0 - float(tchebycheff(f, w)))
+            return SCALE * float(tchebycheff(self._f[i], w) - tchebycheff(f, w))
         before = normalised_hypervolume(self._front)
-        if feasible:
-            self._add(f)
-        after = normalised_hypervolume(self._front)
-        reward = SCALE * (after if absolute else after - before)
-        if not feasible:
-            return reward, False
+        after = normalised_hypervolume(self._with(f)) if feasible else before
+        return SCALE * (after if absolute else after - before)
+
+    def score(self, i: int, raw: np.ndarray) -> float:
+        """How good beta would be as center i, higher better: minus its Tchebycheff value
+        under center i's weights, or the centers' hypervolume with beta in place of center i
+        (of several proposals on one center in a batch, the highest replaces it)."""
+        f = self.objectives.normalise(raw)[0]
+        if self.form == "tchebycheff":
+            return -float(tchebycheff(f, self.weights[i]))
         swapped = self._f.copy()
         swapped[i] = f
-        return reward, normalised_hypervolume(swapped) > normalised_hypervolume(self._f)
+        return normalised_hypervolume(swapped)
+
+    def improves(self, i: int, raw: np.ndarray, feasible: bool) -> bool:
+        """Whether beta may replace center i as the centers are now (before
+        `update_subspaces`): it is within the limits and scores higher than center i."""
+        if not feasible:
+            return False
+        if self.form == "tchebycheff":
+            return self.score(i, raw) > -float(tchebycheff(self._f[i], self.weights[i]))
+        return self.score(i, raw) > normalised_hypervolume(self._f)
+
+    def learn(self, raw: np.ndarray, feasible: bool) -> None:
+        """Add a queried architecture to the known front (hypervolume form; feasible only)."""
+        if feasible:
+            self._add(self.objectives.normalise(raw)[0])
+
+    def judge(self, i: int, raw: np.ndarray, feasible: bool, absolute: bool
+              ) -> tuple[float, bool]:
+        """(reward, whether beta may replace center i) of a queried beta with raw values
+        `raw` proposed in subspace i, which then joins the known front (one step of `dsm`)."""
+        reward, better = self.reward(i, raw, feasible, absolute), self.improves(i, raw, feasible)
+        self.learn(raw, feasible)
+        return reward, better
 
     def replace(self, i: int, raw: np.ndarray) -> None:
         self._f[i] = self.objectives.normalise(raw)[0]

@@ -23,6 +23,11 @@ the next action will be drawn): the learner must not use the reward before `end_
 (`trainables.workers.AsyncREINFORCE` holds it back until then). A finished result replaces
 its subspace's center if it beats the center of that time (centers only improve). With one
 worker every result is known before the next draw: it is DSMNAS-v0, step for step.
+
+Both run DSM-NAS's multi-objective form (`--objectives`, `envs.mo_subspaces`) by the same
+timing: a step's reward is judged against the centers and the known front of its draw, and a
+result joins the front, and may replace its center, when it finishes (asynchronous) or when
+its batch has been judged (synchronous, `DSMNASEnv.step_batch`).
 """
 
 from __future__ import annotations
@@ -94,7 +99,8 @@ class AsyncDSMNASEnv(DSMNASEnv):
         if self.config.over_limit == "penalty":
             raise ConfigError("an asynchronous search does not support over_limit='penalty'")
         self._running: list[tuple] = []
-        """Queries not finished by the next start: (end, step, subspace, beta, val)."""
+        """Queries not finished by the next start: (end, step, subspace, beta, val, raw
+        objectives or None)."""
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         self._running = []
@@ -115,26 +121,42 @@ class AsyncDSMNASEnv(DSMNASEnv):
             info = {**self._info(i, beta, queried=False), "end_s": now, "next_start_s": now}
             return self._obs(), 0.0, True, False, info
         q, (worker, start, end) = answer
-        improvement = q.val_acc - val_alpha
-        reward = improvement if self.config.reward == "improvement" else q.val_acc
+        metrics = bench.query_metrics(beta)
+        if self.mo is None:
+            improvement = q.val_acc - val_alpha
+            reward = improvement if self.config.reward == "improvement" else q.val_acc
+            raw = None
+        else:  # against the centers and the front of this start time
+            raw = self.mo.raw(q.val_acc, metrics)
+            reward = self.mo.reward(i, raw, bench.feasible(beta), self.config.reward == "absolute")
         extra = (("worker", worker), ("start_s", start)) if clock.workers > 1 else ()
         self.history.append(QueryRecord(
             step=len(self.history), subspace=i, arch=self.space.format(beta),
             val_acc=q.val_acc, reward=reward, accepted=False, cost_s=q.cost_s,
-            sim_time_s=end, metrics=bench.query_metrics(beta), extra=extra,
+            sim_time_s=end, metrics=metrics, extra=extra,
         ))
-        heapq.heappush(self._running, (end, len(self.history) - 1, i, beta, q.val_acc))
+        heapq.heappush(self._running, (end, len(self.history) - 1, i, beta, q.val_acc, raw))
         self._deliver(clock.next_start_s)
         info = {**self._info(i, beta, q.val_acc, q.cost_s, self.history[-1].accepted),
                 "end_s": end, "next_start_s": clock.next_start_s}
+        if self.mo is not None:
+            info["objectives"] = self.mo.info(raw)
         return self._obs(), float(reward), False, False, info
 
     def _deliver(self, now: float) -> None:
-        """Apply the results finished by `now` to the graph, in the order they finished."""
+        """Apply the results finished by `now` to the graph (and, with several objectives,
+        to the known front), in the order they finished."""
         while self._running and self._running[0][0] <= now:
-            _, step, i, beta, val = heapq.heappop(self._running)
-            if (val > self.graph.val_acc[i] and self.config.update_subspaces
-                    and self.benchmark.feasible(beta)):
+            _, step, i, beta, val, raw = heapq.heappop(self._running)
+            feasible = self.benchmark.feasible(beta)
+            if self.mo is None:
+                better = val > self.graph.val_acc[i] and feasible
+            else:
+                better = self.mo.improves(i, raw, feasible)
+                self.mo.learn(raw, feasible)
+            if better and self.config.update_subspaces:
+                if self.mo is not None:
+                    self.mo.replace(i, raw)
                 self.graph.replace(i, beta, val)
                 self.history[step] = dataclasses.replace(self.history[step], accepted=True)
 

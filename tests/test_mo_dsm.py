@@ -271,3 +271,132 @@ def test_an_ablation_with_objectives_reports_the_fronts_hypervolume(tmp_path):
     for variant, mean in runs.groupby("method")["hypervolume_val"].mean().items():
         assert table.loc[variant, "hypervolume_val"] == pytest.approx(mean)
     assert "| variant | n | hypervolume_val | val_acc |" in (out / "ablation.md").read_text()
+
+
+# ------------------------------------------------------------------ over parallel workers
+
+
+def batch_episode(env: DSMNASEnv, batches: int, seed: int = 1):
+    """(initial raw objectives, per batch the history rows it added) of random batches."""
+    env.reset()
+    raw = np.array([env.mo.raw(v, env.benchmark.query_metrics(c))
+                    for c, v in zip(env.graph.centers, env.graph.val_acc)])
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(batches):
+        before = len(env.history)
+        _, ended = env.step_batch([rng.integers(env.action_space.nvec)
+                                   for _ in range(env.config.workers)])
+        if ended:
+            break
+        out.append(env.history[before:])
+    return raw, out
+
+
+def row_point(env: DSMNASEnv, row) -> np.ndarray:
+    return env.mo.objectives.normalise([env.mo.raw(row.val_acc, row.metrics)])[0]
+
+
+@pytest.mark.parametrize("form", ["tchebycheff", "hypervolume"])
+def test_a_synchronous_batch_is_judged_against_the_centers_and_front_of_its_draw(form):
+    """`dsm-sync`'s rule with objectives, replayed batch by batch: every reward against the
+    state when the batch was drawn; per center the best improving proposal wins (lowest
+    Tchebycheff value, or most hypervolume with it in place), applied in subspace order only
+    if it still adds hypervolume; the batch joins the known front afterwards."""
+    env = make(mo_form=form, workers=4, budget_s=10**6)
+    raw, batches = batch_episode(env, 25)
+    hv = lambda points: float(moocore.hypervolume(np.asarray(points).reshape(-1, 2),  # noqa
+                                                  ref=np.ones(2)))
+    f = env.mo.objectives.normalise(raw)
+    w = center_weights(env.config.K, 2)
+    front, moves = [*f], 0
+    for rows in batches:
+        assert len(rows) == 4 and len({dict(r.extra)["start_s"] for r in rows}) == 1
+        best: dict[int, tuple[float, int]] = {}
+        for j, row in enumerate(rows):
+            i, beta = row.subspace, row_point(env, row)
+            if form == "tchebycheff":
+                assert row.reward == pytest.approx(100 * (tchebycheff(f[i], w[i])
+                                                          - tchebycheff(beta, w[i])), abs=1e-9)
+                score, improves = -tchebycheff(beta, w[i]), tchebycheff(beta, w[i]) < \
+                    tchebycheff(f[i], w[i])
+            else:
+                assert row.reward == pytest.approx(100 * (hv([*front, beta]) - hv(front)),
+                                                   abs=1e-9)
+                swapped = f.copy()
+                swapped[i] = beta
+                score = hv(swapped)
+                improves = score > hv(f)
+            if improves and (i not in best or score > best[i][0]):
+                best[i] = (score, j)
+        front += [row_point(env, r) for r in rows]
+        accepted = set()
+        for i in sorted(best):
+            beta = row_point(env, rows[best[i][1]])
+            swapped = f.copy()
+            swapped[i] = beta
+            if form == "tchebycheff" or hv(swapped) > hv(f):
+                f, moves = swapped, moves + 1
+                accepted.add(best[i][1])
+        assert [r.accepted for r in rows] == [j in accepted for j in range(len(rows))]
+    assert moves >= 2
+    np.testing.assert_allclose(env.mo.get_state()["f"], f)
+
+
+def test_an_asynchronous_step_is_judged_at_its_start_and_applied_when_it_ends():
+    """`dsm-async` with objectives, replayed from its history: a step's Tchebycheff reward
+    is against the centers made of the results finished by its start; a result replaces its
+    center when it finishes (in the order they finish), if it improves on the center then."""
+    from dsmnas.envs.workers import AsyncDSMNASEnv
+
+    env = AsyncDSMNASEnv(seed=0, objectives=LATENCY, workers=4, budget_s=10**6)
+    env.reset()
+    f = env.mo.objectives.normalise([env.mo.raw(v, env.benchmark.query_metrics(c))
+                                     for c, v in zip(env.graph.centers, env.graph.val_acc)])
+    rng = np.random.default_rng(3)
+    for _ in range(150):
+        env.step(rng.integers(env.action_space.nvec))
+    w = center_weights(env.config.K, 2)
+    rows = list(env.history)
+    ends = sorted(range(len(rows)), key=lambda k: (rows[k].sim_time_s, k))
+    delivered, moves = 0, 0
+    for k, row in enumerate(rows):
+        start = dict(row.extra)["start_s"]
+        while delivered < len(ends) and rows[ends[delivered]].sim_time_s <= start:
+            done = rows[ends[delivered]]
+            i, beta = done.subspace, row_point(env, done)
+            assert done.accepted == (tchebycheff(beta, w[i]) < tchebycheff(f[i], w[i]))
+            if done.accepted:
+                f[i], moves = beta, moves + 1
+            delivered += 1
+        i, beta = row.subspace, row_point(env, row)
+        assert row.reward == pytest.approx(100 * (tchebycheff(f[i], w[i])
+                                                  - tchebycheff(beta, w[i])), abs=1e-9)
+    assert moves >= 3 and delivered < len(rows)  # some still running: judged, not applied
+    assert rows != sorted(rows, key=lambda r: r.sim_time_s)  # finished out of order
+
+
+@pytest.mark.parametrize("method", ["dsm-sync", "dsm-async"])
+def test_one_worker_is_dsm_draw_for_draw_with_objectives(method):
+    from dsmnas.trainables.methods import run_method
+
+    cfg = EnvConfig(objectives=LATENCY, budget_s=30000, seed=2)
+    a, b = run_method(method, cfg, {}), run_method("dsm", cfg, {})
+    assert a.history.equals(b.history) and a.front.equals(b.front)
+
+
+def test_dsm_over_workers_searches_several_objectives_from_the_cli(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "workers"
+    assert main(["compare", "--objectives", LATENCY, "--methods", "dsm-sync,dsm-async,ppo-flat",
+                 "--workers", "3", "--seeds", "1", "--budget", "20000", "--out",
+                 str(out)]) in (0, None)
+    runs = pd.read_csv(out / "runs.csv").set_index("method")
+    assert (runs["hypervolume_val"] > 0).all() and len(runs) == 3
+    for method in runs.index:
+        history = pd.read_csv(out / "histories" / f"{method}-0.csv")
+        assert history["worker"].nunique() == 3
+        front = pd.read_csv(out / "fronts" / f"{method}-0.csv")
+        values = front[["val_acc", "latency_s"]].to_numpy()
+        assert moocore.is_nondominated(np.column_stack([-values[:, 0], values[:, 1]])).all()

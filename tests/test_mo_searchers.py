@@ -274,7 +274,7 @@ def test_the_forms_that_need_pymoo_refuse_without_it(monkeypatch):
 
 def test_the_registry_marks_the_multi_objective_forms():
     assert {name for name, m in METHODS.items() if m.objectives} == {
-        "random", *MO, "dsm", "dsm-hv", "ppo-flat"}
+        "random", *MO, "dsm", "dsm-hv", "ppo-flat", "dsm-sync", "dsm-async"}
     assert all(METHODS[name].workers for name in MO)
 
 

@@ -96,7 +96,7 @@ def test_a_metric_the_data_does_not_serve_is_refused_with_the_allowed_ones():
      "objective 'val_acc' has no direction"),
     (["compare", "--methods", "random,reinforce", "--objectives", LATENCY],
      "reinforce has no multi-objective form (--objectives); methods that have one so far: "
-     "dsm, random, evolution, local, nsga2, ppo-flat, dsm-hv"),
+     "dsm, random, evolution, local, nsga2, ppo-flat, dsm-sync, dsm-async, dsm-hv"),
     (["compare", "--methods", "random", "--space", "examples.toy_space:SPEC", "--objectives",
       "val_acc:max,params_k:min"], "the toy space declares no normalisation for --objectives"),
     (["ablate", "update", "--objectives", LATENCY], "random-mined has no multi-objective form"),
@@ -107,8 +107,6 @@ def test_a_metric_the_data_does_not_serve_is_refused_with_the_allowed_ones():
     (["compare", "--methods", "dsm-hv"], "dsm-hv searches several objectives"),
     (["compare", "--methods", "dsm-hv", "--objectives", LATENCY, "--workers", "2"],
      "dsm-hv does not run over parallel workers"),
-    (["compare", "--methods", "ppo-flat", "--objectives", LATENCY, "--workers", "2"],
-     "does not search several objectives (--objectives); with --workers"),
 ])
 def test_cli_refuses_in_one_line_and_exit_2_before_ray_starts(argv, message, capsys,
                                                               monkeypatch):
@@ -124,10 +122,11 @@ def test_cli_refuses_in_one_line_and_exit_2_before_ray_starts(argv, message, cap
 
 def test_methods_without_a_multi_objective_form_refuse_objectives():
     cfg = EnvConfig(objectives=LATENCY)
-    for name in ("dsm", "dsm-hv", "random", "evolution", "local", "nsga2", "ppo-flat"):
+    for name in ("dsm", "dsm-hv", "random", "evolution", "local", "nsga2", "ppo-flat",
+                 "dsm-sync", "dsm-async"):
         assert METHODS[name].objectives
         check_method(name, cfg)
-    for name in ("reinforce", "dsm-sync", "dsm-plus", "ppo"):
+    for name in ("reinforce", "dsm-plus", "ppo", "appo"):
         with pytest.raises(ConfigError, match=f"^{name} has no multi-objective form"):
             check_method(name, cfg)
 

@@ -86,10 +86,6 @@ def check_vector_search(env_config: EnvConfig, settings: dict[str, Any] | None =
     if env_config.workers > 1 and env_config.over_limit == "penalty":
         raise ConfigError(f"a synchronous search over {env_config.workers} workers does not "
                           f"support over_limit='penalty'")
-    if env_config.workers > 1 and env_config.objectives is not None:
-        raise ConfigError(f"a synchronous search over {env_config.workers} workers does not "
-                          f"search several objectives (--objectives); with --workers, "
-                          f"random, evolution and local do")
 
 
 def sync_config(env_config: EnvConfig, learner: LearnerSettings = LearnerSettings()):
