@@ -8,8 +8,8 @@ Each case is one `dsmnas compare --objectives ...` per method, at the space's de
 in population mode:
 
 - NAS-Bench-201 (the shared table, the paper's 25,000 s budget): validation accuracy vs
-  `latency_s` and vs `params_mb`, on cifar10, cifar100 and ImageNet16-120; and cifar10 vs
-  latency over 4 parallel workers (the 25,000 s as a makespan), DSM-NAS as `dsm-sync` and
+  `latency_s` and vs `params_mb`, on cifar10, cifar100 and ImageNet16-120; cifar10 vs both
+  (three objectives); and cifar10 vs latency over 4 parallel workers (the 25,000 s as a makespan), DSM-NAS as `dsm-sync` and
   `dsm-async` (`CASE_METHODS`);
 - NAS-Bench-Graph: cora and computers, vs `latency_s`;
 - FCNet: naval_propulsion, the reward (-10 log10 validation loss, dB) vs `model_size`;
@@ -19,12 +19,13 @@ in population mode:
 A case whose `runs.csv` already holds every run is not run again (so the script can be
 stopped and restarted; each method runs in its own folder `DIR/<case>/<method>`, and
 `DIR/<case>/` gets the combined report: summary.md, fronts.png, hypervolume_val.png);
-`ppo-flat`, the slowest method by far (RLlib PPO, about 25 s a search
-on 2 cores), runs only in the cases `--ppo-cases` names. `DIR/objectives-<cases>.md` gets one table
-per case: per method, mean ± std over the seeds of the front's hypervolume on validation and on
-test (NAS-Bench-201: the front re-scored with the 200-epoch test accuracy; reports only) and
-IGD+ to the true front where the space knows it, with Welch's p against `dsm`, and the true
-front's hypervolume (the ceiling of the validation figure) where the space knows it.
+`ppo-flat`, the slowest method by far (RLlib PPO, about 25 s a search on 2 cores), runs only
+in the cases `--ppo-cases` names (NAS-Bench-201's by default). `DIR/objectives-<cases>.md`
+gets one table per case: per method, mean ± std over the seeds of the front's hypervolume on
+validation and on test (NAS-Bench-201: the front re-scored with the 200-epoch test accuracy;
+reports only) and IGD+ to the true front where the space knows it, with Welch's p against
+`dsm` (`dsm-sync` over workers), and the true front's hypervolume (the ceiling of the
+validation figure) where the space knows it.
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ PREDICTOR = SHARED / "models/ofa/acc_predictor.pth"
 METHODS = "dsm,dsm-hv,random,evolution,local,nsga2,ppo-flat"
 
 
-def _nb201(dataset: str, metric: str) -> list[str]:
+def _nb201(dataset: str, *metrics: str) -> list[str]:
     return ["--table", str(TABLE), "--dataset", dataset, "--budget", "25000",
-            "--objectives", f"val_acc:max,{metric}:min"]
+            "--objectives", ",".join(["val_acc:max", *(f"{m}:min" for m in metrics)])]
 
 
 CASES: dict[str, list[str]] = {
@@ -57,6 +58,7 @@ CASES: dict[str, list[str]] = {
                               "--objectives", "val_acc:max,latency_s:min"],
     "fcnet-naval-size": ["--space", "fcnet", "--dataset", "naval_propulsion",
                          "--objectives", "val_acc:max,model_size:min"],
+    "nb201-cifar10-latency-params": _nb201("cifar10", "latency_s", "params_mb"),
     # over 4 parallel workers: the same budget as a makespan (DSM-NAS as dsm-sync, dsm-async)
     "nb201-cifar10-latency-w4": [*_nb201("cifar10", "latency_s"), "--workers", "4"],
     # 1,000 queries, not the space's 10,000: DyNAS-T's trajectories have 361-554 evaluations,
@@ -69,6 +71,10 @@ CASE_METHODS = {"nb201-cifar10-latency-w4": "dsm-sync,dsm-async,random,evolution
                                             "ppo-flat"}
 """Cases with their own methods (`dsm` and `dsm-hv` run on one worker only)."""
 DSM_FORMS = ("dsm", "dsm-hv", "dsm-sync", "dsm-async")
+ANYTIME = {"nb201-cifar10-latency": (0.1, 0.25, 0.5, 1.0),
+           "nb201-cifar10-latency-w4": (0.1, 0.25, 0.5, 1.0)}
+"""Cases whose table also gives the validation hypervolume so far at these fractions of the
+budget (one worker against four)."""
 
 
 def run_method(name: str, method: str, out: Path, seeds: int, extra: list[str]) -> Path:
@@ -159,6 +165,39 @@ def case_table(name: str, out: Path, folders: list[Path]) -> str:
                        getattr(row, f"{f}_p", math.nan)) for f in columns]
         lines.append(f"| {row.method} | {n} | " + " | ".join(cells)
                      + f" | {queries[row.method]:.0f} |")
+    if name in ANYTIME:
+        lines += ["", "Validation hypervolume so far, by simulated time:", "",
+                  anytime_table(name, folders)]
+    return "\n".join(lines) + "\n"
+
+
+def anytime_table(name: str, folders: list[Path]) -> str:
+    """Per method, mean ± std over the seeds of the validation hypervolume of the feasible
+    queries finished by each fraction `ANYTIME[name]` of the case's simulated budget, Welch's
+    p against the first DSM-NAS form."""
+    import numpy as np
+
+    from dsmnas.envs.objectives import anytime_hypervolume
+    from dsmnas.experiments import report
+
+    bench = benchmark_of(name)
+    args = CASES[name]
+    budget = float(args[args.index("--budget") + 1])
+    grid = budget * np.array(ANYTIME[name])
+    lines = ["| method | " + " | ".join(f"{f:.0%} ({t:,.0f} s)" for f, t in
+                                        zip(ANYTIME[name], grid)) + " |",
+             "|---|" + "---|" * len(grid)]
+    curves = {}
+    for folder in folders:
+        histories = report.load_histories(pd.read_csv(folder / "runs.csv"), folder / "histories")
+        curves[folder.name] = np.vstack([anytime_hypervolume(h, bench.objectives, bench.limits,
+                                                             grid) for h in histories.values()])
+    reference = next(m for m in DSM_FORMS if m in curves)
+    for method, c in curves.items():
+        p = [math.nan if method == reference else report.welch_p(c[:, k], curves[reference][:, k])
+             for k in range(len(grid))]
+        lines.append(f"| {method} | " + " | ".join(
+            _cell(*cell) for cell in zip(c.mean(axis=0), c.std(axis=0, ddof=1), p)) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -197,9 +236,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--methods", default=METHODS)
-    p.add_argument("--ppo-cases", default="nb201-cifar10-latency,nb201-cifar10-params,"
-                                          "nb201-cifar10-latency-w4",
-                   help="cases in which ppo-flat runs too ('all' for every case)")
+    p.add_argument("--ppo-cases", default=",".join(n for n in CASES if n.startswith("nb201")),
+                   help="cases in which ppo-flat runs too ('all' for every case; default: the "
+                        "NAS-Bench-201 ones)")
     p.add_argument("--seeds", type=int, default=30)
     p.add_argument("--out", default="runs/objectives")
     p.add_argument("--report-only", action="store_true",
