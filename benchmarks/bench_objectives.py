@@ -9,8 +9,8 @@ in population mode:
 
 - NAS-Bench-201 (the shared table, the paper's 25,000 s budget): validation accuracy vs
   `latency_s` and vs `params_mb`, on cifar10, cifar100 and ImageNet16-120; cifar10 vs both
-  (three objectives); and cifar10 vs latency over 4 parallel workers (the 25,000 s as a makespan), DSM-NAS as `dsm-sync` and
-  `dsm-async` (`CASE_METHODS`);
+  (three objectives); and cifar10 vs latency over 4 parallel workers (the 25,000 s as a
+  makespan), DSM-NAS as `dsm-sync` and `dsm-async` (`CASE_METHODS`);
 - NAS-Bench-Graph: cora and computers, vs `latency_s`;
 - FCNet: naval_propulsion, the reward (-10 log10 validation loss, dB) vs `model_size`;
 - MobileNet-like: OFA's accuracy predictor (../shared/models/ofa) vs `macs_m`, 1,000 queries
@@ -34,7 +34,9 @@ import argparse
 import math
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -111,9 +113,22 @@ def benchmark_of(name: str):
     return make_benchmark(EnvConfig(**kwargs))
 
 
-def combine(name: str, out: Path, folders: list[Path]) -> tuple[pd.DataFrame, float]:
+@dataclass
+class CaseRuns:
+    """What a case's method folders hold, read once (`combine`)."""
+
+    runs: pd.DataFrame
+    histories: dict[tuple[str, int], pd.DataFrame]
+    bench: Any
+    ceiling: float
+    """The true front's validation hypervolume (NaN where the space has no true front)."""
+    reference: str
+    """The DSM-NAS form the p-values are against: the first of `DSM_FORMS` compared."""
+
+
+def combine(name: str, out: Path, folders: list[Path]) -> CaseRuns:
     """The case's methods in one report (`DIR/<case>/summary.md`, `fronts.png`,
-    `hypervolume_val.png`, Welch p against dsm); (runs, the true front's hypervolume)."""
+    `hypervolume_val.png`, Welch p against the first DSM-NAS form), and what it read."""
     from dsmnas.envs.objectives import true_front
     from dsmnas.experiments import report, report_fronts, report_objectives
 
@@ -128,12 +143,14 @@ def combine(name: str, out: Path, folders: list[Path]) -> tuple[pd.DataFrame, fl
     scale = bench.objective_scale
     truth = None if scale is None or scale.every is None else true_front(
         objectives, scale, bench.limits)
+    reference = next(m for m in DSM_FORMS if m in set(runs["method"]))
     report_objectives.write_report(
-        runs, histories, out / name, objectives, bench.limits, title=name,
+        runs, histories, out / name, objectives, bench.limits, reference=reference, title=name,
         notes=[f"`{' '.join(CASES[name])}`; seeds {runs['seed'].min()}–{runs['seed'].max()}; "
                f"each method from its own `dsmnas compare` (benchmarks/bench_objectives.py)."],
         fronts=fronts, true_front=truth)
-    return runs, (math.nan if truth is None else objectives.hypervolume(truth))
+    return CaseRuns(runs, histories, bench,
+                    math.nan if truth is None else objectives.hypervolume(truth), reference)
 
 
 def _cell(mean, std, p=math.nan) -> str:
@@ -148,9 +165,9 @@ def _cell(mean, std, p=math.nan) -> str:
 def case_table(name: str, out: Path, folders: list[Path]) -> str:
     from dsmnas.experiments import report_objectives
 
-    runs, ceiling = combine(name, out, folders)
-    summary = report_objectives.summarize(
-        runs, next(m for m in DSM_FORMS if m in set(runs["method"])))
+    case = combine(name, out, folders)
+    runs, ceiling = case.runs, case.ceiling
+    summary = report_objectives.summarize(runs, case.reference)
     summary = summary.sort_values("hypervolume_val_mean", ascending=False)
     queries = runs.groupby("method")["queries"].mean()
     columns = [f for f in FIGURES if f"{f}_mean" in summary]
@@ -167,35 +184,33 @@ def case_table(name: str, out: Path, folders: list[Path]) -> str:
                      + f" | {queries[row.method]:.0f} |")
     if name in ANYTIME:
         lines += ["", "Validation hypervolume so far, by simulated time:", "",
-                  anytime_table(name, folders)]
+                  anytime_table(name, case)]
     return "\n".join(lines) + "\n"
 
 
-def anytime_table(name: str, folders: list[Path]) -> str:
+def anytime_table(name: str, case: CaseRuns) -> str:
     """Per method, mean ± std over the seeds of the validation hypervolume of the feasible
     queries finished by each fraction `ANYTIME[name]` of the case's simulated budget, Welch's
-    p against the first DSM-NAS form."""
+    p against the case's DSM-NAS form."""
     import numpy as np
 
     from dsmnas.envs.objectives import anytime_hypervolume
     from dsmnas.experiments import report
 
-    bench = benchmark_of(name)
     args = CASES[name]
     budget = float(args[args.index("--budget") + 1])
     grid = budget * np.array(ANYTIME[name])
     lines = ["| method | " + " | ".join(f"{f:.0%} ({t:,.0f} s)" for f, t in
                                         zip(ANYTIME[name], grid)) + " |",
              "|---|" + "---|" * len(grid)]
-    curves = {}
-    for folder in folders:
-        histories = report.load_histories(pd.read_csv(folder / "runs.csv"), folder / "histories")
-        curves[folder.name] = np.vstack([anytime_hypervolume(h, bench.objectives, bench.limits,
-                                                             grid) for h in histories.values()])
-    reference = next(m for m in DSM_FORMS if m in curves)
+    rows: dict[str, list[np.ndarray]] = {}
+    for (method, _seed), h in case.histories.items():
+        rows.setdefault(method, []).append(
+            anytime_hypervolume(h, case.bench.objectives, case.bench.limits, grid))
+    curves = {m: np.vstack(r) for m, r in rows.items()}
     for method, c in curves.items():
-        p = [math.nan if method == reference else report.welch_p(c[:, k], curves[reference][:, k])
-             for k in range(len(grid))]
+        p = [math.nan if method == case.reference
+             else report.welch_p(c[:, k], curves[case.reference][:, k]) for k in range(len(grid))]
         lines.append(f"| {method} | " + " | ".join(
             _cell(*cell) for cell in zip(c.mean(axis=0), c.std(axis=0, ddof=1), p)) + " |")
     return "\n".join(lines) + "\n"
@@ -203,7 +218,7 @@ def anytime_table(name: str, folders: list[Path]) -> str:
 
 def headline(out: Path, names: list[str], methods: list[str]) -> str:
     """One row per case: each method's mean test hypervolume (validation where the data has
-    no test accuracy), the best in bold, and whether a DSM-NAS form (dsm, dsm-hv) leads, with
+    no test accuracy), the best in bold, and whether a DSM-NAS form (`DSM_FORMS`) leads, with
     Welch's p between the best DSM-NAS form and the best other method."""
     from dsmnas.experiments import report
 
