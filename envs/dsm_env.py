@@ -287,7 +287,8 @@ class DSMNASEnv(gym.Env):
             else:  # against the centers and the front of the time the actions were drawn
                 raw = mo.raw(q.val_acc, metrics)
                 rewards[j] = mo.reward(i, raw, feasible, absolute)
-                better, score = mo.improves(i, raw, feasible), mo.score(i, raw)
+                score = mo.score(i, raw)
+                better = feasible and mo.beats(i, score)
                 known.append((raw, feasible))
             if (better and self.config.update_subspaces
                     and (i not in winners or score > winners[i][1])):

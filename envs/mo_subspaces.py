@@ -73,7 +73,8 @@ class SubspaceObjectives:
     each queried beta (reward, whether it replaces the center), and `replace` when it does.
     Searches over several workers use `judge`'s parts (`envs.workers`, `DSMNASEnv.step_batch`):
     `reward` and `improves` against the centers and front of the time the action was drawn,
-    `learn` once the result is known, `score` to pick one of several proposals on one center.
+    `learn` once the result is known, `score` (and `beats`) to pick one of several proposals
+    on one center.
     """
 
     def __init__(self, objectives: Objectives, K: int, form: str | None):
@@ -132,14 +133,17 @@ class SubspaceObjectives:
         swapped[i] = f
         return normalised_hypervolume(swapped)
 
+    def beats(self, i: int, score: float) -> bool:
+        """Whether a `score` for center i is higher than center i's own, as the centers are
+        now."""
+        if self.form == "tchebycheff":
+            return score > -float(tchebycheff(self._f[i], self.weights[i]))
+        return score > normalised_hypervolume(self._f)
+
     def improves(self, i: int, raw: np.ndarray, feasible: bool) -> bool:
         """Whether beta may replace center i as the centers are now (before
         `update_subspaces`): it is within the limits and scores higher than center i."""
-        if not feasible:
-            return False
-        if self.form == "tchebycheff":
-            return self.score(i, raw) > -float(tchebycheff(self._f[i], self.weights[i]))
-        return self.score(i, raw) > normalised_hypervolume(self._f)
+        return feasible and self.beats(i, self.score(i, raw))
 
     def learn(self, raw: np.ndarray, feasible: bool) -> None:
         """Add a queried architecture to the known front (hypervolume form; feasible only)."""
