@@ -202,6 +202,12 @@ def normalised_hypervolume(points: np.ndarray) -> float:
     return float(moocore.hypervolume(points, ref=np.full(points.shape[1], REFERENCE)))
 
 
+def within_limits(metrics: Mapping[str, float], limits: Mapping[str, float] | None) -> bool:
+    """Whether one query's recorded metrics are within every limit (`feasible_rows` for a
+    single record)."""
+    return all(metrics[m] <= v for m, v in (limits or {}).items())
+
+
 def feasible_rows(history: pd.DataFrame, limits: Mapping[str, float] | None) -> np.ndarray:
     """Boolean mask of the history rows within every limit (limited metrics are history
     columns)."""

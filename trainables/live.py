@@ -111,11 +111,12 @@ def objective(objectives: Any) -> str:
 def front_hypervolume(state: SearchState) -> float:
     """The validation hypervolume of a search's feasible queries so far (dominated ones add
     nothing: the front's), from its history records."""
-    objectives, limits = state.objectives, dict(state.limits or {})
-    points = []
+    from dsmnas.envs.objectives import within_limits
+
+    objectives, points = state.objectives, []
     for r in state.history:
         metrics = dict(r.metrics)
-        if all(metrics[m] <= v for m, v in limits.items()):
+        if within_limits(metrics, state.limits):
             points.append(objectives.raw(r.val_acc, metrics))
     return objectives.hypervolume(np.array(points).reshape(-1, len(objectives.names)))
 

@@ -23,6 +23,7 @@ import pandas as pd
 from dsmnas.envs import EnvConfig, QueryRecord, history_frame
 from dsmnas.envs.benchmarks import Benchmark, make_benchmark
 from dsmnas.envs.benchmarks.base import progress_text
+from dsmnas.envs.objectives import within_limits
 from dsmnas.trainables.live import SearchState, active, clock_spent
 from dsmnas.envs.registry import get_space
 from dsmnas.envs.settings import parse_settings  # noqa: F401  (re-exported)
@@ -162,7 +163,7 @@ class QueryLog:
         row = self.rows[step]
         metrics = dict(row.metrics)  # the objectives' and the limits' metrics are recorded
         objectives = self.benchmark.objectives
-        feasible = all(metrics[name] <= v for name, v in self.benchmark.limits.items())
+        feasible = within_limits(metrics, self.benchmark.limits)
         return objectives.normalise(objectives.raw(row.val_acc, metrics))[0], feasible
 
     def mark_accepted(self, step: int) -> None:
