@@ -44,6 +44,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 IDLE_TIMEOUT_S = 12.0
 UPDATE_INTERVAL_S = 1
+STOP_PASSES = 10
+"""How many kill passes `FakeCluster.stop` makes at most (see there)."""
 
 
 def _free_port() -> int:
@@ -110,7 +112,13 @@ class FakeCluster:
         assert proc.returncode == 0, proc.stderr[-3000:]
 
     def stop(self) -> None:
-        kill_processes_naming(str(self.temp_dir))
+        """Kill the cluster's processes. A process started while the last pass was killing
+        (a raylet's new worker, a node the autoscaler was launching) escapes that pass: pass
+        again until one finds none, at most STOP_PASSES times."""
+        for _ in range(STOP_PASSES):
+            if not kill_processes_naming(str(self.temp_dir)):
+                break
+            time.sleep(0.5)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def nodes(self) -> list[dict]:
